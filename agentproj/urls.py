@@ -1,0 +1,59 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from approvals_app import api as approvals_api
+from sessions_app import api as sessions_api
+from sessions_app import views as session_views
+
+api = [
+    path("sessions/", sessions_api.SessionListApi.as_view(), name="api-sessions"),
+    path(
+        "sessions/<uuid:session_id>/", sessions_api.SessionDetailApi.as_view(), name="api-session"
+    ),
+    path(
+        "sessions/<uuid:session_id>/turns/",
+        sessions_api.TurnCreateApi.as_view(),
+        name="api-turns",
+    ),
+    path(
+        "sessions/<uuid:session_id>/turns/<int:turn_id>/",
+        sessions_api.TurnDetailApi.as_view(),
+        name="api-turn",
+    ),
+    path(
+        "sessions/<uuid:session_id>/cancel/",
+        sessions_api.SessionCancelApi.as_view(),
+        name="api-cancel",
+    ),
+    path(
+        "sessions/<uuid:session_id>/events/",
+        sessions_api.SessionEventsApi.as_view(),
+        name="api-events",
+    ),
+    path("approvals/", approvals_api.ApprovalListApi.as_view(), name="api-approvals"),
+    path(
+        "approvals/<int:approval_id>/approve/",
+        approvals_api.ApprovalApproveApi.as_view(),
+        name="api-approve",
+    ),
+    path(
+        "approvals/<int:approval_id>/reject/",
+        approvals_api.ApprovalRejectApi.as_view(),
+        name="api-reject",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/sessions/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("sessions/", session_views.session_list, name="session-list"),
+    path("sessions/<uuid:session_id>/", session_views.session_detail, name="session-detail"),
+    path("api/", include(api)),
+]

@@ -1,0 +1,100 @@
+"""The approvals API: the same decisions as the admin queue, for approvers only."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sessions_app.api import ErrorSerializer
+
+from . import services
+from .models import ApprovalRequest, ApprovalStatus
+
+
+class CanDecideApprovals(BasePermission):
+    message = "Only approvers can see and decide approval requests."
+
+    def has_permission(self, request, view):
+        return services.can_decide(request.user)
+
+
+class ApprovalOutSerializer(serializers.ModelSerializer):
+    session = serializers.UUIDField(source="turn.session_id", read_only=True)
+    requested_by = serializers.CharField(source="turn.session.owner.get_username", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.get_username", default=None)
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "turn",
+            "session",
+            "requested_by",
+            "tool_call_id",
+            "tool_name",
+            "arguments",
+            "status",
+            "decided_by",
+            "decided_at",
+            "reason",
+            "expires_at",
+            "created_at",
+        ]
+
+
+class DecisionInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class ApprovalListApi(APIView):
+    permission_classes = [CanDecideApprovals]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values)],
+        responses={200: ApprovalOutSerializer(many=True), 403: ErrorSerializer},
+    )
+    def get(self, request):
+        services.approvals_expire()
+        approvals = ApprovalRequest.objects.select_related(
+            "turn__session__owner", "decided_by"
+        ).order_by("created_at")
+        wanted = request.query_params.get("status")
+        if wanted:
+            approvals = approvals.filter(status=wanted)
+        return Response(ApprovalOutSerializer(approvals, many=True).data)
+
+
+class _DecideApi(APIView):
+    permission_classes = [CanDecideApprovals]
+    approve: bool
+
+    @extend_schema(
+        request=DecisionInSerializer,
+        responses={
+            200: ApprovalOutSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+    )
+    def post(self, request, approval_id):
+        get_object_or_404(ApprovalRequest, pk=approval_id)
+        data = DecisionInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        approval = services.approval_decide(
+            approval_id=approval_id,
+            actor=request.user,
+            approve=self.approve,
+            reason=data.validated_data["reason"],
+        )
+        return Response(ApprovalOutSerializer(approval).data)
+
+
+class ApprovalApproveApi(_DecideApi):
+    approve = True
+
+
+class ApprovalRejectApi(_DecideApi):
+    approve = False

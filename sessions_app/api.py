@@ -1,0 +1,227 @@
+"""The sessions API: thin views over ``services`` and ``selectors``, one view per action."""
+
+import time
+
+from django.conf import settings
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .models import ACTIVE_STATUSES, AgentSession, Turn
+
+CANCEL_WAIT_SECONDS = 5.0
+CANCEL_WAIT_POLL = 0.05
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class TurnOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Turn
+        fields = [
+            "id",
+            "session",
+            "parent",
+            "index",
+            "user_message",
+            "status",
+            "stop_reason",
+            "error_code",
+            "cancel_requested_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "usage",
+        ]
+
+
+class SessionOutSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+    turn_status = serializers.SerializerMethodField()
+    active_turn = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgentSession
+        fields = ["id", "title", "status", "turn_status", "active_turn", "created_at", "updated_at"]
+
+    def _active(self, session) -> Turn | None:
+        if hasattr(session, "active_turns"):
+            return session.active_turns[0] if session.active_turns else None
+        return selectors.session_active_turn(session)
+
+    def get_status(self, session) -> str:
+        return selectors.session_status(self._active(session))
+
+    def get_turn_status(self, session) -> str | None:
+        active = self._active(session)
+        return active.status if active else None
+
+    def get_active_turn(self, session) -> int | None:
+        active = self._active(session)
+        return active.pk if active else None
+
+
+class SessionInSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class TurnInSerializer(serializers.Serializer):
+    message = serializers.CharField(
+        max_length=settings.AGENT_MAX_MESSAGE_CHARS, trim_whitespace=True
+    )
+    on_busy = serializers.ChoiceField(choices=services.ON_BUSY_CHOICES, default="reject")
+
+
+class CancelInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    turn = serializers.IntegerField(required=False, min_value=1)
+
+
+CancelOutSerializer = inline_serializer(
+    "CancelResult", {"turn": serializers.IntegerField(), "status": serializers.CharField()}
+)
+
+
+class EventOutSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    turn = serializers.IntegerField(allow_null=True)
+    kind = serializers.CharField()
+    data = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+EventsOutSerializer = inline_serializer("EventList", {"results": EventOutSerializer(many=True)})
+
+
+def sessions_with_active_turn(user):
+    active = Turn.objects.filter(parent__isnull=True, status__in=ACTIVE_STATUSES)
+    return selectors.sessions_of(user).prefetch_related(
+        Prefetch("turns", queryset=active, to_attr="active_turns")
+    )
+
+
+def own_session(request, session_id) -> AgentSession:
+    return get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
+
+
+class SessionListApi(APIView):
+    @extend_schema(responses={200: SessionOutSerializer(many=True)})
+    def get(self, request):
+        sessions = sessions_with_active_turn(request.user)
+        return Response(SessionOutSerializer(sessions, many=True).data)
+
+    @extend_schema(
+        request=SessionInSerializer, responses={201: SessionOutSerializer, 400: ErrorSerializer}
+    )
+    def post(self, request):
+        data = SessionInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.session_create(owner=request.user, **data.validated_data)
+        return Response(SessionOutSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class SessionDetailApi(APIView):
+    @extend_schema(responses={200: SessionOutSerializer, 404: ErrorSerializer})
+    def get(self, request, session_id):
+        session = get_object_or_404(sessions_with_active_turn(request.user), pk=session_id)
+        return Response(SessionOutSerializer(session).data)
+
+
+class TurnCreateApi(APIView):
+    @extend_schema(
+        request=TurnInSerializer,
+        responses={
+            202: TurnOutSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+        description="Send a message. `on_busy`: `reject` (409 session_busy), `interrupt` "
+        "(stop the active turn, then start this one) or `enqueue` (start when it ends).",
+    )
+    def post(self, request, session_id):
+        session = own_session(request, session_id)
+        data = TurnInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        turn = services.turn_start(
+            session=session,
+            message=data.validated_data["message"],
+            on_busy=data.validated_data["on_busy"],
+            actor=request.user,
+        )
+        return Response(TurnOutSerializer(turn).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TurnDetailApi(APIView):
+    @extend_schema(responses={200: TurnOutSerializer, 404: ErrorSerializer})
+    def get(self, request, session_id, turn_id):
+        session = own_session(request, session_id)
+        turn = get_object_or_404(session.turns, pk=turn_id)
+        return Response(TurnOutSerializer(turn).data)
+
+
+class SessionCancelApi(APIView):
+    @extend_schema(
+        request=CancelInSerializer,
+        parameters=[
+            OpenApiParameter(
+                "wait", bool, description="Hold the answer until the turn is terminal (bounded)."
+            )
+        ],
+        responses={
+            200: CancelOutSerializer,
+            202: CancelOutSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+        description="Stop the active turn (or the named one). 200 when it is already terminal, "
+        "202 `stopping` while its worker winds down; 409 no_active_turn.",
+    )
+    def post(self, request, session_id):
+        session = own_session(request, session_id)
+        data = CancelInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcome = services.turn_request_cancel(
+            session=session,
+            actor=request.user,
+            reason=data.validated_data["reason"],
+            turn_id=data.validated_data.get("turn"),
+        )
+        turn_status = outcome.status
+        if not outcome.is_final and request.query_params.get("wait") in ("1", "true", "yes"):
+            turn_status = _wait_until_terminal(outcome.turn.pk)
+        final = turn_status in (s.value for s in services.TERMINAL_STATUSES)
+        return Response(
+            {"turn": outcome.turn.pk, "status": turn_status},
+            status=status.HTTP_200_OK if final else status.HTTP_202_ACCEPTED,
+        )
+
+
+def _wait_until_terminal(turn_id: int) -> str:
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while True:
+        current = Turn.objects.values_list("status", flat=True).get(pk=turn_id)
+        if current in services.TERMINAL_STATUSES or time.monotonic() >= deadline:
+            return current
+        time.sleep(CANCEL_WAIT_POLL)
+
+
+class SessionEventsApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Only events with a larger seq.")],
+        responses={200: EventsOutSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request, session_id):
+        session = own_session(request, session_id)
+        try:
+            after = max(0, int(request.query_params.get("after", 0)))
+        except ValueError:
+            after = 0
+        return Response({"results": selectors.events_after(session.pk, after)})

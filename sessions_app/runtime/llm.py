@@ -1,0 +1,237 @@
+"""The only module that talks to the model: OpenAI-compatible streaming chat completions.
+
+Works against any server that implements ``POST {LLM_BASE_URL}/chat/completions`` with
+``stream: true`` (OpenAI, vLLM, llama.cpp's server, Ollama, the built-in demo model).
+"""
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+from httpx_sse import EventSource, SSEError
+
+from .cancel import AgentStopped, CancelScope
+
+logger = logging.getLogger(__name__)
+
+
+class LLMError(Exception):
+    """A genuine model failure, after retries. ``user_message`` is safe to show to users."""
+
+    def __init__(self, user_message: str):
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class _Retryable(Exception):
+    def __init__(self, user_message: str, retry_after: float | None = None):
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.retry_after = retry_after
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass
+class ModelReply:
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = ""
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Request:
+    """Request-local state: whether its stream was closed by us (a stop), not by the network."""
+
+    aborted_by_us: bool = False
+
+
+OnText = Callable[[str], Awaitable[None]]
+OnRestart = Callable[[], Awaitable[None]]
+
+
+def make_client() -> httpx.AsyncClient:
+    timeout = httpx.Timeout(
+        connect=settings.LLM_CONNECT_TIMEOUT,
+        read=settings.LLM_READ_TIMEOUT,
+        write=settings.LLM_CONNECT_TIMEOUT,
+        pool=settings.LLM_CONNECT_TIMEOUT,
+    )
+    headers = {"Authorization": f"Bearer {settings.LLM_API_KEY}"} if settings.LLM_API_KEY else {}
+    return httpx.AsyncClient(
+        base_url=settings.LLM_BASE_URL.rstrip("/") + "/", timeout=timeout, headers=headers
+    )
+
+
+async def stream_chat(
+    client: httpx.AsyncClient,
+    *,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    scope: CancelScope,
+    on_text: OnText,
+    on_restart: OnRestart,
+) -> ModelReply:
+    """Stream one completion, calling ``on_text`` with each piece of text.
+
+    Transport failures, 429 and 5xx are retried with exponential back-off and jitter (honouring
+    ``Retry-After``); a retry after partial output calls ``on_restart`` first. A stop closes the
+    stream at once and raises ``AgentStopped``; that abort is never retried nor reported.
+    """
+    payload: dict[str, Any] = {
+        "model": settings.LLM_MODEL,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if tools:
+        payload["tools"] = tools
+    retries = settings.LLM_MAX_RETRIES
+    for attempt in range(retries + 1):
+        scope.raise_if_cancelled()
+        request = _Request()
+        try:
+            return await _stream_once(client, payload, scope, request, on_text)
+        except _Retryable as exc:
+            if request.aborted_by_us or scope.cancelled:
+                raise AgentStopped(scope.reason) from None
+            if attempt == retries:
+                raise LLMError(exc.user_message) from None
+            delay = _retry_delay(attempt, exc.retry_after)
+            logger.warning(
+                "model call failed (%s); retry %d of %d in %.2fs",
+                exc.user_message,
+                attempt + 1,
+                retries,
+                delay,
+            )
+            await scope.sleep(delay)
+            await on_restart()
+    raise AssertionError("unreachable")
+
+
+def _retry_delay(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, settings.LLM_RETRY_MAX_DELAY)
+    ceiling = min(settings.LLM_RETRY_MAX_DELAY, settings.LLM_RETRY_BASE_DELAY * 2**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+async def _stream_once(
+    client: httpx.AsyncClient,
+    payload: dict[str, Any],
+    scope: CancelScope,
+    request: _Request,
+    on_text: OnText,
+) -> ModelReply:
+    consume = asyncio.ensure_future(_consume(client, payload, on_text))
+    stop = asyncio.ensure_future(scope.wait())
+    try:
+        await asyncio.wait({consume, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not consume.done():
+            # Leaving the ``client.stream`` block closes the response and its connection.
+            request.aborted_by_us = True
+            consume.cancel()
+            await asyncio.wait({consume})
+            if not consume.cancelled():
+                consume.exception()
+    if request.aborted_by_us:
+        raise AgentStopped(scope.reason)
+    return consume.result()
+
+
+async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: OnText):
+    reply = ModelReply()
+    calls: dict[int, dict[str, str]] = {}
+    try:
+        async with client.stream("POST", "chat/completions", json=payload) as response:
+            if response.status_code == 429:
+                await response.aread()
+                raise _Retryable(
+                    "The model server is rate limiting requests.",
+                    _parse_retry_after(response.headers.get("retry-after")),
+                )
+            if response.status_code >= 500:
+                await response.aread()
+                raise _Retryable(f"The model server failed (HTTP {response.status_code}).")
+            if response.status_code >= 400:
+                await response.aread()
+                raise LLMError(
+                    f"The model server refused the request (HTTP {response.status_code})."
+                )
+            async for sse in EventSource(response).aiter_sse():
+                if sse.data.strip() == "[DONE]":
+                    break
+                if not sse.data.strip():
+                    continue
+                await _apply_chunk(json.loads(sse.data), reply, calls, on_text)
+    except (httpx.TransportError, httpx.StreamError) as exc:
+        raise _Retryable(_describe_transport_error(exc)) from exc
+    except (SSEError, json.JSONDecodeError) as exc:
+        raise LLMError("The model server sent a response that is not a chat stream.") from exc
+    reply.tool_calls = [
+        ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments_json=c["arguments"] or "{}")
+        for i, c in sorted(calls.items())
+    ]
+    return reply
+
+
+async def _apply_chunk(
+    chunk: dict[str, Any], reply: ModelReply, calls: dict[int, dict[str, str]], on_text: OnText
+) -> None:
+    if chunk.get("usage"):
+        reply.usage = {
+            "prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
+            "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0),
+        }
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            reply.text += delta["content"]
+            await on_text(delta["content"])
+        for part in delta.get("tool_calls") or []:
+            slot = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
+            slot["id"] = part.get("id") or slot["id"]
+            function = part.get("function") or {}
+            slot["name"] += function.get("name") or ""
+            slot["arguments"] += function.get("arguments") or ""
+        if choice.get("finish_reason"):
+            reply.finish_reason = choice["finish_reason"]
+
+
+def _describe_transport_error(exc: Exception) -> str:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return "The model server could not be reached."
+    if isinstance(exc, httpx.TimeoutException):
+        return "The model server took too long to answer."
+    return "The connection to the model server was lost mid-answer."

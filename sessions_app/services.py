@@ -1,0 +1,591 @@
+"""Every change of a turn's status happens here.
+
+Each service locks the session row and then the turn row (always in that order, so two services
+never deadlock), checks the move against ``ALLOWED_MOVES``, writes the timeline events of the
+change in the same transaction and leaves broadcasting and task enqueueing to ``on_commit``.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from approvals_app.models import ApprovalRequest, ApprovalStatus
+
+from . import events
+from .models import (
+    TERMINAL_STATUSES,
+    AgentSession,
+    ErrorCode,
+    EventKind,
+    StopReason,
+    TimelineEvent,
+    Turn,
+    TurnStatus,
+)
+from .selectors import session_active_turn as active_turn
+
+S = TurnStatus
+ALLOWED_MOVES: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.QUEUED, S.STOPPED}),
+    S.QUEUED: frozenset({S.RUNNING, S.STOPPED, S.FAILED}),
+    # running -> queued: the worker died or drained and the turn resumes from its checkpoint.
+    # running -> stopped: the worker itself stops (its parent stopped, or a drain in stop mode).
+    S.RUNNING: frozenset(
+        {S.WAITING_FOR_APPROVAL, S.STOPPING, S.COMPLETED, S.FAILED, S.STOPPED, S.QUEUED}
+    ),
+    S.WAITING_FOR_APPROVAL: frozenset({S.QUEUED, S.STOPPED}),
+    S.STOPPING: frozenset({S.STOPPED}),
+    S.COMPLETED: frozenset(),
+    S.STOPPED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+ON_BUSY_CHOICES = ("reject", "interrupt", "enqueue")
+
+USER_FACING_ERRORS = {
+    ErrorCode.LLM_ERROR: "The language model could not be reached or kept failing.",
+    ErrorCode.TOOL_ERROR: "A tool failed in a way the agent could not recover from.",
+    ErrorCode.WORKER_LOST: "The worker running this turn stopped responding.",
+    ErrorCode.MODEL_CALL_LIMIT: "The agent reached its limit of model calls for one turn.",
+    ErrorCode.PERSISTENCE_ERROR: "The turn's progress could not be saved.",
+    ErrorCode.INTERNAL_ERROR: "Something went wrong while running this turn.",
+}
+
+INTERRUPT_TEXT = {
+    StopReason.USER_CANCEL: "Stopped by the user.",
+    StopReason.WORKER_DRAIN: "Stopped because its worker shut down.",
+    StopReason.PARENT_STOPPED: "Stopped because the turn that started it was stopped.",
+    StopReason.APPROVAL_EXPIRED: "Stopped because an approval was not given in time.",
+}
+
+
+class ServiceError(Exception):
+    code = "error"
+    detail = "The request could not be completed."
+
+
+class SessionBusy(ServiceError):
+    code = "session_busy"
+    detail = "A turn is already active in this session."
+
+
+class NoActiveTurn(ServiceError):
+    code = "no_active_turn"
+    detail = "This session has no active turn to cancel."
+
+
+class IllegalTransition(ServiceError):
+    code = "illegal_transition"
+    detail = "The turn cannot make that change from its current status."
+
+
+class LeaseLost(ServiceError):
+    """The caller's lease token is not the turn's current one: another owner took over."""
+
+    code = "lease_lost"
+    detail = "This worker no longer owns the turn."
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    turn: Turn
+    status: str
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def _now():
+    return timezone.now()
+
+
+def lock_turn(turn_id: int) -> tuple[AgentSession, Turn]:
+    session_id = Turn.objects.values_list("session_id", flat=True).get(pk=turn_id)
+    session = AgentSession.objects.select_for_update().get(pk=session_id)
+    turn = Turn.objects.select_for_update().get(pk=turn_id)
+    return session, turn
+
+
+def _lock_session(session_id) -> AgentSession:
+    return AgentSession.objects.select_for_update().get(pk=session_id)
+
+
+def _move(turn: Turn, to: str) -> None:
+    if to not in ALLOWED_MOVES[turn.status]:
+        raise IllegalTransition(f"{turn.status} -> {to}")
+    turn.status = to
+
+
+def _status_event(session: AgentSession, turn: Turn, **extra: Any) -> TimelineEvent:
+    data = {"status": turn.status, "parent": turn.parent_id, **extra}
+    if turn.stop_reason:
+        data["stop_reason"] = turn.stop_reason
+    if turn.error_code:
+        data["error_code"] = turn.error_code
+    return events.append(session=session, turn=turn, kind=EventKind.STATUS, data=data)
+
+
+def _require_lease(turn: Turn, lease_token) -> None:
+    if lease_token is None or turn.lease_token is None or str(turn.lease_token) != str(lease_token):
+        raise LeaseLost()
+
+
+def _enqueue_on_commit(turn_id: int, *, resume: bool) -> None:
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.enqueue(turn_id, resume=resume))
+
+
+def _next_index(session: AgentSession) -> int:
+    return (session.turns.aggregate(m=Max("index"))["m"] or 0) + 1
+
+
+# Sessions
+
+
+def session_create(*, owner, title: str = "") -> AgentSession:
+    return AgentSession.objects.create(owner=owner, title=title.strip()[:200])
+
+
+# Starting turns
+
+
+def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "reject") -> Turn:
+    """Start a turn with the user's message, or queue it behind the active one.
+
+    ``on_busy``: ``reject`` refuses with ``SessionBusy``; ``interrupt`` stops the active turn
+    first; ``enqueue`` leaves the new turn ``pending`` until the active one ends.
+    """
+    if on_busy not in ON_BUSY_CHOICES:
+        raise ValueError(on_busy)
+    turns_reap_expired(session_id=session.pk)
+    try:
+        with transaction.atomic():
+            locked = _lock_session(session.pk)
+            current = active_turn(locked)
+            waiting = locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
+            if current is not None or waiting:
+                if on_busy == "reject":
+                    raise SessionBusy()
+                if on_busy == "interrupt" and current is not None:
+                    _cancel_locked(locked, current, actor=actor, reason=StopReason.USER_CANCEL)
+                    current.refresh_from_db()
+            still_busy = (
+                active_turn(locked) is not None
+                or locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
+            )
+            turn = Turn.objects.create(
+                session=locked,
+                index=_next_index(locked),
+                user_message=message,
+                status=S.PENDING if still_busy else S.QUEUED,
+            )
+            events.append(
+                session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}
+            )
+            _status_event(locked, turn)
+            if turn.status == S.QUEUED:
+                _enqueue_on_commit(turn.pk, resume=False)
+            return turn
+    except IntegrityError as exc:
+        # The partial unique constraint is the last word when two requests race.
+        raise SessionBusy() from exc
+
+
+def _promote_next_pending(session: AgentSession) -> None:
+    if active_turn(session) is not None:
+        return
+    nxt = session.turns.filter(parent__isnull=True, status=S.PENDING).order_by("index").first()
+    if nxt is None:
+        return
+    nxt = Turn.objects.select_for_update().get(pk=nxt.pk)
+    _move(nxt, S.QUEUED)
+    nxt.save(update_fields=["status"])
+    _status_event(session, nxt)
+    _enqueue_on_commit(nxt.pk, resume=False)
+
+
+def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
+    """A sub-agent's turn. It runs inside its parent's worker and shares the parent's lease
+    token, so whoever takes the parent over also fences off the child's writes."""
+    with transaction.atomic():
+        session, parent = lock_turn(parent_id)
+        _require_lease(parent, lease_token)
+        if parent.status != S.RUNNING:
+            raise IllegalTransition(f"parent is {parent.status}")
+        now = _now()
+        child = Turn.objects.create(
+            session=session,
+            parent=parent,
+            index=_next_index(session),
+            user_message=task,
+            status=S.RUNNING,
+            lease_token=parent.lease_token,
+            worker_id=parent.worker_id,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=1,
+        )
+        _status_event(session, child, task=task)
+        return child
+
+
+# The worker's lease
+
+
+def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:
+    """queued -> running with a fresh fencing token; None when someone else has the turn."""
+    with transaction.atomic():
+        session, turn = lock_turn(turn_id)
+        if turn.status != S.QUEUED:
+            return None
+        _move(turn, S.RUNNING)
+        now = _now()
+        turn.lease_token = uuid.uuid4()
+        turn.worker_id = worker_id
+        turn.heartbeat_at = now
+        turn.started_at = turn.started_at or now
+        turn.attempts += 1
+        turn.save(
+            update_fields=[
+                "status",
+                "lease_token",
+                "worker_id",
+                "heartbeat_at",
+                "started_at",
+                "attempts",
+            ]
+        )
+        _status_event(session, turn)
+        return turn.lease_token
+
+
+def turn_heartbeat(*, turn_id: int, lease_token) -> str | None:
+    """Refresh the lease; returns the turn's status, or None when the lease is gone."""
+    updated = Turn.objects.filter(pk=turn_id, lease_token=lease_token).update(heartbeat_at=_now())
+    if not updated:
+        return None
+    return Turn.objects.values_list("status", flat=True).get(pk=turn_id)
+
+
+def turn_record_event(
+    *, turn_id: int, lease_token, kind: str, data: dict[str, Any]
+) -> TimelineEvent:
+    with transaction.atomic():
+        session, turn = lock_turn(turn_id)
+        _require_lease(turn, lease_token)
+        return events.append(session=session, turn=turn, kind=kind, data=data)
+
+
+def turn_save_progress(
+    *,
+    turn_id: int,
+    lease_token,
+    checkpoint: dict[str, Any] | None = None,
+    usage: dict[str, int] | None = None,
+    assistant_event_id: int | None = None,
+    assistant_text: str | None = None,
+    streaming: bool = True,
+) -> TimelineEvent | None:
+    """Checkpoint a running turn: conversation so far, usage, and the assistant text so far.
+
+    With ``assistant_text`` it creates (first call) or updates the assistant message event and
+    returns it.
+    """
+    with transaction.atomic():
+        session, turn = lock_turn(turn_id)
+        _require_lease(turn, lease_token)
+        fields = []
+        if checkpoint is not None:
+            turn.checkpoint = checkpoint
+            fields.append("checkpoint")
+        if usage is not None:
+            turn.usage = usage
+            fields.append("usage")
+        if fields:
+            turn.save(update_fields=fields)
+        if assistant_text is None:
+            return None
+        return _write_assistant_text(
+            session, turn, assistant_event_id, {"text": assistant_text, "streaming": streaming}
+        )
+
+
+def _write_assistant_text(
+    session: AgentSession, turn: Turn, event_id: int | None, data: dict[str, Any]
+) -> TimelineEvent:
+    if event_id is None:
+        return events.append(
+            session=session, turn=turn, kind=EventKind.ASSISTANT_MESSAGE, data=data
+        )
+    event = TimelineEvent.objects.get(pk=event_id, turn=turn)
+    if event.data != data:
+        events.update(event=event, data=data)
+    return event
+
+
+# Approval
+
+
+def turn_park_for_approval(
+    *, turn_id: int, lease_token, checkpoint: dict[str, Any], calls: list[dict[str, Any]]
+) -> bool:
+    """running -> waiting_for_approval with one ApprovalRequest per call; the task then returns.
+
+    Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
+    caller stops instead.
+    """
+    from approvals_app.services import arguments_hash
+
+    with transaction.atomic():
+        session, turn = lock_turn(turn_id)
+        _require_lease(turn, lease_token)
+        if turn.status != S.RUNNING:
+            return False
+        expires_at = _now() + timedelta(seconds=settings.APPROVAL_TIMEOUT)
+        for call in calls:
+            approval = ApprovalRequest.objects.create(
+                turn=turn,
+                tool_call_id=call["id"],
+                tool_name=call["name"],
+                arguments=call["arguments"],
+                arguments_hash=arguments_hash(call["arguments"]),
+                expires_at=expires_at,
+            )
+            events.append(
+                session=session,
+                turn=turn,
+                kind=EventKind.APPROVAL_REQUESTED,
+                data={
+                    "approval": approval.pk,
+                    "tool_call_id": approval.tool_call_id,
+                    "tool": approval.tool_name,
+                    "arguments": approval.arguments,
+                    "expires_at": expires_at.isoformat(),
+                },
+            )
+        _move(turn, S.WAITING_FOR_APPROVAL)
+        turn.checkpoint = checkpoint
+        turn.lease_token = None
+        turn.worker_id = ""
+        turn.save(update_fields=["status", "checkpoint", "lease_token", "worker_id"])
+        _status_event(session, turn)
+        events.approval_queue_changed_on_commit()
+        return True
+
+
+def turn_resume_after_decision(*, session: AgentSession, turn: Turn) -> None:
+    """waiting_for_approval -> queued once no request of the turn is pending any more.
+
+    Called by ``approvals_app.services`` with both rows already locked.
+    """
+    if turn.approval_requests.filter(status=ApprovalStatus.PENDING).exists():
+        return
+    _move(turn, S.QUEUED)
+    turn.save(update_fields=["status"])
+    _status_event(session, turn)
+    _enqueue_on_commit(turn.pk, resume=True)
+
+
+# Stopping
+
+
+def turn_request_cancel(
+    *, session: AgentSession, actor, reason: str = "", turn_id: int | None = None
+) -> CancelOutcome:
+    """Stop the session's active turn (or the named one) as in DESIGN.md section 5."""
+    with transaction.atomic():
+        locked = _lock_session(session.pk)
+        if turn_id is not None:
+            turn = locked.turns.filter(pk=turn_id, parent__isnull=True).first()
+            if turn is None:
+                raise Turn.DoesNotExist()
+        else:
+            turn = active_turn(locked)
+            if turn is None:
+                raise NoActiveTurn()
+        turn = Turn.objects.select_for_update().get(pk=turn.pk)
+        if turn.is_terminal:
+            return CancelOutcome(turn=turn, status=turn.status)
+        _cancel_locked(locked, turn, actor=actor, reason=StopReason.USER_CANCEL, note=reason)
+        return CancelOutcome(turn=turn, status=turn.status)
+
+
+def _cancel_locked(
+    session: AgentSession, turn: Turn, *, actor, reason: str, note: str = ""
+) -> None:
+    if turn.status == S.STOPPING:
+        return
+    if turn.status in (S.QUEUED, S.PENDING, S.WAITING_FOR_APPROVAL):
+        finalize_locked(session, turn, status=S.STOPPED, stop_reason=reason, actor=actor)
+        return
+    _move(turn, S.STOPPING)
+    turn.stop_reason = reason
+    turn.cancel_requested_at = _now()
+    turn.cancel_requested_by = actor if getattr(actor, "pk", None) else None
+    turn.save(update_fields=["status", "stop_reason", "cancel_requested_at", "cancel_requested_by"])
+    _status_event(session, turn, note=note[:500])
+    events.signal_turn_on_commit(turn.pk)
+
+
+def turn_finalize(
+    *,
+    turn_id: int,
+    status: str,
+    lease_token=None,
+    stop_reason: str = "",
+    error_code: str = "",
+    error_detail: str = "",
+    partial_text: str | None = None,
+    assistant_event_id: int | None = None,
+) -> Turn:
+    """End a turn. Idempotent: a terminal turn is returned unchanged.
+
+    A worker passes its lease token; a stale worker (the turn was reaped or resumed elsewhere)
+    gets ``LeaseLost`` and writes nothing. A turn that is ``stopping`` ends ``stopped`` whatever
+    the worker was about to report: the user asked for a stop, and a stop is not an error. The
+    assistant text streamed so far is kept.
+    """
+    with transaction.atomic():
+        session, turn = lock_turn(turn_id)
+        if turn.is_terminal:
+            return turn
+        if lease_token is not None:
+            _require_lease(turn, lease_token)
+        if partial_text:
+            _write_assistant_text(
+                session, turn, assistant_event_id, {"text": partial_text, "streaming": False}
+            )
+        finalize_locked(
+            session,
+            turn,
+            status=status,
+            stop_reason=stop_reason,
+            error_code=error_code,
+            error_detail=error_detail,
+        )
+        return turn
+
+
+def finalize_locked(
+    session: AgentSession,
+    turn: Turn,
+    *,
+    status: str,
+    stop_reason: str = "",
+    error_code: str = "",
+    error_detail: str = "",
+    actor=None,
+) -> None:
+    if turn.status == S.STOPPING:
+        status, stop_reason, error_code = S.STOPPED, turn.stop_reason, ""
+    if status == S.STOPPED and not stop_reason:
+        stop_reason = StopReason.USER_CANCEL
+    if turn.status in (S.QUEUED, S.PENDING, S.WAITING_FOR_APPROVAL) and status == S.STOPPED:
+        turn.cancel_requested_at = turn.cancel_requested_at or _now()
+        if getattr(actor, "pk", None):
+            turn.cancel_requested_by = actor
+    _move(turn, status)
+    turn.stop_reason = stop_reason if status == S.STOPPED else ""
+    turn.error_code = error_code if status == S.FAILED else ""
+    turn.finished_at = _now()
+    turn.lease_token = None
+    turn.worker_id = ""
+    turn.save()
+
+    # A streaming assistant message of this turn is no longer streaming.
+    for event in turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE):
+        if event.data.get("streaming"):
+            events.update(event=event, data={**event.data, "streaming": False})
+
+    cancelled = turn.approval_requests.filter(status=ApprovalStatus.PENDING).update(
+        status=ApprovalStatus.CANCELLED, decided_at=_now()
+    )
+    if cancelled:
+        events.approval_queue_changed_on_commit()
+
+    for child in turn.children.exclude(status__in=TERMINAL_STATUSES):
+        child = Turn.objects.select_for_update().get(pk=child.pk)
+        finalize_locked(session, child, status=S.STOPPED, stop_reason=StopReason.PARENT_STOPPED)
+
+    if status == S.STOPPED:
+        events.append(
+            session=session,
+            turn=turn,
+            kind=EventKind.INTERRUPT,
+            data={"reason": stop_reason, "text": INTERRUPT_TEXT[stop_reason]},
+        )
+    elif status == S.FAILED:
+        events.append(
+            session=session,
+            turn=turn,
+            kind=EventKind.ERROR,
+            data={
+                "code": error_code,
+                "text": error_detail or USER_FACING_ERRORS.get(error_code, ""),
+            },
+        )
+    _status_event(session, turn)
+    if turn.parent_id is None:
+        _promote_next_pending(session)
+
+
+def turn_requeue(*, turn_id: int, lease_token) -> bool:
+    """running -> queued to resume elsewhere from the checkpoint (drain in requeue mode)."""
+    with transaction.atomic():
+        session, turn = lock_turn(turn_id)
+        _require_lease(turn, lease_token)
+        if turn.status != S.RUNNING:
+            return False
+        _move(turn, S.QUEUED)
+        turn.lease_token = None
+        turn.worker_id = ""
+        turn.save(update_fields=["status", "lease_token", "worker_id"])
+        _status_event(session, turn)
+        _enqueue_on_commit(turn.pk, resume=True)
+        return True
+
+
+def turns_reap_expired(*, session_id=None) -> int:
+    """Finalize or resume turns whose worker stopped heartbeating (it died).
+
+    A stopping turn ends stopped; a running one resumes from its checkpoint while it has
+    attempts left, and fails with ``worker_lost`` after that.
+    """
+    cutoff = _now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT)
+    stale = Turn.objects.filter(
+        parent__isnull=True, status__in=(S.RUNNING, S.STOPPING), heartbeat_at__lt=cutoff
+    )
+    if session_id is not None:
+        stale = stale.filter(session_id=session_id)
+    reaped = 0
+    for turn_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            session, turn = lock_turn(turn_id)
+            if turn.status not in (S.RUNNING, S.STOPPING) or turn.heartbeat_at >= cutoff:
+                continue
+            if turn.status == S.STOPPING:
+                finalize_locked(session, turn, status=S.STOPPED)
+            elif turn.attempts < settings.AGENT_MAX_ATTEMPTS:
+                for child in turn.children.exclude(status__in=TERMINAL_STATUSES):
+                    child = Turn.objects.select_for_update().get(pk=child.pk)
+                    finalize_locked(
+                        session, child, status=S.STOPPED, stop_reason=StopReason.PARENT_STOPPED
+                    )
+                _move(turn, S.QUEUED)
+                turn.lease_token = None
+                turn.worker_id = ""
+                turn.save(update_fields=["status", "lease_token", "worker_id"])
+                _status_event(session, turn, note="worker lost; resuming")
+                _enqueue_on_commit(turn.pk, resume=True)
+            else:
+                finalize_locked(session, turn, status=S.FAILED, error_code=ErrorCode.WORKER_LOST)
+            reaped += 1
+    return reaped
