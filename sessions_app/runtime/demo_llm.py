@@ -72,8 +72,10 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     return f"You said: {said.strip()}. Ask me for a story, the time, or to send an email.", None
 
 
-def chunks(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The completion chunks of the answer to ``body``, in order."""
+def chunks(
+    body: dict[str, Any], answer: tuple[str, dict[str, Any] | None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The completion chunks of the answer to ``body`` (or of a given ``answer``), in order."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
     created = int(time.time())
     model = body.get("model") or "agentproj-demo"
@@ -87,7 +89,7 @@ def chunks(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
-    text, call = plan(body)
+    text, call = answer if answer is not None else plan(body)
     yield chunk({"role": "assistant", "content": ""})
     words = _words(text)
     for word in words:

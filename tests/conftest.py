@@ -1,0 +1,190 @@
+"""Shared fixtures.
+
+Tests run against real things: SQLite files (or PostgreSQL with ``DATABASE_URL``), the real
+cross-process channel layer (channels-lite, or Redis with ``REDIS_URL``), a real HTTP LLM endpoint
+on loopback, and real worker processes. Tests that touch the channel layer or run the agent loop
+use ``pytest.mark.django_db(transaction=True, databases="__all__")``: the loop runs in threads
+and processes that must see committed rows.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from tests.llm_server import LLMServer, ScriptedLLM
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):
+    """A fresh database per test run: SQLite files in a temporary folder (shared with the worker
+    processes a test starts), or a PostgreSQL database whose name carries this run's pid."""
+    run_dir = tmp_path_factory.mktemp("databases")
+    for alias, db in settings.DATABASES.items():
+        test = db.setdefault("TEST", {})
+        if db["ENGINE"].endswith("sqlite3"):
+            test["NAME"] = str(run_dir / f"{alias}.sqlite3")
+        else:
+            test["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
+
+
+def database_url(alias: str = "default") -> str:
+    """A URL for the test database of ``alias`` (valid once the test databases exist)."""
+    db = connections[alias].settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a worker or web process that shares this test run's databases."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url("default")
+    if "channels" in settings.DATABASES:
+        env["CHANNELS_DB_PATH"] = connections["channels"].settings_dict["NAME"]
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def llm(settings):
+    """A scripted OpenAI-compatible server on loopback; ``settings.LLM_BASE_URL`` points at it."""
+    with LLMServer(ScriptedLLM()) as scripted:
+        settings.LLM_BASE_URL = scripted.base_url
+        settings.LLM_RETRY_BASE_DELAY = 0.05
+        yield scripted
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password-1")
+
+
+@pytest.fixture
+def approver(django_user_model):
+    from django.contrib.auth.models import Permission
+
+    approver = django_user_model.objects.create_user(
+        "carol", password="carol-password-1", is_staff=True
+    )
+    approver.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    return approver
+
+
+@pytest.fixture
+def api(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+class TurnThread:
+    """Runs ``run_turn`` for one turn in a thread, as a worker process would."""
+
+    def __init__(self, turn_id: int):
+        self.turn_id = turn_id
+        self.result: str | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        from sessions_app import tasks
+
+        try:
+            self.result = tasks.run_turn(self.turn_id)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            connections.close_all()
+
+    def start(self) -> "TurnThread":
+        self.thread.start()
+        return self
+
+    def join(self, timeout: float = 30.0) -> str | None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), f"turn {self.turn_id} still running after {timeout}s"
+        if self.error:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def run_turn_in_thread():
+    threads: list[TurnThread] = []
+
+    def start(turn_id: int) -> TurnThread:
+        thread = TurnThread(turn_id).start()
+        threads.append(thread)
+        return thread
+
+    yield start
+    for thread in threads:
+        thread.thread.join(30)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll until ``predicate()`` is truthy; returns its value. Not a timing assertion: the
+    timeout only bounds how long a broken test hangs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def worker_process(transactional_db, settings):
+    """A real ``manage.py qcluster`` process against this run's databases.
+
+    Call it (optionally with extra environment) to start one; it is stopped with SIGTERM after
+    the test. The LLM endpoint is whatever ``settings.LLM_BASE_URL`` says when it starts.
+    """
+    started: list[subprocess.Popen] = []
+
+    def start(**extra_env: str) -> subprocess.Popen:
+        env = subprocess_env(LLM_BASE_URL=settings.LLM_BASE_URL, Q_WORKERS="2", **extra_env)
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

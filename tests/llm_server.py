@@ -1,0 +1,156 @@
+"""A real OpenAI-compatible HTTP endpoint on loopback for tests.
+
+By default it answers like the built-in demo model (the same ``demo_llm.chunks``), streamed with
+chunked transfer encoding at ``token_delay`` per word. Tests queue behaviours for the next
+requests (``fail(500)``, ``rate_limit(retry_after)``, ``drop_after(n)``, ``reply(...)``) and read
+back what the server saw: every request, and whether the client closed its stream early.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sessions_app.runtime import demo_llm
+
+
+@dataclass
+class SeenRequest:
+    body: dict[str, Any]
+    started_at: float
+    behaviour: str
+    closed_by_client_at: float | None = None
+    finished_at: float | None = None
+    content_chunks_sent: int = 0
+
+
+@dataclass
+class Behaviour:
+    kind: str  # "demo", "status", "drop", "reply"
+    status: int = 200
+    retry_after: str | None = None
+    drop_after: int = 0
+    text: str = ""
+    tool_call: dict[str, Any] | None = None
+
+
+@dataclass
+class ScriptedLLM:
+    token_delay: float = 0.02
+    queue: list[Behaviour] = field(default_factory=list)
+    requests: list[SeenRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str = ""
+
+    # Queue behaviours for the next requests (then it goes back to the demo model).
+
+    def fail(self, status: int = 500, times: int = 1) -> None:
+        self.queue.extend(Behaviour("status", status=status) for _ in range(times))
+
+    def rate_limit(self, retry_after: str) -> None:
+        self.queue.append(Behaviour("status", status=429, retry_after=retry_after))
+
+    def drop_after(self, content_chunks: int, times: int = 1) -> None:
+        self.queue.extend(Behaviour("drop", drop_after=content_chunks) for _ in range(times))
+
+    def reply(self, text: str = "", tool_call: dict[str, Any] | None = None) -> None:
+        """The next answer: ``text`` streamed word by word, then an optional tool call
+        ``{"name": ..., "arguments": {...}}``."""
+        self.queue.append(Behaviour("reply", text=text, tool_call=tool_call))
+
+    def next_behaviour(self) -> Behaviour:
+        with self.lock:
+            return self.queue.pop(0) if self.queue else Behaviour("demo")
+
+    def record(self, seen: SeenRequest) -> None:
+        with self.lock:
+            self.requests.append(seen)
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[SeenRequest]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} requests, saw {len(self.requests)}")
+
+
+def _make_handler(llm: ScriptedLLM):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            return
+
+        def do_POST(self):
+            length = int(self.headers.get("content-length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            behaviour = llm.next_behaviour()
+            seen = SeenRequest(body=body, started_at=time.monotonic(), behaviour=behaviour.kind)
+            llm.record(seen)
+            if behaviour.kind == "status":
+                self._json(behaviour.status, {"error": {"message": "scripted failure"}}, behaviour)
+                seen.finished_at = time.monotonic()
+                return
+            answer = (behaviour.text, behaviour.tool_call) if behaviour.kind == "reply" else None
+            items = list(demo_llm.chunks(body, answer))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            try:
+                for item in items:
+                    if demo_llm.is_content_chunk(item):
+                        if behaviour.kind == "drop" and seen.content_chunks_sent >= behaviour.drop_after:
+                            # Vanish mid-stream: no terminating chunk, the socket just closes.
+                            self.close_connection = True
+                            self.connection.shutdown(2)
+                            seen.finished_at = time.monotonic()
+                            return
+                        time.sleep(llm.token_delay)
+                        seen.content_chunks_sent += 1
+                    self._chunk(demo_llm.sse(item))
+                self._chunk(demo_llm.sse("[DONE]"))
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                seen.finished_at = time.monotonic()
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                seen.closed_by_client_at = time.monotonic()
+                self.close_connection = True
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _json(self, status: int, payload: dict[str, Any], behaviour: Behaviour) -> None:
+            raw = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            if behaviour.retry_after is not None:
+                self.send_header("retry-after", behaviour.retry_after)
+            self.end_headers()
+            self.wfile.write(raw)
+
+    return Handler
+
+
+class LLMServer:
+    def __init__(self, llm: ScriptedLLM):
+        self.llm = llm
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(llm))
+        self.httpd.daemon_threads = True
+        host, port = self.httpd.server_address[:2]
+        llm.base_url = f"http://{host}:{port}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> ScriptedLLM:
+        self.thread.start()
+        return self.llm
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
