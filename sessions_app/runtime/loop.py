@@ -16,6 +16,7 @@ import httpx
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.conf import settings
+from django.db import connections
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
@@ -64,6 +65,8 @@ async def run_turn(turn_id: int) -> str:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await _close_layer(layer)
+        # The ORM ran on asgiref's thread-sensitive executor thread: release its connections.
+        await sync_to_async(connections.close_all)()
 
 
 async def _close_layer(layer) -> None:
