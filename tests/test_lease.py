@@ -1,0 +1,133 @@
+"""A worker whose lease was taken over writes nothing: every write with a stale token is refused
+with ``LeaseLost``, and the new owner's writes go through."""
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from sessions_app import services
+from sessions_app.models import EventKind, Turn, TurnStatus
+from tests.turn_states import EMAIL_CALL, running_turn
+
+pytestmark = pytest.mark.django_db
+
+
+def reaped_and_released(turn: Turn) -> None:
+    """The first worker stops heartbeating; the reaper requeues the turn."""
+    stale = timezone.now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT + 5)
+    Turn.objects.filter(pk=turn.pk).update(heartbeat_at=stale)
+    assert services.turns_reap_expired(session_id=turn.session_id) == 1
+
+
+def requeued(turn: Turn, lease) -> None:
+    """The first worker drains in requeue mode."""
+    assert services.turn_requeue(turn_id=turn.pk, lease_token=lease)
+
+
+@pytest.fixture(params=[reaped_and_released, requeued], ids=["reaped", "requeued"])
+def taken_over(request, user):
+    """(turn, stale lease, current lease): the turn was released and re-leased elsewhere."""
+    turn, old_lease = running_turn(user)
+    services.turn_save_progress(
+        turn_id=turn.pk, lease_token=old_lease, checkpoint={"step": 1}, usage={"total": 10}
+    )
+    if request.param is requeued:
+        requeued(turn, old_lease)
+    else:
+        reaped_and_released(turn)
+    new_lease = services.turn_take_lease(turn_id=turn.pk, worker_id="second-worker")
+    assert new_lease is not None and new_lease != old_lease
+    turn.refresh_from_db()
+    return turn, old_lease, new_lease
+
+
+def snapshot(turn: Turn):
+    turn.refresh_from_db()
+    rows = list(turn.session.events.order_by("seq").values_list("seq", "kind", "data"))
+    return (
+        turn.status,
+        turn.checkpoint,
+        turn.usage,
+        turn.lease_token,
+        turn.worker_id,
+        turn.finished_at,
+        rows,
+        turn.approval_requests.count(),
+        turn.children.count(),
+    )
+
+
+STALE_WRITES = {
+    "save_progress": lambda turn, lease: services.turn_save_progress(
+        turn_id=turn.pk,
+        lease_token=lease,
+        checkpoint={"step": "stale"},
+        usage={"total": 999},
+        assistant_text="stale text",
+    ),
+    "record_event": lambda turn, lease: services.turn_record_event(
+        turn_id=turn.pk, lease_token=lease, kind=EventKind.TOOL_RESULT, data={"result": "stale"}
+    ),
+    "finalize": lambda turn, lease: services.turn_finalize(
+        turn_id=turn.pk, status=TurnStatus.COMPLETED, lease_token=lease, partial_text="stale"
+    ),
+    "park_for_approval": lambda turn, lease: services.turn_park_for_approval(
+        turn_id=turn.pk, lease_token=lease, checkpoint={"step": "stale"}, calls=[EMAIL_CALL]
+    ),
+    "requeue": lambda turn, lease: services.turn_requeue(turn_id=turn.pk, lease_token=lease),
+    "child_turn_start": lambda turn, lease: services.child_turn_start(
+        parent_id=turn.pk, lease_token=lease, task="stale"
+    ),
+}
+
+
+@pytest.mark.parametrize("write", list(STALE_WRITES))
+def test_it_refuses_a_write_with_a_stale_lease_and_writes_nothing(write, taken_over):
+    turn, old_lease, _ = taken_over
+    before = snapshot(turn)
+    with pytest.raises(services.LeaseLost):
+        STALE_WRITES[write](turn, old_lease)
+    assert snapshot(turn) == before
+    assert turn.status == TurnStatus.RUNNING
+
+
+def test_it_refuses_a_stale_heartbeat(taken_over):
+    turn, old_lease, _ = taken_over
+    heartbeat = turn.heartbeat_at
+    assert services.turn_heartbeat(turn_id=turn.pk, lease_token=old_lease) is None
+    turn.refresh_from_db()
+    assert turn.heartbeat_at == heartbeat
+
+
+def test_it_accepts_the_writes_of_the_current_owner(taken_over):
+    turn, _, new_lease = taken_over
+    event = services.turn_save_progress(
+        turn_id=turn.pk, lease_token=new_lease, checkpoint={"step": 2}, assistant_text="fresh"
+    )
+    services.turn_finalize(
+        turn_id=turn.pk,
+        status=TurnStatus.COMPLETED,
+        lease_token=new_lease,
+        assistant_event_id=event.pk,
+        partial_text="fresh and done",
+    )
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.COMPLETED
+    assert turn.checkpoint == {"step": 2}
+    assert turn.events.get(kind=EventKind.ASSISTANT_MESSAGE).data["text"] == "fresh and done"
+
+
+def test_it_refuses_a_write_once_the_turn_is_parked(user):
+    turn, lease = running_turn(user)
+    services.turn_park_for_approval(
+        turn_id=turn.pk, lease_token=lease, checkpoint={"step": 1}, calls=[EMAIL_CALL]
+    )
+    before = snapshot(turn)
+    with pytest.raises(services.LeaseLost):
+        services.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text="late")
+    with pytest.raises(services.LeaseLost):
+        services.turn_finalize(turn_id=turn.pk, status=TurnStatus.COMPLETED, lease_token=lease)
+    assert snapshot(turn) == before
+    assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
