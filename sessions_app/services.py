@@ -537,18 +537,31 @@ def finalize_locked(
         _promote_next_pending(session)
 
 
-def turn_requeue(*, turn_id: int, lease_token) -> bool:
-    """running -> queued to resume elsewhere from the checkpoint (drain in requeue mode)."""
+def turn_requeue(
+    *,
+    turn_id: int,
+    lease_token,
+    partial_text: str | None = None,
+    assistant_event_id: int | None = None,
+) -> bool:
+    """running -> queued, to resume elsewhere from the checkpoint (a worker draining).
+
+    False when the turn is no longer plainly running (a stop is under way): the caller stops it.
+    """
     with transaction.atomic():
         session, turn = lock_turn(turn_id)
         _require_lease(turn, lease_token)
         if turn.status != S.RUNNING:
             return False
+        if partial_text:
+            _write_assistant_text(
+                session, turn, assistant_event_id, {"text": partial_text, "streaming": False}
+            )
         _move(turn, S.QUEUED)
         turn.lease_token = None
         turn.worker_id = ""
         turn.save(update_fields=["status", "lease_token", "worker_id"])
-        _status_event(session, turn)
+        _status_event(session, turn, note="worker shut down; resuming")
         _enqueue_on_commit(turn.pk, resume=True)
         return True
 

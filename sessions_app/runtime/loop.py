@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import time
 from typing import Any
@@ -33,6 +34,8 @@ SYSTEM_PROMPT = (
     "Some tools need a human's approval; if a call is rejected, say so and carry on."
 )
 DELTA_FLUSH_INTERVAL = 0.05
+# Internal stop reasons: never written to a turn.
+LEASE_LOST = "lease_lost"
 
 
 def worker_identity() -> str:
@@ -41,10 +44,17 @@ def worker_identity() -> str:
 
 def execute(turn_id: int) -> str:
     """Entry point of the django-q2 tasks: run or resume a turn, return how it ended."""
-    return asyncio.run(run_turn(turn_id))
+    shutdown: list[int] = []
+    outcome = asyncio.run(run_turn(turn_id, shutdown_signals=shutdown))
+    if signal.SIGTERM in shutdown:
+        # A SIGTERM to the whole process group also ended django-q2's sentinel: nobody will
+        # hand this process more work, so leave the way the signal asked.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    return outcome
 
 
-async def run_turn(turn_id: int) -> str:
+async def run_turn(turn_id: int, shutdown_signals: list[int] | None = None) -> str:
     lease = await sync_to_async(services.turn_take_lease)(
         turn_id=turn_id, worker_id=worker_identity()
     )
@@ -55,6 +65,7 @@ async def run_turn(turn_id: int) -> str:
     current_scope.set(scope)
     layer = channel_layers.make_backend("default")
     watcher = asyncio.create_task(_watch(turn_id, lease, scope, layer))
+    shutdown = _ShutdownSignals(scope, received=shutdown_signals)
     try:
         async with llm.make_client() as client:
             runner = TurnRunner(
@@ -62,11 +73,57 @@ async def run_turn(turn_id: int) -> str:
             )
             return await runner.run()
     finally:
+        shutdown.remove()
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await _close_layer(layer)
         # The ORM ran on asgiref's thread-sensitive executor thread: release its connections.
         await sync_to_async(connections.close_all)()
+
+
+class _ShutdownSignals:
+    """Ctrl-C or SIGTERM reaching a worker process (its process group was signalled).
+
+    django-q2 lets a worker finish its task on shutdown, but a story can stream for minutes: let
+    the turn go on for ``AGENT_DRAIN_TIMEOUT``, then stop it and either hand it back to the
+    queue (``requeue``: resumed from its checkpoint by another worker) or finalize it
+    ``stopped`` with ``worker_drain`` (``stop``).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, scope: CancelScope, received: list[int] | None = None):
+        self.scope = scope
+        self.received = received if received is not None else []
+        self._timer: asyncio.Task | None = None
+        self._loop = asyncio.get_running_loop()
+        self._previous: dict[int, Any] = {}
+        for signum in self.SIGNALS:
+            previous = signal.getsignal(signum)
+            try:
+                self._loop.add_signal_handler(signum, self._on_signal, signum)
+            except (RuntimeError, ValueError, NotImplementedError):
+                # Not the main thread (tests run turns in threads): nothing to install.
+                continue
+            self._previous[signum] = previous
+
+    def _on_signal(self, signum: int) -> None:
+        self.received.append(signum)
+        if self._timer is None:
+            logger.info("shutdown requested; draining for %ss", settings.AGENT_DRAIN_TIMEOUT)
+            self._timer = self._loop.create_task(self._stop_after_grace())
+
+    async def _stop_after_grace(self) -> None:
+        await asyncio.sleep(settings.AGENT_DRAIN_TIMEOUT)
+        self.scope.cancel(StopReason.WORKER_DRAIN)
+
+    def remove(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for signum, previous in self._previous.items():
+            self._loop.remove_signal_handler(signum)
+            # django-q2 workers ignore Ctrl-C (their cluster stops them): give that back.
+            signal.signal(signum, previous)
 
 
 async def _close_layer(layer) -> None:
@@ -93,7 +150,7 @@ async def _watch(turn_id: int, lease, scope: CancelScope, layer) -> None:
             else:
                 status = await _current_status(turn_id, lease)
             if status is None:
-                scope.cancel(StopReason.WORKER_DRAIN)
+                scope.cancel(LEASE_LOST)
             elif status == TurnStatus.STOPPING:
                 scope.cancel(await _stop_reason(turn_id))
     finally:
@@ -192,12 +249,18 @@ class TurnRunner:
         self.client = client
         self.layer = layer
         self.session_id = None
+        self.is_sub_agent = False
         self.output: AssistantOutput | None = None
 
     async def run(self) -> str:
         try:
             outcome = await self._run()
         except AgentStopped as stop:
+            if stop.reason == LEASE_LOST:
+                logger.warning("turn %s: lease lost; leaving it to its new owner", self.turn_id)
+                return LEASE_LOST
+            if stop.reason == StopReason.WORKER_DRAIN and await self._hand_back():
+                return "requeued"
             await self._finalize(
                 TurnStatus.STOPPED, stop_reason=stop.reason or StopReason.USER_CANCEL
             )
@@ -214,13 +277,27 @@ class TurnRunner:
             )
             return TurnStatus.FAILED
         except services.LeaseLost:
-            logger.warning("turn %s: lease lost; leaving the turn to its new owner", self.turn_id)
-            return "lease_lost"
+            logger.warning("turn %s: lease lost; leaving it to its new owner", self.turn_id)
+            return LEASE_LOST
         except Exception:
             logger.exception("turn %s failed", self.turn_id)
             await self._finalize(TurnStatus.FAILED, error_code=ErrorCode.INTERNAL_ERROR)
             return TurnStatus.FAILED
         return outcome
+
+    async def _hand_back(self) -> bool:
+        """Drain in ``requeue`` mode: put a top-level turn back in the queue to resume from its
+        checkpoint. False when the turn must end here instead (a sub-agent, ``stop`` mode, or
+        a user's stop already under way)."""
+        if settings.AGENT_DRAIN_MODE != "requeue" or self.is_sub_agent:
+            return False
+        output = self.output
+        return await sync_to_async(services.turn_requeue)(
+            turn_id=self.turn_id,
+            lease_token=self.lease,
+            partial_text=output.text if output else None,
+            assistant_event_id=output.event_id if output else None,
+        )
 
     async def _finalize(
         self, status: str, *, stop_reason: str = "", error_code: str = "", detail: str = ""
@@ -243,8 +320,8 @@ class TurnRunner:
     async def _run(self) -> str:
         turn = await sync_to_async(Turn.objects.select_related("session").get)(pk=self.turn_id)
         self.session_id = turn.session_id
-        is_sub_agent = turn.parent_id is not None
-        available = tools.for_turn(is_sub_agent=is_sub_agent)
+        self.is_sub_agent = turn.parent_id is not None
+        available = tools.for_turn(is_sub_agent=self.is_sub_agent)
         state = turn.checkpoint or {}
         if not state.get("messages"):
             state = {"messages": await _initial_messages(turn), "model_calls": 0}

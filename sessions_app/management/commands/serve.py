@@ -82,7 +82,9 @@ class Command(BaseCommand):
         self.stdout.write("Stopping: letting workers finish or hand back their turns...")
         for child in children.values():
             if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+                # Ctrl-C to the whole group, as a terminal would send it: django-q2 stops
+                # gracefully and its worker processes hear it too and drain their turns.
+                os.killpg(child.pid, signal.SIGINT)
         deadline = time.monotonic() + settings.AGENT_DRAIN_TIMEOUT + CHILD_STOP_GRACE
         for child in children.values():
             try:
