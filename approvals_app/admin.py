@@ -1,9 +1,239 @@
-from django.contrib import admin
+"""The approval queue: approvers decide pending tool calls here, through the same service as the
+API. Nothing is edited by form; a decision is a POST to an action or to a change-page button."""
 
-from .models import ApprovalRequest
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, IntegerField, Value, When
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from sessions_app.models import TurnStatus
+
+from . import services
+from .models import ApprovalRequest, ApprovalStatus
+
+REASON_MAX_LENGTH = 2000
+NOT_PENDING = (
+    "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
+)
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="The model is told who rejected the call and why.",
+    )
 
 
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
-    list_display = ["pk", "tool_name", "status", "turn", "created_at", "expires_at"]
+    list_display = [
+        "pk",
+        "session",
+        "requested_by",
+        "tool_name",
+        "arguments_pretty",
+        "status",
+        "created_at",
+        "expires_at",
+    ]
+    list_display_links = ["pk", "tool_name"]
     list_filter = ["status", "tool_name"]
+    list_select_related = ["turn__session__owner"]
+    actions = ["approve_selected", "reject_selected"]
+    fields = [
+        "status",
+        "session",
+        "requested_by",
+        "turn",
+        "tool_name",
+        "tool_call_id",
+        "arguments_pretty",
+        "arguments_hash",
+        "created_at",
+        "expires_at",
+        "decided_by",
+        "decided_at",
+        "reason",
+        "executed_at",
+    ]
+    readonly_fields = fields
+
+    # Permissions: deciding is its own permission; nobody adds, edits or bulk-deletes requests.
+
+    def has_decide_permission(self, request) -> bool:
+        return services.can_decide(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or self.has_decide_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # The queue: pending first, then oldest first; overdue requests expire on access.
+
+    def get_ordering(self, request):
+        pending_first = Case(
+            When(status=ApprovalStatus.PENDING, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+        return [pending_first.asc(), "created_at", "pk"]
+
+    def changelist_view(self, request, extra_context=None):
+        services.approvals_expire()
+        extra_context = {**(extra_context or {}), "live_queue": self.has_decide_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        services.approvals_expire()
+        approval = self.get_object(request, object_id)
+        decidable = (
+            approval is not None
+            and approval.is_pending
+            and approval.turn.status == TurnStatus.WAITING_FOR_APPROVAL
+            and self.has_decide_permission(request)
+        )
+        extra_context = {
+            **(extra_context or {}),
+            "decidable": decidable,
+            "reject_form": RejectForm(),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # Columns
+
+    @admin.display(description="session", ordering="turn__session__created_at")
+    def session(self, obj):
+        session = obj.turn.session
+        url = reverse("admin:sessions_app_agentsession_change", args=[session.pk])
+        return format_html('<a href="{}">{}</a>', url, session)
+
+    @admin.display(description="requested by", ordering="turn__session__owner__username")
+    def requested_by(self, obj):
+        return obj.turn.session.owner.get_username()
+
+    @admin.display(description="arguments")
+    def arguments_pretty(self, obj):
+        pretty = json.dumps(obj.arguments, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', pretty)
+
+    # Decisions
+
+    @admin.action(description="Approve selected requests", permissions=["decide"])
+    def approve_selected(self, request, queryset):
+        self._require_decide(request)
+        self._decide_many(request, queryset, approve=True, reason="")
+
+    @admin.action(description="Reject selected requests…", permissions=["decide"])
+    def reject_selected(self, request, queryset):
+        self._require_decide(request)
+        form = RejectForm(request.POST if "confirm_reject" in request.POST else None)
+        if form.is_valid():
+            self._decide_many(request, queryset, approve=False, reason=form.cleaned_data["reason"])
+            return None
+        # The intermediate page: the reason, then the same action again with confirm_reject.
+        return TemplateResponse(
+            request,
+            "admin/approvals_app/approvalrequest/reject_selected.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Reject approval requests",
+                "opts": self.model._meta,
+                "approvals": queryset,
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def _decide_many(self, request, queryset, *, approve: bool, reason: str) -> None:
+        decided, refused = 0, []
+        for approval in queryset.order_by("created_at", "pk"):
+            try:
+                services.approval_decide(
+                    approval_id=approval.pk, actor=request.user, approve=approve, reason=reason
+                )
+            except services.NotPending:
+                refused.append(approval)
+            else:
+                decided += 1
+        if decided:
+            verb = "Approved" if approve else "Rejected"
+            self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
+        if refused:
+            ids = ", ".join(f"#{a.pk}" for a in refused)
+            self.message_user(request, f"Not decided: {ids}. {NOT_PENDING}", messages.ERROR)
+
+    # The change page's Approve and Reject buttons
+
+    def get_urls(self):
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
+        return [
+            path(
+                "<path:object_id>/approve/",
+                self.admin_site.admin_view(self.approve_view),
+                name=f"{prefix}_approve",
+            ),
+            path(
+                "<path:object_id>/reject/",
+                self.admin_site.admin_view(self.reject_view),
+                name=f"{prefix}_reject",
+            ),
+            *super().get_urls(),
+        ]
+
+    def approve_view(self, request, object_id):
+        return self._decide_one(request, object_id, approve=True)
+
+    def reject_view(self, request, object_id):
+        return self._decide_one(request, object_id, approve=False)
+
+    def _decide_one(self, request, object_id, *, approve: bool):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        self._require_decide(request)
+        approval = self.get_object(request, unquote(object_id))
+        if approval is None:
+            raise Http404
+        change_url = reverse("admin:approvals_app_approvalrequest_change", args=[approval.pk])
+        reason = request.POST.get("reason", "")[:REASON_MAX_LENGTH]
+        if not approve:
+            form = RejectForm(request.POST)
+            if not form.is_valid():
+                self.message_user(request, "Give a reason to reject this request.", messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            reason = form.cleaned_data["reason"]
+        try:
+            services.approval_decide(
+                approval_id=approval.pk, actor=request.user, approve=approve, reason=reason
+            )
+        except services.NotPending:
+            self.message_user(
+                request, f"Request #{approval.pk} was not decided. {NOT_PENDING}", messages.ERROR
+            )
+            return HttpResponseRedirect(change_url)
+        verb = "Approved" if approve else "Rejected"
+        self.message_user(
+            request, f"{verb} request #{approval.pk} ({approval.tool_name}).", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:approvals_app_approvalrequest_changelist"))
+
+    def _require_decide(self, request) -> None:
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
