@@ -1,4 +1,5 @@
-"""Server-rendered pages. They render the timeline so far; the page script goes on live."""
+"""Server-rendered pages. The chat page renders its frame; the page script fills the timeline
+from the websocket (a full replay, then live events) so that one code path draws every event."""
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -8,6 +9,13 @@ from approvals_app.services import can_decide
 
 from . import selectors, services
 
+SESSION_STATUS_LABELS = {
+    "idle": "Idle",
+    "running": "Running",
+    "waiting_for_approval": "Waiting for approval",
+    "stopping": "Stopping…",
+}
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -15,24 +23,23 @@ def session_list(request):
     if request.method == "POST":
         session = services.session_create(owner=request.user, title=request.POST.get("title", ""))
         return redirect("session-detail", session_id=session.pk)
-    sessions = [
-        (session, selectors.session_status(selectors.session_active_turn(session)))
-        for session in selectors.sessions_of(request.user)
-    ]
-    return render(request, "sessions/list.html", {"sessions": sessions})
+    rows = []
+    for session in selectors.sessions_of(request.user):
+        status = selectors.session_status(selectors.session_active_turn(session))
+        rows.append({"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]})
+    return render(request, "sessions/list.html", {"rows": rows})
 
 
 @login_required
 def session_detail(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
-    active = selectors.session_active_turn(session)
     return render(
         request,
         "sessions/detail.html",
         {
             "session": session,
-            "active_turn": active,
-            "session_status": selectors.session_status(active),
+            # Lets Stop work before the websocket has replayed anything.
+            "active_turn": selectors.session_active_turn(session),
             "can_decide": can_decide(request.user),
         },
     )

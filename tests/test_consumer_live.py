@@ -1,0 +1,76 @@
+"""After its resume, a page receives new timeline events live, in the order they were written."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from agentproj.asgi import application
+from sessions_app import events, services
+from sessions_app.models import EventKind, TurnStatus
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def test_it_forwards_live_events_and_token_deltas(user):
+    session = services.session_create(owner=user)
+    cookie = session_cookie(user)
+
+    def start_and_stop_a_turn():
+        turn = services.turn_start(session=session, message="hello", actor=user)
+        services.turn_request_cancel(session=session, actor=user)
+        return turn
+
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/sessions/{session.pk}/",
+            headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
+        )
+        try:
+            accepted, _ = await communicator.connect(timeout=5)
+            assert accepted
+            await communicator.send_json_to({"type": "resume", "after_seq": 0})
+            assert await communicator.receive_json_from(timeout=5) == {
+                "type": "replayed",
+                "last_seq": 0,
+            }
+            turn = await database_sync_to_async(start_and_stop_a_turn)()
+            live = [await communicator.receive_json_from(timeout=10) for _ in range(4)]
+            await events.send_delta(
+                get_channel_layer(),
+                session_id=session.pk,
+                payload={"seq": 99, "turn": turn.pk, "offset": 0, "text": "Once"},
+            )
+            delta = await communicator.receive_json_from(timeout=10)
+            return turn, live, delta
+        finally:
+            await communicator.disconnect()
+
+    turn, live, delta = async_to_sync(scenario)()
+
+    assert all(message["type"] == "event" for message in live)
+    received = [(m["event"]["seq"], m["event"]["kind"], m["event"]["data"]) for m in live]
+    assert [(seq, kind) for seq, kind, _ in received] == [
+        (1, EventKind.USER_MESSAGE),
+        (2, EventKind.STATUS),
+        (3, EventKind.INTERRUPT),
+        (4, EventKind.STATUS),
+    ]
+    assert received[0][2] == {"text": "hello"}
+    assert received[1][2]["status"] == TurnStatus.QUEUED
+    assert received[3][2]["status"] == TurnStatus.STOPPED
+    assert delta == {
+        "type": "delta",
+        "delta": {"seq": 99, "turn": turn.pk, "offset": 0, "text": "Once"},
+    }
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.STOPPED

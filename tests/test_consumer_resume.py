@@ -1,0 +1,79 @@
+"""Resuming over the websocket replays exactly the persisted events after the page's last seq."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from agentproj.asgi import application
+from sessions_app import services
+from sessions_app.models import TurnStatus
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def resume(session_id, cookie: bytes, after_seq: int) -> tuple[list[dict], dict]:
+    """The events replayed after ``after_seq`` and the closing ``replayed`` message."""
+
+    async def scenario():
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/sessions/{session_id}/",
+            headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
+        )
+        try:
+            accepted, _ = await communicator.connect(timeout=5)
+            assert accepted
+            await communicator.send_json_to({"type": "resume", "after_seq": after_seq})
+            replayed = []
+            while True:
+                message = await communicator.receive_json_from(timeout=5)
+                if message["type"] == "replayed":
+                    # Nothing is live in this session: the replay is all there is.
+                    assert await communicator.receive_nothing(timeout=0.3)
+                    return replayed, message
+                assert message["type"] == "event"
+                replayed.append(message["event"])
+        finally:
+            await communicator.disconnect()
+
+    return async_to_sync(scenario)()
+
+
+def persisted(session) -> list[dict]:
+    return [
+        {"seq": e.seq, "turn": e.turn_id, "kind": e.kind, "data": e.data}
+        for e in session.events.order_by("seq")
+    ]
+
+
+def test_it_replays_exactly_the_events_after_the_given_seq_in_order(llm, user, run_turn_in_thread):
+    session = services.session_create(owner=user)
+    first = services.turn_start(session=session, message="hello", actor=user)
+    assert run_turn_in_thread(first.pk).join() == TurnStatus.COMPLETED
+    second = services.turn_start(session=session, message="and again", actor=user)
+    services.turn_request_cancel(session=session, actor=user)
+    second.refresh_from_db()
+    assert second.status == TurnStatus.STOPPED
+    session.refresh_from_db()
+    everything = persisted(session)
+    assert len(everything) >= 8
+    cookie = session_cookie(user)
+
+    after = everything[3]["seq"]
+    replayed, done = resume(session.pk, cookie, after)
+    assert [{k: e[k] for k in ("seq", "turn", "kind", "data")} for e in replayed] == everything[4:]
+    assert done["last_seq"] == session.last_seq
+
+    replayed, done = resume(session.pk, cookie, 0)
+    assert [e["seq"] for e in replayed] == [e["seq"] for e in everything]
+
+    replayed, done = resume(session.pk, cookie, session.last_seq)
+    assert replayed == []
+    assert done["last_seq"] == session.last_seq
