@@ -99,7 +99,7 @@ else:
         "OPTIONS": dict(SQLITE_OPTIONS, transaction_mode="DEFERRED"),
     }
     INSTALLED_APPS.append("channels_lite")
-    DATABASE_ROUTERS = ["channels_lite.router.ChannelsRouter"]
+    DATABASE_ROUTERS = ["agentproj.db_routers.ChannelLayerDatabaseRouter"]
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",

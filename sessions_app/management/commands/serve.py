@@ -80,11 +80,13 @@ class Command(BaseCommand):
 
     def _stop(self, children):
         self.stdout.write("Stopping: letting workers finish or hand back their turns...")
-        for child in children.values():
-            if child.poll() is None:
-                # Ctrl-C to the whole group, as a terminal would send it: django-q2 stops
-                # gracefully and its worker processes hear it too and drain their turns.
-                os.killpg(child.pid, signal.SIGINT)
+        web, worker = children["web"], children["worker"]
+        if web.poll() is None:
+            web.send_signal(signal.SIGTERM)
+        if worker.poll() is None:
+            # Ctrl-C to the whole group, as a terminal sends it: django-q2 stops gracefully and
+            # its worker processes hear it too and drain their turns.
+            os.killpg(worker.pid, signal.SIGINT)
         deadline = time.monotonic() + settings.AGENT_DRAIN_TIMEOUT + CHILD_STOP_GRACE
         for child in children.values():
             try:
