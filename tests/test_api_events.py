@@ -1,0 +1,69 @@
+"""GET /api/sessions/<id>/events/?after=<seq>: the session's timeline, in seq order."""
+
+import pytest
+
+from sessions_app import services
+from sessions_app.models import EventKind, TurnStatus
+from tests.turn_states import assert_error, assert_no_exception_text, queued_turn, running_turn
+
+pytestmark = pytest.mark.django_db
+
+
+def events(api, session_id, query=""):
+    response = api.get(f"/api/sessions/{session_id}/events/{query}")
+    assert response.status_code == 200, response.content
+    assert_no_exception_text(response)
+    return response.json()["results"]
+
+
+def stopped_turn_with_output(user):
+    turn, lease = running_turn(user)
+    services.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text="Once upon")
+    services.turn_request_cancel(session=turn.session, actor=user)
+    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    return turn
+
+
+def test_it_lists_the_timeline_in_order(api, user):
+    turn = stopped_turn_with_output(user)
+    results = events(api, turn.session_id)
+    assert all(set(e) == {"seq", "turn", "kind", "data", "created_at"} for e in results)
+    seqs = [e["seq"] for e in results]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert [e["kind"] for e in results] == [
+        EventKind.USER_MESSAGE,
+        EventKind.STATUS,  # queued
+        EventKind.STATUS,  # running
+        EventKind.ASSISTANT_MESSAGE,
+        EventKind.STATUS,  # stopping
+        EventKind.INTERRUPT,
+        EventKind.STATUS,  # stopped
+    ]
+    assert {e["turn"] for e in results} == {turn.pk}
+    assert results[0]["data"] == {"text": "hello"}
+    assert results[3]["data"] == {"text": "Once upon", "streaming": False}
+    assert results[-1]["data"]["status"] == "stopped"
+
+
+def test_it_lists_only_events_after_a_seq(api, user):
+    turn = stopped_turn_with_output(user)
+    everything = events(api, turn.session_id)
+    middle = everything[2]["seq"]
+    assert events(api, turn.session_id, f"?after={middle}") == everything[3:]
+    assert events(api, turn.session_id, f"?after={everything[-1]['seq']}") == []
+    assert events(api, turn.session_id, "?after=0") == everything
+
+
+def test_it_reads_a_malformed_after_as_the_start(api, user):
+    turn = queued_turn(user)
+    assert events(api, turn.session_id, "?after=soon") == events(api, turn.session_id)
+
+
+def test_it_lists_nothing_for_a_new_session(api, user):
+    session = services.session_create(owner=user)
+    assert events(api, session.pk) == []
+
+
+def test_it_hides_another_users_events(api, other_user):
+    turn = queued_turn(other_user)
+    assert_error(api.get(f"/api/sessions/{turn.session_id}/events/"), 404, "not_found")
