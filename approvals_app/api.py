@@ -74,6 +74,7 @@ class _DecideApi(APIView):
         request=DecisionInSerializer,
         responses={
             200: ApprovalOutSerializer,
+            400: ErrorSerializer,
             403: ErrorSerializer,
             404: ErrorSerializer,
             409: ErrorSerializer,

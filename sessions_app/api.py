@@ -178,6 +178,7 @@ class SessionCancelApi(APIView):
         responses={
             200: CancelOutSerializer,
             202: CancelOutSerializer,
+            400: ErrorSerializer,
             404: ErrorSerializer,
             409: ErrorSerializer,
         },
