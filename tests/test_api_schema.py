@@ -1,0 +1,85 @@
+"""GET /api/schema/: a valid OpenAPI 3 document with every endpoint and the errors it answers."""
+
+import json
+
+import pytest
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+# Every endpoint of DESIGN.md section 7, with the error statuses it answers (the API tests check
+# each of them). Input that fails validation is a 400 wherever a body is read.
+ENDPOINTS = {
+    ("/api/sessions/", "get"): {"200"},
+    ("/api/sessions/", "post"): {"201", "400"},
+    ("/api/sessions/{session_id}/", "get"): {"200", "404"},
+    ("/api/sessions/{session_id}/turns/", "post"): {"202", "400", "404", "409"},
+    ("/api/sessions/{session_id}/turns/{turn_id}/", "get"): {"200", "404"},
+    ("/api/sessions/{session_id}/cancel/", "post"): {"200", "202", "400", "404", "409"},
+    ("/api/sessions/{session_id}/events/", "get"): {"200", "404"},
+    ("/api/approvals/", "get"): {"200", "403"},
+    ("/api/approvals/{approval_id}/approve/", "post"): {"200", "400", "403", "404", "409"},
+    ("/api/approvals/{approval_id}/reject/", "post"): {"200", "400", "403", "404", "409"},
+}
+
+
+def resolve(schema: dict, node: dict) -> dict:
+    """Follow a ``$ref`` (directly or through a single ``allOf``) to its component."""
+    if "allOf" in node and len(node["allOf"]) == 1:
+        node = node["allOf"][0]
+    if "$ref" in node:
+        return schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+@pytest.fixture
+def schema(client):
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def test_it_serves_a_valid_openapi_3_document(schema):
+    assert schema["openapi"].startswith("3.")
+    validate_schema(schema)
+
+
+def test_it_describes_every_endpoint_with_its_answers(schema):
+    described = {
+        (path, method): set(operation["responses"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    assert set(described) == set(ENDPOINTS)
+    for endpoint, statuses in ENDPOINTS.items():
+        assert described[endpoint] >= statuses, endpoint
+
+
+def test_it_describes_errors_as_code_and_detail(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if not status.startswith(("4", "5")):
+                    continue
+                component = resolve(schema, answer["content"]["application/json"]["schema"])
+                assert set(component["required"]) >= {"code", "detail"}, (path, method, status)
+
+
+def test_it_documents_the_parameters_clients_need(schema):
+    paths = schema["paths"]
+    turns = paths["/api/sessions/{session_id}/turns/"]["post"]
+    body = resolve(schema, turns["requestBody"]["content"]["application/json"]["schema"])
+    assert body["required"] == ["message"]
+    assert body["properties"]["message"]["maxLength"] > 0
+    on_busy = resolve(schema, body["properties"]["on_busy"])
+    assert set(on_busy["enum"]) == {"reject", "interrupt", "enqueue"}
+    cancel_params = {
+        p["name"] for p in paths["/api/sessions/{session_id}/cancel/"]["post"].get("parameters", [])
+    }
+    assert "wait" in cancel_params
+    events_params = {
+        p["name"] for p in paths["/api/sessions/{session_id}/events/"]["get"].get("parameters", [])
+    }
+    assert "after" in events_params
+    assert "Token" in json.dumps(schema["components"]["securitySchemes"])
