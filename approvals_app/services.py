@@ -49,30 +49,35 @@ def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "")
         approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
         if not approval.is_pending or turn.status != TurnStatus.WAITING_FOR_APPROVAL:
             raise NotPending()
-        if approval.expires_at <= timezone.now():
+        overdue = approval.expires_at <= timezone.now()
+        if overdue:
+            # The expiry commits and the refusal comes after: raising in here would undo it.
             _expire_locked(session, turn)
-            raise NotPending()
-        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-        approval.decided_by = actor
-        approval.decided_at = timezone.now()
-        approval.reason = reason.strip()[:2000]
-        approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
-        events.append(
-            session=session,
-            turn=turn,
-            kind=EventKind.APPROVAL_DECIDED,
-            data={
-                "approval": approval.pk,
-                "tool_call_id": approval.tool_call_id,
-                "tool": approval.tool_name,
-                "decision": approval.status,
-                "decided_by": actor.get_username(),
-                "reason": approval.reason,
-            },
-        )
-        services.turn_resume_after_decision(session=session, turn=turn)
-        events.approval_queue_changed_on_commit()
-        return approval
+            events.approval_queue_changed_on_commit()
+        else:
+            approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+            approval.decided_by = actor
+            approval.decided_at = timezone.now()
+            approval.reason = reason.strip()[:2000]
+            approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+            events.append(
+                session=session,
+                turn=turn,
+                kind=EventKind.APPROVAL_DECIDED,
+                data={
+                    "approval": approval.pk,
+                    "tool_call_id": approval.tool_call_id,
+                    "tool": approval.tool_name,
+                    "decision": approval.status,
+                    "decided_by": actor.get_username(),
+                    "reason": approval.reason,
+                },
+            )
+            services.turn_resume_after_decision(session=session, turn=turn)
+            events.approval_queue_changed_on_commit()
+    if overdue:
+        raise NotPending()
+    return approval
 
 
 def approval_claim_execution(*, approval_id: int, arguments: dict[str, Any]) -> bool:
