@@ -37,9 +37,12 @@ def exception_handler(exc, context):
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, exceptions.APIException):
+        # These two default details are templates ("{method}"); their formatted detail names only
+        # the request's own method or media type. Other details may quote a parser's exception.
+        formatted = isinstance(exc, exceptions.MethodNotAllowed | exceptions.UnsupportedMediaType)
         response = error_response(
             exc.default_code if isinstance(exc.default_code, str) else "error",
-            str(exc.default_detail),
+            str(exc.detail if formatted else exc.default_detail),
             exc.status_code,
         )
         if getattr(exc, "auth_header", None):
