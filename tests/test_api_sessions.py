@@ -102,3 +102,15 @@ def test_it_never_puts_exception_text_in_session_answers(api, user):
     turn = queued_turn(user)
     for response in (api.get("/api/sessions/"), api.get(f"/api/sessions/{turn.session_id}/")):
         assert_no_exception_text(response)
+
+
+def test_it_names_the_refused_method(api):
+    body = assert_error(api.delete("/api/sessions/"), 405, "method_not_allowed")
+    assert body["detail"] == 'Method "DELETE" not allowed.'
+
+
+def test_it_names_the_refused_media_type(api):
+    response = api.post("/api/sessions/", "title=x", content_type="text/plain")
+    body = assert_error(response, 415, "unsupported_media_type")
+    assert body["detail"] == 'Unsupported media type "text/plain" in request.'
+    assert not AgentSession.objects.exists()
