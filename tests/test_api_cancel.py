@@ -154,3 +154,11 @@ def test_it_waits_for_the_worker_to_finish_the_stop(api, user, llm, run_turn_in_
     (seen,) = llm.requests
     wait_for(lambda: seen.closed_by_client_at is not None or seen.finished_at is not None)
     assert seen.closed_by_client_at is not None and seen.finished_at is None
+
+
+@pytest.mark.django_db
+def test_it_answers_404_for_a_named_turn_beyond_any_row(api, user):
+    turn = queued_turn(user)
+    assert_error(cancel(api, turn.session_id, turn=10**20), 404, "not_found")
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.QUEUED

@@ -147,3 +147,8 @@ def test_it_hides_a_turn_under_another_session(api, user):
     elsewhere = new_session(user)
     assert_error(api.get(f"/api/sessions/{elsewhere.pk}/turns/{turn.pk}/"), 404, "not_found")
     assert_error(api.get(f"/api/sessions/{turn.session_id}/turns/{turn.pk + 1000}/"), 404)
+
+
+def test_it_answers_404_for_a_turn_id_beyond_any_row(api, user):
+    turn = queued_turn(user)
+    assert_error(api.get(f"/api/sessions/{turn.session_id}/turns/{10**20}/"), 404, "not_found")
