@@ -129,6 +129,7 @@ class ChatPage {
     this.items = new Map(); // seq -> rendered item
     this.turns = new Map(); // turn id -> turn state
     this.approvals = new Map(); // approval id -> approval item
+    this.toolCalls = new Map(); // tool call id -> tool_call item
     this.decisions = new Map(); // approval id -> approval_decided data
     this.lastSeq = 0;
     this.stopRequestedFor = null;
@@ -370,6 +371,7 @@ class ChatPage {
   }
 
   renderToolCall(item) {
+    if (item.data.tool_call_id) this.toolCalls.set(item.data.tool_call_id, item);
     item.el = el(
       "li",
       { class: "tool call" },
@@ -417,6 +419,9 @@ class ChatPage {
       item.actions,
     );
     this.approvals.set(item.approvalId, item);
+    // The approval card shows the arguments; the call it belongs to need not repeat them.
+    const call = this.toolCalls.get(item.data.tool_call_id);
+    if (call && call.el) call.el.classList.add("has-approval");
     this.renderApprovalState(item);
   }
 

@@ -1,0 +1,189 @@
+"""Browser tests: Debian's headless Chromium, driven by Playwright, against a real ``manage.py
+serve`` (daphne, a django-q2 cluster and the demo model) on a free loopback port, sharing this
+test run's databases.
+
+Without /usr/bin/chromium these tests skip, saying how to install it; with REQUIRE_BROWSER=1 (CI)
+they fail instead. Screenshots go to ``test-output/e2e/<test name>/``.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, subprocess_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+]
+OUTPUT_ROOT = ROOT / "test-output" / "e2e"
+SERVER_START_TIMEOUT = 90.0
+SERVER_STOP_TIMEOUT = 40.0
+# Slow enough that a story streams for half a minute: time to see it, reload it, stop it.
+TOKEN_DELAY = "0.05"
+# Generous bounds on how long a broken test waits; never a claim about speed.
+UI_TIMEOUT_MS = 30_000
+
+# Records what the page showed over time, so a test can assert that "Stopping…" appeared before
+# "Stopped" however briefly it was on screen.
+RECORDER = """
+window.__seen = {stop: [], chips: [], assistant: []};
+document.addEventListener("DOMContentLoaded", () => {
+  const push = (list, value) => { if (list[list.length - 1] !== value) list.push(value); };
+  const record = () => {
+    const stop = document.querySelector("#stop");
+    if (stop) push(window.__seen.stop, stop.textContent.trim());
+    for (const chip of document.querySelectorAll(".turn > .turn-foot > .chip")) {
+      push(window.__seen.chips, chip.closest(".turn").dataset.turn + ":" + chip.dataset.status);
+    }
+    const bubbles = document.querySelectorAll(".msg.assistant .bubble");
+    if (bubbles.length) push(window.__seen.assistant, bubbles[bubbles.length - 1].textContent);
+  };
+  new MutationObserver(record).observe(document.body, {
+    subtree: true, childList: true, characterData: true, attributes: true,
+  });
+  record();
+});
+"""
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serve_env(**env): extra environment for the e2e test's `serve` process"
+    )
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        message = (
+            f"Chromium is not installed at {CHROMIUM}: browser tests need Debian's chromium "
+            "package (`apt-get install -y chromium`, or `make browser`)."
+        )
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(message + " REQUIRE_BROWSER=1 makes this a failure.")
+        pytest.skip(message)
+    return str(CHROMIUM)
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    folder = OUTPUT_ROOT / re.sub(r"[^\w.-]+", "_", request.node.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_serving(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"serve did not answer {url} within {SERVER_START_TIMEOUT}s; see {log}")
+
+
+@pytest.fixture
+def server(request, transactional_db, chromium_path, output_dir):
+    """``manage.py serve`` on this run's databases; yields its base URL, stops it with SIGTERM.
+    The demo model answers unless the test's ``serve_env`` marker says otherwise."""
+    port = _free_port()
+    marker = request.node.get_closest_marker("serve_env")
+    env = subprocess_env(
+        DEMO_LLM_TOKEN_DELAY=TOKEN_DELAY,
+        AGENTPROJ_ADMIN_PASSWORD="e2e-admin-password",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DEBUG="true",
+    )
+    env.pop("LLM_BASE_URL", None)
+    env.update(marker.kwargs if marker else {})
+    log = output_dir / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(process, f"{base_url}/accounts/login/", log)
+        yield base_url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=SERVER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def browser(chromium_path, monkeypatch):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM reads are
+    # plain synchronous code, so Django's async guard does not apply to them.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def login(browser, server):
+    """Returns a logged-in page (a fresh browser context per call) for a username/password."""
+    contexts = []
+
+    def log_in(username: str, password: str, *, viewport=None):
+        context = browser.new_context(viewport=viewport or {"width": 1100, "height": 900})
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        context.add_init_script(RECORDER)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{server}/accounts/login/?next=/sessions/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server}/sessions/")
+        return page
+
+    yield log_in
+    for context in contexts:
+        context.close()
