@@ -1,5 +1,7 @@
 """A user sends a message and watches the answer arrive token by token, then complete."""
 
+from itertools import pairwise
+
 import pytest
 from playwright.sync_api import expect
 
@@ -41,6 +43,6 @@ def test_it_streams_the_answer_token_by_token(login, user, output_dir):
     texts = [t for t in seen(page)["assistant"] if t]
     assert len(texts) >= 3, texts
     assert texts[-1] == final
-    for shorter, longer in zip(texts, texts[1:], strict=False):
+    for shorter, longer in pairwise(texts):
         assert longer.startswith(shorter)
     page.screenshot(path=output_dir / "completed.png", full_page=True)
