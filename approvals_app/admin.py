@@ -20,6 +20,7 @@ from . import services
 from .models import ApprovalRequest, ApprovalStatus
 
 REASON_MAX_LENGTH = 2000
+ARGUMENTS_STYLE = "margin:0;white-space:pre-wrap;min-width:18em"
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
@@ -98,7 +99,11 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         services.approvals_expire()
-        extra_context = {**(extra_context or {}), "live_queue": self.has_decide_permission(request)}
+        extra_context = {
+            "title": "Approval queue",
+            **(extra_context or {}),
+            "live_queue": self.has_decide_permission(request),
+        }
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -132,7 +137,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     @admin.display(description="arguments")
     def arguments_pretty(self, obj):
         pretty = json.dumps(obj.arguments, indent=2, sort_keys=True, ensure_ascii=False)
-        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', pretty)
+        return format_html('<pre style="{}">{}</pre>', ARGUMENTS_STYLE, pretty)
 
     # Decisions
 

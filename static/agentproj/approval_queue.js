@@ -25,8 +25,7 @@ function busy() {
   const action = form.querySelector("select[name=action]");
   return (
     form.querySelector("input.action-select:checked") !== null ||
-    (action !== null && action.value !== "") ||
-    form.contains(document.activeElement)
+    (action !== null && action.value !== "")
   );
 }
 
@@ -135,14 +134,9 @@ function connect() {
   });
 }
 
-// A deferred refresh runs as soon as the approver clears the selection or leaves the form.
+// A deferred refresh runs as soon as the approver clears the selection and the action.
 document.addEventListener("change", () => {
   if (stale && !busy()) refresh();
-});
-document.addEventListener("focusout", () => {
-  window.setTimeout(() => {
-    if (stale && !busy()) refresh();
-  }, 0);
 });
 
 connect();
