@@ -3,7 +3,7 @@
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -54,3 +54,8 @@ def exception_handler(exc, context):
     return error_response(
         "server_error", "Something went wrong on our side.", status.HTTP_500_INTERNAL_SERVER_ERROR
     )
+
+
+def api_not_found(request, *args, **kwargs):
+    """Unknown paths under /api/ answer like every other API error."""
+    return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)

@@ -14,7 +14,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 SECRET_KEY = env("SECRET_KEY", default="agentproj-development-only-secret-key-change-me")
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: Django's debug pages show stack traces, and clients never see those.
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

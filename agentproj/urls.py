@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from agentproj.api_errors import api_not_found
 from approvals_app import api as approvals_api
 from sessions_app import api as sessions_api
 from sessions_app import views as session_views
@@ -46,6 +47,8 @@ api = [
     ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Anything else under /api/ (a malformed id, say) is a JSON 404, never Django's HTML page.
+    re_path(r"^.*$", api_not_found),
 ]
 
 urlpatterns = [
