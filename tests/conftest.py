@@ -8,6 +8,7 @@ and processes that must see committed rows.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -157,24 +158,27 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
 
 
 @pytest.fixture
-def worker_process(transactional_db, settings):
+def worker_process(transactional_db, settings, tmp_path):
     """A real ``manage.py qcluster`` process against this run's databases.
 
     Call it (optionally with extra environment) to start one; it is stopped with SIGTERM after
-    the test. The LLM endpoint is whatever ``settings.LLM_BASE_URL`` says when it starts.
+    the test. The LLM endpoint is whatever ``settings.LLM_BASE_URL`` says when it starts. Its log
+    goes to a file in the test's ``tmp_path``: a pipe nobody reads fills up and blocks the
+    worker's logging (and with it the cluster's shutdown).
     """
     started: list[subprocess.Popen] = []
 
     def start(**extra_env: str) -> subprocess.Popen:
         env = subprocess_env(LLM_BASE_URL=settings.LLM_BASE_URL, Q_WORKERS="2", **extra_env)
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
         started.append(process)
         return process
 
@@ -186,5 +190,6 @@ def worker_process(transactional_db, settings):
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            # The whole process group: the cluster's worker processes hold database connections.
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
