@@ -20,6 +20,8 @@ from . import services
 from .models import ApprovalRequest, ApprovalStatus
 
 REASON_MAX_LENGTH = 2000
+# A select-across on a long queue must not turn into a wall of ids.
+REFUSED_IDS_SHOWN = 10
 ARGUMENTS_STYLE = "margin:0;white-space:pre-wrap;min-width:18em"
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
@@ -108,7 +110,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         services.approvals_expire()
-        approval = self.get_object(request, object_id)
+        approval = self.get_object(request, unquote(object_id))
         decidable = (
             approval is not None
             and approval.is_pending
@@ -161,7 +163,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "title": "Reject approval requests",
                 "opts": self.model._meta,
-                "approvals": queryset,
+                "approvals": queryset.select_related("turn__session"),
                 "form": form,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
@@ -182,7 +184,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             verb = "Approved" if approve else "Rejected"
             self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
         if refused:
-            ids = ", ".join(f"#{a.pk}" for a in refused)
+            ids = ", ".join(f"#{a.pk}" for a in refused[:REFUSED_IDS_SHOWN])
+            if len(refused) > REFUSED_IDS_SHOWN:
+                ids += f" and {len(refused) - REFUSED_IDS_SHOWN} more"
             self.message_user(request, f"Not decided: {ids}. {NOT_PENDING}", messages.ERROR)
 
     # The change page's Approve and Reject buttons
