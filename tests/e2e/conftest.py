@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.conftest import ROOT, subprocess_env
 
@@ -164,6 +165,10 @@ def browser(chromium_path, monkeypatch):
             yield launched
         finally:
             launched.close()
+            # Inside this block the test ran in the context Playwright switched to, with database
+            # connections of its own; left open, they keep PostgreSQL from dropping the test
+            # database at the end of the run.
+            connections.close_all()
 
 
 @pytest.fixture
