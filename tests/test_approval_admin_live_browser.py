@@ -117,6 +117,18 @@ def test_it_shows_new_requests_live_and_drops_decided_ones(
     assert third.status == ApprovalStatus.REJECTED
     assert third.reason == "enough emails today"
 
+    # The user stops a waiting turn: its request leaves the pending queue by itself.
+    page.goto(f"{server}{QUEUE}")
+    expect(page.locator("#approval-queue-live")).to_have_attribute("data-state", "live")
+    page.evaluate("() => { window.__sameDocument = true; }")
+    fourth = ask_for_email(user)
+    expect(row(page, fourth)).to_be_visible()
+    in_thread(lambda: services.turn_request_cancel(session=fourth.turn.session, actor=user))
+    expect(row(page, fourth)).to_have_count(0)
+    assert page.evaluate("() => window.__sameDocument") is True
+    fourth.refresh_from_db()
+    assert fourth.status == ApprovalStatus.CANCELLED
+
     second.refresh_from_db()
     assert second.status == ApprovalStatus.APPROVED
     assert second.decided_by == approver
