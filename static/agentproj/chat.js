@@ -164,6 +164,13 @@ class ChatPage {
       this.leaving = true;
       if (this.socket) this.socket.close();
     });
+    // A page restored from the back/forward cache picks up where it left off.
+    window.addEventListener("pageshow", (e) => {
+      if (!e.persisted) return;
+      this.leaving = false;
+      this.socket = null;
+      this.connect();
+    });
     this.updateControls();
     this.connect();
   }
