@@ -7,6 +7,7 @@ use ``pytest.mark.django_db(transaction=True, databases="__all__")``: the loop r
 and processes that must see committed rows.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -187,9 +188,10 @@ def worker_process(transactional_db, settings, tmp_path):
         if process.poll() is None:
             process.terminate()
     for process in started:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            # The whole process group: the cluster's worker processes hold database connections.
+        # Whatever is left of the group (workers orphaned by a signalled cluster) holds database
+        # connections that would keep the test database from being dropped.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
