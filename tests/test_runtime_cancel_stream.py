@@ -1,6 +1,7 @@
 """Stopping a turn while the model streams: the stream is closed at once, the partial text kept,
 one interrupt notice, no error, and no further request to the model."""
 
+import logging
 import time
 
 import pytest
@@ -59,6 +60,16 @@ def _assert_stopped_with_partial_text(turn, text_before_cancel: str) -> None:
     assert not turn.events.filter(kind=EventKind.ERROR).exists()
 
 
+def _assert_no_warning_logged(caplog) -> None:
+    # Closing the stream ourselves is not a network error: nothing to retry, nothing to report.
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("sessions_app")
+    ]
+    assert warnings == [], [r.getMessage() for r in warnings]
+
+
 def _assert_stream_closed_by_client(llm, cancelled_at: float) -> None:
     # The server notices the closed socket at its next write, one token later.
     wait_for(lambda: llm.requests[0].closed_by_client_at)
@@ -70,7 +81,7 @@ def _assert_stream_closed_by_client(llm, cancelled_at: float) -> None:
 
 
 def test_it_stops_a_streaming_turn_through_the_control_message(
-    llm, user, run_turn_in_thread, settings
+    llm, user, run_turn_in_thread, settings, caplog
 ):
     # The row backstop would not look again for a minute: only the control message sent over the
     # channel layer can close the stream before the story ends.
@@ -80,10 +91,11 @@ def test_it_stops_a_streaming_turn_through_the_control_message(
     )
     _assert_stopped_with_partial_text(turn, text_before_cancel)
     _assert_stream_closed_by_client(llm, cancelled_at)
+    _assert_no_warning_logged(caplog)
 
 
 def test_it_stops_through_the_turn_row_when_the_control_message_is_lost(
-    llm, user, run_turn_in_thread, monkeypatch
+    llm, user, run_turn_in_thread, monkeypatch, caplog
 ):
     signalled = []
     monkeypatch.setattr(events, "signal_turn_on_commit", signalled.append)
@@ -93,3 +105,4 @@ def test_it_stops_through_the_turn_row_when_the_control_message_is_lost(
     assert signalled == [turn.pk]
     _assert_stopped_with_partial_text(turn, text_before_cancel)
     _assert_stream_closed_by_client(llm, cancelled_at)
+    _assert_no_warning_logged(caplog)
