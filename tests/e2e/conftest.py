@@ -120,7 +120,6 @@ def server(request, transactional_db, chromium_path, output_dir):
         DEMO_LLM_TOKEN_DELAY=TOKEN_DELAY,
         AGENTPROJ_ADMIN_PASSWORD="e2e-admin-password",
         ALLOWED_HOSTS="127.0.0.1,localhost",
-        DEBUG="true",
     )
     env.pop("LLM_BASE_URL", None)
     env.update(marker.kwargs if marker else {})
