@@ -104,7 +104,10 @@ def _make_handler(llm: ScriptedLLM):
             try:
                 for item in items:
                     if demo_llm.is_content_chunk(item):
-                        if behaviour.kind == "drop" and seen.content_chunks_sent >= behaviour.drop_after:
+                        if (
+                            behaviour.kind == "drop"
+                            and seen.content_chunks_sent >= behaviour.drop_after
+                        ):
                             # Vanish mid-stream: no terminating chunk, the socket just closes.
                             self.close_connection = True
                             self.connection.shutdown(2)

@@ -4,10 +4,10 @@ Mounted in the ASGI application under ``/demo-llm/v1/`` so that the embedded def
 whole product with no API key. What it answers, from the last message:
 
 - a tool result: a short sentence that reports it;
+- "delegate ...": a ``delegate`` call whose task is the rest of the message;
 - a message mentioning "story": a long story streamed word by word (long enough to press Stop);
 - "email": a ``send_email`` call (needs approval); an address in the message is used as ``to``;
 - "time": a ``get_time`` call;
-- "delegate": a ``delegate`` call whose task is the rest of the message;
 - anything else: a short reply.
 
 The pace is ``DEMO_LLM_TOKEN_DELAY`` seconds per word.
@@ -54,7 +54,10 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return f"Done. The tool reported: {last.get('content', '')}", None
     said = str(last.get("content") or "")
     lowered = said.lower()
-    if "story" in lowered and "delegate" not in lowered:
+    if "delegate" in lowered and "delegate" in available:
+        task = said[lowered.index("delegate") + len("delegate") :].strip(" :,.") or "say hello"
+        return "", {"name": "delegate", "arguments": {"task": task}}
+    if "story" in lowered:
         return story_text(), None
     if "email" in lowered and "send_email" in available:
         found = EMAIL_PATTERN.search(said)
@@ -66,9 +69,6 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return "", {"name": "send_email", "arguments": arguments}
     if "time" in lowered and "get_time" in available:
         return "", {"name": "get_time", "arguments": {"timezone": "UTC"}}
-    if "delegate" in lowered and "delegate" in available:
-        task = said[lowered.index("delegate") + len("delegate") :].strip(" :,.") or "say hello"
-        return "", {"name": "delegate", "arguments": {"task": task}}
     return f"You said: {said.strip()}. Ask me for a story, the time, or to send an email.", None
 
 
