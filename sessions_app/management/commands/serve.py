@@ -100,13 +100,10 @@ class Command(BaseCommand):
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
             return
-        password = os.environ.get("AGENTPROJ_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        chosen = os.environ.get("AGENTPROJ_ADMIN_PASSWORD", "")
+        password = chosen or secrets.token_urlsafe(12)
         users.objects.create_superuser(ADMIN_USERNAME, "admin@agentproj.local", password)
-        shown = (
-            "from AGENTPROJ_ADMIN_PASSWORD"
-            if "AGENTPROJ_ADMIN_PASSWORD" in os.environ
-            else password
-        )
+        shown = "the value of AGENTPROJ_ADMIN_PASSWORD" if chosen else password
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created the first login. Username: {ADMIN_USERNAME}  Password: {shown}\n"
