@@ -28,6 +28,16 @@ def arguments_hash(arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def approval_event_data(approval: ApprovalRequest, **extra: Any) -> dict[str, Any]:
+    """What the timeline says about an approval request (requested, then decided)."""
+    return {
+        "approval": approval.pk,
+        "tool_call_id": approval.tool_call_id,
+        "tool": approval.tool_name,
+        **extra,
+    }
+
+
 def can_decide(user) -> bool:
     return bool(
         user
@@ -64,14 +74,12 @@ def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "")
                 session=session,
                 turn=turn,
                 kind=EventKind.APPROVAL_DECIDED,
-                data={
-                    "approval": approval.pk,
-                    "tool_call_id": approval.tool_call_id,
-                    "tool": approval.tool_name,
-                    "decision": approval.status,
-                    "decided_by": actor.get_username(),
-                    "reason": approval.reason,
-                },
+                data=approval_event_data(
+                    approval,
+                    decision=approval.status,
+                    decided_by=actor.get_username(),
+                    reason=approval.reason,
+                ),
             )
             services.turn_resume_after_decision(session=session, turn=turn)
             events.approval_queue_changed_on_commit()

@@ -342,7 +342,7 @@ def turn_park_for_approval(
     Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
     caller stops instead.
     """
-    from approvals_app.services import arguments_hash
+    from approvals_app.services import approval_event_data, arguments_hash
 
     with transaction.atomic():
         session, turn = lock_turn(turn_id)
@@ -363,13 +363,9 @@ def turn_park_for_approval(
                 session=session,
                 turn=turn,
                 kind=EventKind.APPROVAL_REQUESTED,
-                data={
-                    "approval": approval.pk,
-                    "tool_call_id": approval.tool_call_id,
-                    "tool": approval.tool_name,
-                    "arguments": approval.arguments,
-                    "expires_at": expires_at.isoformat(),
-                },
+                data=approval_event_data(
+                    approval, arguments=approval.arguments, expires_at=expires_at.isoformat()
+                ),
             )
         _move(turn, S.WAITING_FOR_APPROVAL)
         turn.checkpoint = checkpoint
