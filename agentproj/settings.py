@@ -151,6 +151,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="agent@agentproj.local")
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -186,6 +187,7 @@ AGENT_HEARTBEAT_INTERVAL = env.float("AGENT_HEARTBEAT_INTERVAL", default=5.0)
 AGENT_CANCEL_POLL_INTERVAL = env.float("AGENT_CANCEL_POLL_INTERVAL", default=1.0)
 AGENT_CHECKPOINT_INTERVAL = env.float("AGENT_CHECKPOINT_INTERVAL", default=0.3)
 AGENT_MAX_ATTEMPTS = env.int("AGENT_MAX_ATTEMPTS", default=3)
+AGENT_REDELIVER_AFTER = env.float("AGENT_REDELIVER_AFTER", default=120.0)
 AGENT_DRAIN_TIMEOUT = env.float("AGENT_DRAIN_TIMEOUT", default=20.0)
 AGENT_DRAIN_MODE = env("AGENT_DRAIN_MODE", default="requeue")
 AGENT_MAX_MESSAGE_CHARS = env.int("AGENT_MAX_MESSAGE_CHARS", default=8000)

@@ -97,7 +97,12 @@ class EventOutSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-EventsOutSerializer = inline_serializer("EventList", {"results": EventOutSerializer(many=True)})
+EventsOutSerializer = inline_serializer(
+    "EventList",
+    {"results": EventOutSerializer(many=True), "has_more": serializers.BooleanField()},
+)
+# Events per answer; with ``has_more`` a client asks again with ``after`` = the last seq it got.
+EVENTS_PAGE = 1000
 
 
 def sessions_with_active_turn(user):
@@ -225,4 +230,5 @@ class SessionEventsApi(APIView):
             after = max(0, int(request.query_params.get("after", 0)))
         except ValueError:
             after = 0
-        return Response({"results": selectors.events_after(session.pk, after)})
+        page = selectors.events_after(session.pk, after, limit=EVENTS_PAGE + 1)
+        return Response({"results": page[:EVENTS_PAGE], "has_more": len(page) > EVENTS_PAGE})

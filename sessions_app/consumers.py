@@ -12,7 +12,8 @@ from approvals_app.services import can_decide
 
 from . import events, selectors
 
-REPLAY_LIMIT = 5000
+# Long sessions replay in batches, so one resume never loads the whole timeline at once.
+REPLAY_BATCH = 500
 
 
 class SessionConsumer(AsyncJsonWebsocketConsumer):
@@ -43,14 +44,17 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         except (TypeError, ValueError):
             after = 0
         await self.channel_layer.group_add(self.group, self.channel_name)
-        replay = await database_sync_to_async(selectors.events_after)(
-            self.session_id, after, limit=REPLAY_LIMIT
-        )
-        for event in replay:
-            await self.send_json({"type": "event", "event": event})
-        await self.send_json(
-            {"type": "replayed", "last_seq": replay[-1]["seq"] if replay else after}
-        )
+        while True:
+            batch = await database_sync_to_async(selectors.events_after)(
+                self.session_id, after, limit=REPLAY_BATCH
+            )
+            for event in batch:
+                await self.send_json({"type": "event", "event": event})
+            if batch:
+                after = batch[-1]["seq"]
+            if len(batch) < REPLAY_BATCH:
+                break
+        await self.send_json({"type": "replayed", "last_seq": after})
 
     async def timeline_event(self, message):
         await self.send_json({"type": "event", "event": message["event"]})

@@ -92,6 +92,10 @@ class Turn(models.Model):
     lease_token = models.UUIDField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Times the turn was resumed because its worker died (bounded by AGENT_MAX_ATTEMPTS).
+    worker_losses = models.PositiveIntegerField(default=0)
+    # When its run/resume task was last handed to the broker (to redeliver a lost one).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     checkpoint = models.JSONField(default=dict, blank=True)
     usage = models.JSONField(default=dict, blank=True)
 

@@ -137,10 +137,18 @@ def _require_lease(turn: Turn, lease_token) -> None:
         raise LeaseLost()
 
 
-def _enqueue_on_commit(turn_id: int, *, resume: bool) -> None:
+def _enqueue_on_commit(turn: Turn, *, resume: bool) -> None:
+    """Hand the turn to a worker once the transaction commits.
+
+    ``robust``: a broker that is down must not turn a committed change into an error for the
+    caller; the turn stays queued and housekeeping hands it over again (``turns_redeliver``).
+    """
     from . import tasks
 
-    transaction.on_commit(lambda: tasks.enqueue(turn_id, resume=resume))
+    turn.enqueued_at = _now()
+    Turn.objects.filter(pk=turn.pk).update(enqueued_at=turn.enqueued_at)
+    turn_id = turn.pk
+    transaction.on_commit(lambda: tasks.enqueue(turn_id, resume=resume), robust=True)
 
 
 def _next_index(session: AgentSession) -> int:
@@ -175,8 +183,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 if on_busy == "reject":
                     raise SessionBusy()
                 if on_busy == "interrupt" and current is not None:
+                    current = Turn.objects.select_for_update().get(pk=current.pk)
                     _cancel_locked(locked, current, actor=actor, reason=StopReason.USER_CANCEL)
-                    current.refresh_from_db()
             still_busy = (
                 active_turn(locked) is not None
                 or locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
@@ -192,7 +200,7 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
             )
             _status_event(locked, turn)
             if turn.status == S.QUEUED:
-                _enqueue_on_commit(turn.pk, resume=False)
+                _enqueue_on_commit(turn, resume=False)
             return turn
     except IntegrityError as exc:
         # The partial unique constraint is the last word when two requests race.
@@ -209,7 +217,7 @@ def _promote_next_pending(session: AgentSession) -> None:
     _move(nxt, S.QUEUED)
     nxt.save(update_fields=["status"])
     _status_event(session, nxt)
-    _enqueue_on_commit(nxt.pk, resume=False)
+    _enqueue_on_commit(nxt, resume=False)
 
 
 def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
@@ -387,7 +395,7 @@ def turn_resume_after_decision(*, session: AgentSession, turn: Turn) -> None:
     _move(turn, S.QUEUED)
     turn.save(update_fields=["status"])
     _status_event(session, turn)
-    _enqueue_on_commit(turn.pk, resume=True)
+    _enqueue_on_commit(turn, resume=True)
 
 
 # Stopping
@@ -558,15 +566,16 @@ def turn_requeue(
         turn.worker_id = ""
         turn.save(update_fields=["status", "lease_token", "worker_id"])
         _status_event(session, turn, note="worker shut down; resuming")
-        _enqueue_on_commit(turn.pk, resume=True)
+        _enqueue_on_commit(turn, resume=True)
         return True
 
 
 def turns_reap_expired(*, session_id=None) -> int:
     """Finalize or resume turns whose worker stopped heartbeating (it died).
 
-    A stopping turn ends stopped; a running one resumes from its checkpoint while it has
-    attempts left, and fails with ``worker_lost`` after that.
+    A stopping turn ends stopped; a running one resumes from its checkpoint up to
+    ``AGENT_MAX_ATTEMPTS`` times, and fails with ``worker_lost`` after that. Resumes after an
+    approval or a drain are not losses and do not count.
     """
     cutoff = _now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT)
     stale = Turn.objects.filter(
@@ -582,7 +591,7 @@ def turns_reap_expired(*, session_id=None) -> int:
                 continue
             if turn.status == S.STOPPING:
                 finalize_locked(session, turn, status=S.STOPPED)
-            elif turn.attempts < settings.AGENT_MAX_ATTEMPTS:
+            elif turn.worker_losses < settings.AGENT_MAX_ATTEMPTS:
                 for child in turn.children.exclude(status__in=TERMINAL_STATUSES):
                     child = Turn.objects.select_for_update().get(pk=child.pk)
                     finalize_locked(
@@ -591,10 +600,32 @@ def turns_reap_expired(*, session_id=None) -> int:
                 _move(turn, S.QUEUED)
                 turn.lease_token = None
                 turn.worker_id = ""
-                turn.save(update_fields=["status", "lease_token", "worker_id"])
+                turn.worker_losses += 1
+                turn.save(update_fields=["status", "lease_token", "worker_id", "worker_losses"])
                 _status_event(session, turn, note="worker lost; resuming")
-                _enqueue_on_commit(turn.pk, resume=True)
+                _enqueue_on_commit(turn, resume=True)
             else:
                 finalize_locked(session, turn, status=S.FAILED, error_code=ErrorCode.WORKER_LOST)
             reaped += 1
     return reaped
+
+
+def turns_redeliver(*, session_id=None) -> int:
+    """Hand queued turns to the broker again when no worker took them for a while.
+
+    The first hand-over can be lost (the broker was down at commit). A second delivery is
+    harmless: a worker runs a turn only after taking its lease, which one delivery wins.
+    """
+    cutoff = _now() - timedelta(seconds=settings.AGENT_REDELIVER_AFTER)
+    lost = Turn.objects.filter(parent__isnull=True, status=S.QUEUED, enqueued_at__lt=cutoff)
+    if session_id is not None:
+        lost = lost.filter(session_id=session_id)
+    redelivered = 0
+    for turn_id in lost.values_list("pk", flat=True):
+        with transaction.atomic():
+            _session, turn = lock_turn(turn_id)
+            if turn.status != S.QUEUED or turn.enqueued_at >= cutoff:
+                continue
+            _enqueue_on_commit(turn, resume=True)
+            redelivered += 1
+    return redelivered

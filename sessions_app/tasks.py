@@ -26,7 +26,9 @@ def resume_turn(turn_id: int) -> str:
 
 
 def housekeeping() -> str:
-    """Scheduled: reap turns whose worker died and expire overdue approval requests."""
+    """Scheduled: reap turns whose worker died, hand lost deliveries over again, and expire
+    overdue approval requests."""
     reaped = services.turns_reap_expired()
+    redelivered = services.turns_redeliver()
     expired = approvals_expire()
-    return f"reaped {reaped}, expired {expired}"
+    return f"reaped {reaped}, redelivered {redelivered}, expired {expired}"

@@ -2,6 +2,7 @@
 
 import pytest
 
+from sessions_app import api as sessions_api
 from sessions_app import services
 from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error, assert_no_exception_text, queued_turn, running_turn
@@ -67,3 +68,18 @@ def test_it_lists_nothing_for_a_new_session(api, user):
 def test_it_hides_another_users_events(api, other_user):
     turn = queued_turn(other_user)
     assert_error(api.get(f"/api/sessions/{turn.session_id}/events/"), 404, "not_found")
+
+
+def test_it_pages_a_long_timeline(api, user, monkeypatch):
+    monkeypatch.setattr(sessions_api, "EVENTS_PAGE", 3)
+    turn = stopped_turn_with_output(user)
+    url = f"/api/sessions/{turn.session_id}/events/"
+
+    pages = [api.get(url).json()]
+    while pages[-1]["has_more"]:
+        pages.append(api.get(f"{url}?after={pages[-1]['results'][-1]['seq']}").json())
+
+    assert len(pages) > 1
+    assert all(len(page["results"]) == 3 for page in pages[:-1])
+    seqs = [e["seq"] for page in pages for e in page["results"]]
+    assert seqs == list(turn.session.events.order_by("seq").values_list("seq", flat=True))

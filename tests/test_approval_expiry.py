@@ -51,8 +51,8 @@ def test_it_expires_overdue_requests_in_the_scheduled_housekeeping(
     turn, approval = waiting(user, run_turn_in_thread)
     make_overdue(approval)
 
-    assert tasks.housekeeping() == "reaped 0, expired 1"
-    assert tasks.housekeeping() == "reaped 0, expired 0"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0"
 
     assert_expired(turn, approval)
     client = APIClient()

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from agentproj.asgi import application
-from sessions_app import services
+from sessions_app import consumers, services
 from sessions_app.models import TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -76,4 +76,20 @@ def test_it_replays_exactly_the_events_after_the_given_seq_in_order(llm, user, r
 
     replayed, done = resume(session.pk, cookie, session.last_seq)
     assert replayed == []
+    assert done["last_seq"] == session.last_seq
+
+
+def test_it_replays_a_long_timeline_whole_in_batches(llm, user, run_turn_in_thread, monkeypatch):
+    monkeypatch.setattr(consumers, "REPLAY_BATCH", 3)
+    session = services.session_create(owner=user)
+    for message in ("hello", "and again"):
+        turn = services.turn_start(session=session, message=message, actor=user)
+        assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
+    session.refresh_from_db()
+    everything = persisted(session)
+    assert len(everything) > 3 * consumers.REPLAY_BATCH
+
+    replayed, done = resume(session.pk, session_cookie(user), 1)
+
+    assert [e["seq"] for e in replayed] == [e["seq"] for e in everything[1:]]
     assert done["last_seq"] == session.last_seq

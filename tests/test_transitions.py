@@ -210,6 +210,9 @@ def test_it_fails_a_turn_whose_worker_died_too_often(user, settings):
     turn, _ = running_turn(user)
     make_heartbeat_stale(turn)
     services.turns_reap_expired()
+    assert services.turn_take_lease(turn_id=turn.pk, worker_id="second-worker")
+    make_heartbeat_stale(turn)
+    services.turns_reap_expired()
     turn.refresh_from_db()
     assert turn.status == S.FAILED
     assert turn.error_code == "worker_lost"

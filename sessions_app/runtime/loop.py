@@ -5,12 +5,14 @@ The database is the source of truth; this module only ever changes it through
 """
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -132,47 +134,78 @@ async def _close_layer(layer) -> None:
         await closer()
 
 
+class _WatchThread:
+    """A thread of the watcher's own for its database calls.
+
+    The ORM otherwise runs on asgiref's one thread-sensitive thread, which a tool doing blocking
+    work can hold for minutes: the heartbeat and the stop backstop must not wait behind it.
+    """
+
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-watch")
+
+    async def call(self, func, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(func, *args, **kwargs))
+
+    async def close(self) -> None:
+        await self.call(connections.close_all)
+        self._executor.shutdown(wait=False)
+
+
 async def _watch(turn_id: int, lease, scope: CancelScope, layer) -> None:
     """Learn of a stop: a control message (fast path) or the turn row (about once a second).
 
-    Also keeps the lease alive; if the lease is lost the turn is stopped here without writing.
+    It also keeps the lease alive until the turn's runner returns — a non-interruptible tool may
+    still be finishing after a stop — and if the lease is lost the turn stops without writing.
+    A failed check is logged and tried again: a database hiccup must not switch Stop off.
     """
-    listener = asyncio.create_task(_listen_for_control(turn_id, scope, layer))
+    thread = _WatchThread()
+    listener = asyncio.create_task(_listen_for_control(turn_id, scope, layer, thread))
     last_beat = time.monotonic()
     try:
-        while not scope.cancelled:
+        while True:
             await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
-            if time.monotonic() - last_beat >= settings.AGENT_HEARTBEAT_INTERVAL:
-                status = await sync_to_async(services.turn_heartbeat)(
-                    turn_id=turn_id, lease_token=lease
-                )
-                last_beat = time.monotonic()
-            else:
-                status = await _current_status(turn_id, lease)
-            if status is None:
-                scope.cancel(LEASE_LOST)
-            elif status == TurnStatus.STOPPING:
-                scope.cancel(await _stop_reason(turn_id))
+            try:
+                if time.monotonic() - last_beat >= settings.AGENT_HEARTBEAT_INTERVAL:
+                    status = await thread.call(
+                        services.turn_heartbeat, turn_id=turn_id, lease_token=lease
+                    )
+                    last_beat = time.monotonic()
+                elif scope.cancelled:
+                    continue
+                else:
+                    status = await thread.call(_current_status, turn_id, lease)
+                if status is None:
+                    scope.cancel(LEASE_LOST)
+                elif status == TurnStatus.STOPPING:
+                    scope.cancel(await thread.call(_stop_reason, turn_id))
+            except Exception:
+                logger.warning("turn %s: checking the turn row failed", turn_id, exc_info=True)
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
+        await thread.close()
 
 
-async def _listen_for_control(turn_id: int, scope: CancelScope, layer) -> None:
+async def _listen_for_control(turn_id: int, scope: CancelScope, layer, thread) -> None:
     channel = events.turn_control_channel(turn_id)
     while not scope.cancelled:
-        message = await layer.receive(channel)
-        if message.get("action") == "cancel":
-            scope.cancel(await _stop_reason(turn_id))
+        try:
+            message = await layer.receive(channel)
+            if message.get("action") == "cancel":
+                scope.cancel(await thread.call(_stop_reason, turn_id))
+        except Exception:
+            # The row backstop still works; try the fast path again shortly.
+            logger.warning("turn %s: control channel failed", turn_id, exc_info=True)
+            await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
 
 
-@sync_to_async
 def _current_status(turn_id: int, lease) -> str | None:
     row = Turn.objects.filter(pk=turn_id, lease_token=lease).values_list("status", flat=True)
     return row.first()
 
 
-@sync_to_async
 def _stop_reason(turn_id: int) -> str:
     reason = Turn.objects.values_list("stop_reason", flat=True).get(pk=turn_id)
     return reason or StopReason.USER_CANCEL
@@ -398,7 +431,7 @@ class TurnRunner:
                     turn_id=self.turn_id, lease_token=self.lease, checkpoint=state, calls=awaiting
                 )
                 if not parked:
-                    raise AgentStopped(await _stop_reason(self.turn_id))
+                    raise AgentStopped(await sync_to_async(_stop_reason)(self.turn_id))
                 return TurnStatus.WAITING_FOR_APPROVAL
 
     async def _apply_decisions(
@@ -433,6 +466,8 @@ class TurnRunner:
                     messages, call["id"], call["name"], f"Rejected by {who}: {reason}", ok=False
                 )
                 continue
+            # Claiming marks the call executed: only claim when it is about to run.
+            self.scope.raise_if_cancelled()
             try:
                 claimed = await sync_to_async(approval_services.approval_claim_execution)(
                     approval_id=approval.pk, arguments=call["arguments"]

@@ -105,7 +105,8 @@ class SendEmail(Tool):
             # The tool call id is the idempotency key: downstream can drop a duplicate delivery.
             headers={"X-Idempotency-Key": f"turn-{context.turn_id}-{context.tool_call_id}"},
         )
-        await sync_to_async(message.send)(fail_silently=False)
+        # Off asgiref's shared thread: a slow mail server must not hold up the rest of the turn.
+        await sync_to_async(message.send, thread_sensitive=False)(fail_silently=False)
         return f"Email sent to {arguments['to']}."
 
 

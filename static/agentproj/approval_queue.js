@@ -4,6 +4,7 @@
 // lands on a row that moved under the pointer.
 
 const MAX_BACKOFF_MS = 30000;
+const RETRY_AFTER_FAILURE_MS = 3000;
 const FORBIDDEN = 4403; // the consumer closes with this for users who may not decide
 
 const status = document.getElementById("approval-queue-live");
@@ -77,6 +78,7 @@ async function refresh() {
   }
   refreshing = true;
   stale = false;
+  let failed = false;
   try {
     const response = await fetch(window.location.href, {
       credentials: "same-origin",
@@ -92,14 +94,18 @@ async function refresh() {
       setStatus("live", "Live");
     } else {
       stale = true;
+      failed = !busy();
     }
   } catch {
     stale = true;
+    failed = true;
   } finally {
     refreshing = false;
   }
   if (stale && !busy()) {
-    refresh();
+    // A change announced meanwhile is fetched at once; after a failure, wait before retrying
+    // so that a server that is down is not asked again in a tight loop.
+    window.setTimeout(refresh, failed ? RETRY_AFTER_FAILURE_MS : 0);
   }
 }
 
