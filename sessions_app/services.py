@@ -47,6 +47,7 @@ ALLOWED_MOVES: dict[str, frozenset[str]] = {
 }
 
 ON_BUSY_CHOICES = ("reject", "interrupt", "enqueue")
+TITLE_FROM_MESSAGE_CHARS = 60
 
 USER_FACING_ERRORS = {
     ErrorCode.LLM_ERROR: "The language model could not be reached or kept failing.",
@@ -189,6 +190,10 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 active_turn(locked) is not None
                 or locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
             )
+            if not locked.title:
+                # An untitled session is named after its first message, as chat apps do.
+                locked.title = _title_from(message)
+                locked.save(update_fields=["title"])
             turn = Turn.objects.create(
                 session=locked,
                 index=_next_index(locked),
@@ -205,6 +210,15 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     except IntegrityError as exc:
         # The partial unique constraint is the last word when two requests race.
         raise SessionBusy() from exc
+
+
+def _title_from(message: str) -> str:
+    first_line = message.strip().splitlines()[0] if message.strip() else ""
+    return (
+        first_line
+        if len(first_line) <= TITLE_FROM_MESSAGE_CHARS
+        else (first_line[: TITLE_FROM_MESSAGE_CHARS - 1].rstrip() + "…")
+    )
 
 
 def _promote_next_pending(session: AgentSession) -> None:
