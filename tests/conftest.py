@@ -195,3 +195,32 @@ def worker_process(transactional_db, settings, tmp_path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+ASK_FOR_EMAIL = "please send an email to x@example.com"
+
+
+@pytest.fixture
+def outbox(settings):
+    """Emails the agent sends, kept in memory (Django's locmem backend)."""
+    from django.core import mail
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    return mail.outbox
+
+
+@pytest.fixture
+def email_waiting_for_approval(llm, user, run_turn_in_thread, outbox):
+    """Runs a turn that asks for an email until it parks; returns (turn, its approval request)."""
+    from sessions_app import services
+    from sessions_app.models import TurnStatus
+
+    def start():
+        session = services.session_create(owner=user)
+        turn = services.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
+        assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
+        turn.refresh_from_db()
+        return turn, turn.approval_requests.get()
+
+    return start

@@ -1,10 +1,8 @@
 """An approval is bound to the arguments the approver saw."""
 
 import pytest
-from django.core import mail
 
 from approvals_app import services as approval_services
-from sessions_app import services
 from sessions_app.models import EventKind, Turn, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -13,16 +11,9 @@ REFUSED = "Refused: the arguments differ from the ones that were approved."
 
 
 def test_it_refuses_arguments_changed_after_approval(
-    llm, user, approver, run_turn_in_thread, settings
+    email_waiting_for_approval, outbox, llm, approver, run_turn_in_thread
 ):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    mail.outbox = []
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
-        session=session, message="please send an email to x@example.com", actor=user
-    )
-    assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
-    approval = turn.approval_requests.get()
+    turn, approval = email_waiting_for_approval()
     approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
 
     # Someone rewrites the saved call between the approval and the resume.
@@ -36,7 +27,7 @@ def test_it_refuses_arguments_changed_after_approval(
     turn.refresh_from_db()
     approval.refresh_from_db()
     assert turn.status == TurnStatus.COMPLETED
-    assert mail.outbox == []
+    assert outbox == []
     assert approval.executed_at is None
     assert approval.arguments["to"] == "x@example.com"
     result = turn.events.get(kind=EventKind.TOOL_RESULT)

@@ -1,38 +1,20 @@
 """Request -> wait -> decide -> resume, through the real agent loop and the scripted model."""
 
 import pytest
-from django.core import mail
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
 from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-ASK = "please send an email to x@example.com"
-
-
-@pytest.fixture(autouse=True)
-def locmem_email(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    mail.outbox = []
-
-
-def waiting_for_email(user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message=ASK, actor=user)
-    assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
-    turn.refresh_from_db()
-    return turn, turn.approval_requests.get()
 
 
 def kinds(turn) -> list[str]:
     return list(turn.events.order_by("seq").values_list("kind", flat=True))
 
 
-def test_it_waits_for_approval_without_running_the_tool(llm, user, run_turn_in_thread):
-    turn, approval = waiting_for_email(user, run_turn_in_thread)
+def test_it_waits_for_approval_without_running_the_tool(email_waiting_for_approval, outbox, llm):
+    turn, approval = email_waiting_for_approval()
 
     assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
     assert turn.lease_token is None
@@ -45,12 +27,14 @@ def test_it_waits_for_approval_without_running_the_tool(llm, user, run_turn_in_t
     assert requested.data["approval"] == approval.pk
     assert requested.data["arguments"] == approval.arguments
     assert not turn.events.filter(kind=EventKind.TOOL_RESULT).exists()
-    assert mail.outbox == []
+    assert outbox == []
     assert len(llm.requests) == 1
 
 
-def test_it_sends_the_approved_email_once_and_completes(llm, user, approver, run_turn_in_thread):
-    turn, approval = waiting_for_email(user, run_turn_in_thread)
+def test_it_sends_the_approved_email_once_and_completes(
+    email_waiting_for_approval, outbox, llm, approver, run_turn_in_thread
+):
+    turn, approval = email_waiting_for_approval()
 
     approval_services.approval_decide(
         approval_id=approval.pk, actor=approver, approve=True, reason="fine"
@@ -62,8 +46,8 @@ def test_it_sends_the_approved_email_once_and_completes(llm, user, approver, run
     turn.refresh_from_db()
     approval.refresh_from_db()
     assert turn.status == TurnStatus.COMPLETED
-    assert [m.to for m in mail.outbox] == [["x@example.com"]]
-    assert mail.outbox[0].extra_headers["X-Idempotency-Key"] == (
+    assert [m.to for m in outbox] == [["x@example.com"]]
+    assert outbox[0].extra_headers["X-Idempotency-Key"] == (
         f"turn-{turn.pk}-{approval.tool_call_id}"
     )
     assert approval.status == ApprovalStatus.APPROVED
@@ -89,9 +73,9 @@ def test_it_sends_the_approved_email_once_and_completes(llm, user, approver, run
 
 
 def test_it_tells_the_model_about_a_rejection_and_completes(
-    llm, user, approver, run_turn_in_thread
+    email_waiting_for_approval, outbox, llm, approver, run_turn_in_thread
 ):
-    turn, approval = waiting_for_email(user, run_turn_in_thread)
+    turn, approval = email_waiting_for_approval()
 
     approval_services.approval_decide(
         approval_id=approval.pk, actor=approver, approve=False, reason="wrong recipient"
@@ -101,7 +85,7 @@ def test_it_tells_the_model_about_a_rejection_and_completes(
     turn.refresh_from_db()
     approval.refresh_from_db()
     assert turn.status == TurnStatus.COMPLETED
-    assert mail.outbox == []
+    assert outbox == []
     assert approval.status == ApprovalStatus.REJECTED
     assert approval.executed_at is None
     told = llm.requests[-1].body["messages"][-1]

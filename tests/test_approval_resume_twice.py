@@ -4,22 +4,14 @@ import pytest
 from django.core import mail
 
 from approvals_app import services as approval_services
-from sessions_app import services
 from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 @pytest.fixture
-def approved_turn(llm, user, approver, run_turn_in_thread, settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    mail.outbox = []
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
-        session=session, message="please send an email to x@example.com", actor=user
-    )
-    assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
-    approval = turn.approval_requests.get()
+def approved_turn(email_waiting_for_approval, approver):
+    turn, approval = email_waiting_for_approval()
     approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
     return turn, approval
 
