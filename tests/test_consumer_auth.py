@@ -3,20 +3,14 @@
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from agentproj.asgi import application
 from sessions_app import services
+from tests.sockets import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 ALLOWED_ORIGIN = b"http://127.0.0.1"
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 def try_to_connect(session_id, *, cookie: bytes | None, origin: bytes = ALLOWED_ORIGIN):

@@ -4,20 +4,12 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from agentproj.asgi import application
 from sessions_app import events, services
 from sessions_app.models import EventKind, TurnStatus
+from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 def test_it_forwards_live_events_and_token_deltas(user):
@@ -30,11 +22,7 @@ def test_it_forwards_live_events_and_token_deltas(user):
         return turn
 
     async def scenario():
-        communicator = WebsocketCommunicator(
-            application,
-            f"/ws/sessions/{session.pk}/",
-            headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
-        )
+        communicator = session_socket(session.pk, cookie)
         try:
             accepted, _ = await communicator.connect(timeout=5)
             assert accepted

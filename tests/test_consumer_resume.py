@@ -2,31 +2,19 @@
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from agentproj.asgi import application
 from sessions_app import consumers, services
 from sessions_app.models import TurnStatus
+from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 def resume(session_id, cookie: bytes, after_seq: int) -> tuple[list[dict], dict]:
     """The events replayed after ``after_seq`` and the closing ``replayed`` message."""
 
     async def scenario():
-        communicator = WebsocketCommunicator(
-            application,
-            f"/ws/sessions/{session_id}/",
-            headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
-        )
+        communicator = session_socket(session_id, cookie)
         try:
             accepted, _ = await communicator.connect(timeout=5)
             assert accepted

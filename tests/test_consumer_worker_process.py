@@ -4,20 +4,12 @@ layer: the turn's progress, the streamed tokens, and its stop."""
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from agentproj.asgi import application
 from sessions_app import services
 from sessions_app.models import EventKind, Turn, TurnStatus
+from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
 def test_it_delivers_a_worker_processs_events_and_deltas_to_the_socket(
@@ -39,11 +31,7 @@ def test_it_delivers_a_worker_processs_events_and_deltas_to_the_socket(
         return response.status_code
 
     async def scenario():
-        communicator = WebsocketCommunicator(
-            application,
-            f"/ws/sessions/{session.pk}/",
-            headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
-        )
+        communicator = session_socket(session.pk, cookie)
         seen = []
         try:
             accepted, _ = await communicator.connect(timeout=5)

@@ -1,0 +1,23 @@
+"""Websocket helpers shared by the consumer tests: a logged-in user's cookie, and a socket to a
+session's timeline over the real ASGI application."""
+
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from agentproj.asgi import application
+
+ALLOWED_ORIGIN = b"http://127.0.0.1"
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def session_socket(session_id, cookie: bytes) -> WebsocketCommunicator:
+    return WebsocketCommunicator(
+        application,
+        f"/ws/sessions/{session_id}/",
+        headers=[(b"origin", ALLOWED_ORIGIN), (b"cookie", cookie)],
+    )
