@@ -31,9 +31,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
-    "django_q",
+    # Before django_q: its `qcluster` command replaces django-q2's (worker drain on shutdown).
     "sessions_app",
     "approvals_app",
+    "django_q",
 ]
 
 MIDDLEWARE = [
@@ -76,7 +77,16 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
 else:
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Django's psycopg pool: every process (web or worker) keeps a few connections open and
+    # lends them to its threads, so many turns in many processes stay within max_connections.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "pool",
+        {
+            "min_size": 1,
+            "max_size": env.int("DATABASE_POOL_SIZE", default=12),
+            "timeout": 30,
+        },
+    )
 
 REDIS_URL = env("REDIS_URL", default="")
 
@@ -112,13 +122,18 @@ else:
         }
     }
 
+# Housekeeping's time limit. Turn deliveries have none: a worker process hosts its turns in a
+# background event loop and must never be killed for a long story (sessions_app.tasks).
 Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=600)
+Q_WORKERS = env.int("Q_WORKERS", default=2)
 Q_CLUSTER = {
     "name": env("Q_CLUSTER_NAME", default="agentproj"),
-    "workers": env.int("Q_WORKERS", default=2),
-    # A turn parks instead of holding a worker, but a long story can stream for minutes.
+    "workers": Q_WORKERS,
     "timeout": Q_TASK_TIMEOUT,
     "retry": Q_TASK_TIMEOUT + 60,
+    # Deliveries the cluster takes ahead of its workers: a full host blocks its worker, and
+    # turns waiting in this buffer cannot go to another machine, so keep it to one per worker.
+    "queue_limit": Q_WORKERS,
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
@@ -190,6 +205,12 @@ AGENT_MAX_ATTEMPTS = env.int("AGENT_MAX_ATTEMPTS", default=3)
 AGENT_REDELIVER_AFTER = env.float("AGENT_REDELIVER_AFTER", default=120.0)
 AGENT_DRAIN_TIMEOUT = env.float("AGENT_DRAIN_TIMEOUT", default=20.0)
 AGENT_DRAIN_MODE = env("AGENT_DRAIN_MODE", default="requeue")
+# Turns one worker process hosts at once in its event loop. A streaming turn is mostly waiting
+# on the network: 50 per process lets the default two workers serve 100 conversations at once
+# within the machine's memory and the model server's connection limits.
+AGENT_TURNS_PER_WORKER = env.int("AGENT_TURNS_PER_WORKER", default=50)
+# Threads of a worker process for the ORM work of all its turns (and its pool's connections).
+AGENT_DB_THREADS = env.int("AGENT_DB_THREADS", default=8)
 AGENT_MAX_MESSAGE_CHARS = env.int("AGENT_MAX_MESSAGE_CHARS", default=8000)
 AGENT_TOOLS = env.list(
     "AGENT_TOOLS",

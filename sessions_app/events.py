@@ -6,6 +6,7 @@ to look at it again (a cancel arrived).
 """
 
 import logging
+import re
 from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -42,14 +43,20 @@ class ControlPayload(TypedDict):
     type: str
     turn: int
     action: Literal["cancel"]
+    reason: str
 
 
 def session_group(session_id) -> str:
     return f"session.{session_id}"
 
 
-def turn_control_channel(turn_id: int) -> str:
-    return f"turn-control.{turn_id}"
+def host_control_channel(worker_id: str) -> str:
+    """The one channel a worker process's turn host listens on for all the turns it runs.
+
+    Derived from the ``worker_id`` the host writes into each turn it takes, so whoever accepts a
+    cancel, on whatever machine, can address the host that runs the turn.
+    """
+    return "turn-host." + re.sub(r"[^A-Za-z0-9_.-]", "-", worker_id)[:90]
 
 
 def serialize_event(event: TimelineEvent) -> EventPayload:
@@ -111,10 +118,18 @@ async def send_delta(layer, *, session_id, payload: DeltaPayload) -> None:
     )
 
 
-def signal_turn_on_commit(turn_id: int) -> None:
-    """Ask the worker running ``turn_id`` to re-read it now rather than at its next poll."""
-    message: ControlPayload = {"type": CONTROL_MESSAGE_TYPE, "turn": turn_id, "action": "cancel"}
-    transaction.on_commit(lambda: _send_now("send", turn_control_channel(turn_id), message))
+def signal_turn_on_commit(turn: Turn) -> None:
+    """Tell the host running ``turn`` to stop it now rather than at its next look at the row."""
+    if not turn.worker_id:
+        return
+    message: ControlPayload = {
+        "type": CONTROL_MESSAGE_TYPE,
+        "turn": turn.pk,
+        "action": "cancel",
+        "reason": turn.stop_reason,
+    }
+    channel = host_control_channel(turn.worker_id)
+    transaction.on_commit(lambda: _send_now("send", channel, message))
 
 
 def approval_queue_changed_on_commit() -> None:

@@ -1,7 +1,19 @@
-"""Reads: what pages, the API and consumers show."""
+"""Reads: what pages, the API, consumers and the worker's turn host look at."""
+
+import uuid
+from dataclasses import dataclass
+
+from approvals_app.models import ApprovalRequest
 
 from .events import serialize_event
-from .models import ACTIVE_STATUSES, AgentSession, Turn, TurnStatus
+from .models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    AgentSession,
+    EventKind,
+    Turn,
+    TurnStatus,
+)
 
 SESSION_STATUS_OF_TURN = {
     TurnStatus.QUEUED: "running",
@@ -35,3 +47,48 @@ def events_after(session_id, after_seq: int, *, limit: int = 1000) -> list[dict]
         .order_by("seq")[:limit]
     )
     return [serialize_event(e) for e in rows]
+
+
+# Reads of the worker's turn host.
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    status: str
+    lease_token: uuid.UUID | None
+    stop_reason: str
+
+
+def turns_lease_state(turn_ids) -> dict[int, LeaseState]:
+    """What a host needs to know of its turns at each look: one query for all of them."""
+    rows = Turn.objects.filter(pk__in=list(turn_ids)).values_list(
+        "pk", "status", "lease_token", "stop_reason"
+    )
+    return {pk: LeaseState(status, lease, reason) for pk, status, lease, reason in rows}
+
+
+def turn_stop_reason(turn_id: int) -> str:
+    return Turn.objects.values_list("stop_reason", flat=True).get(pk=turn_id)
+
+
+def turn_to_run(turn_id: int) -> Turn:
+    return Turn.objects.select_related("session").get(pk=turn_id)
+
+
+def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
+    requests = ApprovalRequest.objects.filter(turn_id=turn_id).select_related("decided_by")
+    return {request.tool_call_id: request for request in requests}
+
+
+def turn_answer(turn_id: int) -> str:
+    """The assistant text a turn produced, all of its model calls joined."""
+    texts = Turn.objects.get(pk=turn_id).events.filter(kind=EventKind.ASSISTANT_MESSAGE)
+    return "\n".join(t for t in (e.data.get("text", "") for e in texts) if t)
+
+
+def earlier_exchanges(turn: Turn) -> list[tuple[str, str]]:
+    """The user message and answer of each finished top-level turn before ``turn``."""
+    earlier = turn.session.turns.filter(
+        parent__isnull=True, index__lt=turn.index, status__in=TERMINAL_STATUSES
+    ).order_by("index")
+    return [(previous.user_message, turn_answer(previous.pk)) for previous in earlier]

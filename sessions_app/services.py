@@ -138,7 +138,7 @@ def _require_lease(turn: Turn, lease_token) -> None:
         raise LeaseLost()
 
 
-def _enqueue_on_commit(turn: Turn, *, resume: bool) -> None:
+def _enqueue_on_commit(turn: Turn) -> None:
     """Hand the turn to a worker once the transaction commits.
 
     ``robust``: a broker that is down must not turn a committed change into an error for the
@@ -149,7 +149,7 @@ def _enqueue_on_commit(turn: Turn, *, resume: bool) -> None:
     turn.enqueued_at = _now()
     Turn.objects.filter(pk=turn.pk).update(enqueued_at=turn.enqueued_at)
     turn_id = turn.pk
-    transaction.on_commit(lambda: tasks.enqueue(turn_id, resume=resume), robust=True)
+    transaction.on_commit(lambda: tasks.enqueue(turn_id), robust=True)
 
 
 def _next_index(session: AgentSession) -> int:
@@ -205,7 +205,7 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
             )
             _status_event(locked, turn)
             if turn.status == S.QUEUED:
-                _enqueue_on_commit(turn, resume=False)
+                _enqueue_on_commit(turn)
             return turn
     except IntegrityError as exc:
         # The partial unique constraint is the last word when two requests race.
@@ -231,7 +231,7 @@ def _promote_next_pending(session: AgentSession) -> None:
     _move(nxt, S.QUEUED)
     nxt.save(update_fields=["status"])
     _status_event(session, nxt)
-    _enqueue_on_commit(nxt, resume=False)
+    _enqueue_on_commit(nxt)
 
 
 def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
@@ -289,12 +289,16 @@ def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:
         return turn.lease_token
 
 
-def turn_heartbeat(*, turn_id: int, lease_token) -> str | None:
-    """Refresh the lease; returns the turn's status, or None when the lease is gone."""
-    updated = Turn.objects.filter(pk=turn_id, lease_token=lease_token).update(heartbeat_at=_now())
-    if not updated:
-        return None
-    return Turn.objects.values_list("status", flat=True).get(pk=turn_id)
+def turns_heartbeat(*, worker_id: str) -> int:
+    """Refresh the leases of every turn one host runs, in one statement.
+
+    ``worker_id`` is unique per host and written with each lease (and cleared whenever the
+    lease is released), so it fences like the lease token: a turn taken over elsewhere no longer
+    carries it and is not refreshed.
+    """
+    return Turn.objects.filter(worker_id=worker_id, status__in=(S.RUNNING, S.STOPPING)).update(
+        heartbeat_at=_now()
+    )
 
 
 def turn_record_event(
@@ -409,7 +413,7 @@ def turn_resume_after_decision(*, session: AgentSession, turn: Turn) -> None:
     _move(turn, S.QUEUED)
     turn.save(update_fields=["status"])
     _status_event(session, turn)
-    _enqueue_on_commit(turn, resume=True)
+    _enqueue_on_commit(turn)
 
 
 # Stopping
@@ -450,7 +454,7 @@ def _cancel_locked(
     turn.cancel_requested_by = actor if getattr(actor, "pk", None) else None
     turn.save(update_fields=["status", "stop_reason", "cancel_requested_at", "cancel_requested_by"])
     _status_event(session, turn, note=note[:500])
-    events.signal_turn_on_commit(turn.pk)
+    events.signal_turn_on_commit(turn)
 
 
 def turn_finalize(
@@ -580,7 +584,7 @@ def turn_requeue(
         turn.worker_id = ""
         turn.save(update_fields=["status", "lease_token", "worker_id"])
         _status_event(session, turn, note="worker shut down; resuming")
-        _enqueue_on_commit(turn, resume=True)
+        _enqueue_on_commit(turn)
         return True
 
 
@@ -617,7 +621,7 @@ def turns_reap_expired(*, session_id=None) -> int:
                 turn.worker_losses += 1
                 turn.save(update_fields=["status", "lease_token", "worker_id", "worker_losses"])
                 _status_event(session, turn, note="worker lost; resuming")
-                _enqueue_on_commit(turn, resume=True)
+                _enqueue_on_commit(turn)
             else:
                 finalize_locked(session, turn, status=S.FAILED, error_code=ErrorCode.WORKER_LOST)
             reaped += 1
@@ -640,6 +644,6 @@ def turns_redeliver(*, session_id=None) -> int:
             _session, turn = lock_turn(turn_id)
             if turn.status != S.QUEUED or turn.enqueued_at >= cutoff:
                 continue
-            _enqueue_on_commit(turn, resume=True)
+            _enqueue_on_commit(turn)
             redelivered += 1
     return redelivered

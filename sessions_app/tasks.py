@@ -9,20 +9,32 @@ from django_q.tasks import async_task
 from approvals_app.services import approvals_expire
 
 from . import services
-from .runtime import loop
+from .runtime import worker
+
+# A turn task returns once its turn runs in the process's host, or waits while the host is
+# full: django-q2's time limit must never kill a process that hosts turns.
+NO_TIME_LIMIT = -1
 
 
-def enqueue(turn_id: int, *, resume: bool) -> None:
-    func = "sessions_app.tasks.resume_turn" if resume else "sessions_app.tasks.run_turn"
-    async_task(func, turn_id, group="turns", q_options={"task_name": f"turn-{turn_id}"})
+def enqueue(turn_id: int) -> None:
+    """Hand a queued turn to the broker: a first run and a resume are the same task, since a
+    turn always continues from its checkpoint."""
+    async_task(
+        "sessions_app.tasks.run_turn",
+        turn_id,
+        group="turns",
+        q_options={"task_name": f"turn-{turn_id}", "timeout": NO_TIME_LIMIT},
+    )
 
 
 def run_turn(turn_id: int) -> str:
-    return loop.execute(turn_id)
-
-
-def resume_turn(turn_id: int) -> str:
-    return loop.execute(turn_id)
+    outcome = worker.deliver(turn_id)
+    if outcome == worker.REFUSED:
+        # This process was told to shut down and has drained: the turn is still queued, so
+        # hand it to another process, and leave now, between tasks, where leaving is safe.
+        enqueue(turn_id)
+        raise SystemExit(0)
+    return outcome
 
 
 def housekeeping() -> str:

@@ -7,6 +7,7 @@ use ``pytest.mark.django_db(transaction=True, databases="__all__")``: the loop r
 and processes that must see committed rows.
 """
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -100,8 +101,22 @@ def api(user):
     return client
 
 
+def run_turn_to_end(turn_id: int) -> str:
+    """Run one turn on a turn host of its own, as a worker process's host would, until it ends
+    or parks; returns how it ended."""
+    from django.conf import settings as live_settings
+
+    from sessions_app.runtime.host import TurnHost
+
+    async def hosted() -> str:
+        async with TurnHost(capacity=live_settings.AGENT_TURNS_PER_WORKER) as host:
+            return await host.run(turn_id)
+
+    return asyncio.run(hosted())
+
+
 class TurnThread:
-    """Runs ``run_turn`` for one turn in a thread, as a worker process would."""
+    """Runs one turn in a thread, on a turn host of its own."""
 
     def __init__(self, turn_id: int):
         self.turn_id = turn_id
@@ -110,10 +125,8 @@ class TurnThread:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        from sessions_app import tasks
-
         try:
-            self.result = tasks.run_turn(self.turn_id)
+            self.result = run_turn_to_end(self.turn_id)
         except BaseException as exc:
             self.error = exc
         finally:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from sessions_app import services
 from sessions_app.models import EventKind, Turn, TurnStatus
-from tests.turn_states import EMAIL_CALL, running_turn
+from tests.turn_states import EMAIL_CALL, TEST_WORKER, running_turn
 
 pytestmark = pytest.mark.django_db
 
@@ -94,11 +94,22 @@ def test_it_refuses_a_write_with_a_stale_lease_and_writes_nothing(write, taken_o
 
 
 def test_it_refuses_a_stale_heartbeat(taken_over):
-    turn, old_lease, _ = taken_over
+    """The first host's batched heartbeat no longer reaches a turn taken over elsewhere."""
+    turn, _, _ = taken_over
     heartbeat = turn.heartbeat_at
-    assert services.turn_heartbeat(turn_id=turn.pk, lease_token=old_lease) is None
+    assert services.turns_heartbeat(worker_id=TEST_WORKER) == 0
     turn.refresh_from_db()
     assert turn.heartbeat_at == heartbeat
+
+
+def test_it_refreshes_every_lease_a_host_holds_in_one_call(user):
+    turns = [running_turn(user)[0] for _ in range(3)]
+    stale = timezone.now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT + 5)
+    Turn.objects.filter(pk__in=[t.pk for t in turns]).update(heartbeat_at=stale)
+
+    assert services.turns_heartbeat(worker_id=TEST_WORKER) == 3
+
+    assert not Turn.objects.filter(pk__in=[t.pk for t in turns], heartbeat_at=stale).exists()
 
 
 def test_it_accepts_the_writes_of_the_current_owner(taken_over):

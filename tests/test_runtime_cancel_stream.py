@@ -102,7 +102,7 @@ def test_it_stops_through_the_turn_row_when_the_control_message_is_lost(
     turn, text_before_cancel, cancelled_at = _start_story_and_cancel_mid_stream(
         llm, user, run_turn_in_thread
     )
-    assert signalled == [turn.pk]
+    assert [signalled_turn.pk for signalled_turn in signalled] == [turn.pk]
     _assert_stopped_with_partial_text(turn, text_before_cancel)
     _assert_stream_closed_by_client(llm, cancelled_at)
     _assert_no_warning_logged(caplog)

@@ -1,4 +1,5 @@
-"""The HTTP client to the model is closed however the turn ends: completed, failed or stopped."""
+"""A turn host's pooled HTTP client to the model serves its turns and is closed with the host,
+however its turns ended: completed, failed or stopped."""
 
 import pytest
 
@@ -15,8 +16,8 @@ def made_clients(monkeypatch):
     clients = []
     make_client = llm_module.make_client
 
-    def recording_make_client():
-        client = make_client()
+    def recording_make_client(**kwargs):
+        client = make_client(**kwargs)
         clients.append(client)
         return client
 

@@ -15,7 +15,7 @@ def test_it_still_stops_after_a_failed_heartbeat(
 ):
     settings.AGENT_HEARTBEAT_INTERVAL = 0.1
     settings.AGENT_CANCEL_POLL_INTERVAL = 0.05
-    real_heartbeat = services.turn_heartbeat
+    real_heartbeat = services.turns_heartbeat
     heartbeats = []
 
     def heartbeat_that_fails_once(**kwargs):
@@ -24,7 +24,7 @@ def test_it_still_stops_after_a_failed_heartbeat(
             raise OperationalError("server closed the connection unexpectedly")
         return real_heartbeat(**kwargs)
 
-    monkeypatch.setattr(services, "turn_heartbeat", heartbeat_that_fails_once)
+    monkeypatch.setattr(services, "turns_heartbeat", heartbeat_that_fails_once)
     session = services.session_create(owner=user)
     turn = services.turn_start(session=session, message="tell me a story", actor=user)
     thread = run_turn_in_thread(turn.pk)

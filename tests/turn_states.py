@@ -31,10 +31,13 @@ def queued_turn(owner, session: AgentSession | None = None, message: str = "hell
     return services.turn_start(session=session, message=message, actor=owner)
 
 
+TEST_WORKER = "test-worker"
+
+
 def running_turn(owner, session: AgentSession | None = None) -> tuple[Turn, Any]:
     """A running turn and the lease token its (imaginary) worker holds."""
     turn = queued_turn(owner, session)
-    lease = services.turn_take_lease(turn_id=turn.pk, worker_id="test-worker")
+    lease = services.turn_take_lease(turn_id=turn.pk, worker_id=TEST_WORKER)
     assert lease is not None
     turn.refresh_from_db()
     return turn, lease

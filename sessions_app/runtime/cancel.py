@@ -10,6 +10,9 @@ import contextvars
 
 from sessions_app.models import StopReason
 
+# Internal stop reason, never written to a turn: another owner took the turn over.
+LEASE_LOST = "lease_lost"
+
 
 class AgentStopped(Exception):
     """Raised at a structural boundary once the turn's scope is cancelled."""

@@ -64,7 +64,8 @@ OnText = Callable[[str], Awaitable[None]]
 OnRestart = Callable[[], Awaitable[None]]
 
 
-def make_client() -> httpx.AsyncClient:
+def make_client(*, connections: int) -> httpx.AsyncClient:
+    """One pooled client per turn host, with a connection for each turn it may run."""
     timeout = httpx.Timeout(
         connect=settings.LLM_CONNECT_TIMEOUT,
         read=settings.LLM_READ_TIMEOUT,
@@ -73,7 +74,10 @@ def make_client() -> httpx.AsyncClient:
     )
     headers = {"Authorization": f"Bearer {settings.LLM_API_KEY}"} if settings.LLM_API_KEY else {}
     return httpx.AsyncClient(
-        base_url=settings.LLM_BASE_URL.rstrip("/") + "/", timeout=timeout, headers=headers
+        base_url=settings.LLM_BASE_URL.rstrip("/") + "/",
+        timeout=timeout,
+        headers=headers,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
 
 

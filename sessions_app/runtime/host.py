@@ -1,0 +1,148 @@
+"""The turn host: one asyncio event loop that runs many turns at once.
+
+A streaming turn spends nearly all its time waiting on the model server, so one loop can host
+dozens. What every turn needs is shared per host, not made per turn: database threads, one
+pooled HTTP client to the model, one channel-layer connection, one control listener that routes
+cancels to the turn they name, and one heartbeat and backstop read for all hosted turns.
+
+A worker process runs one host (``runtime.worker``); tests run a host for one turn in a thread.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from channels.layers import channel_layers
+from django.conf import settings
+
+from .. import services
+from ..models import StopReason
+from . import llm, watch
+from .cancel import LEASE_LOST, CancelScope, current_scope
+from .db import DatabaseThreads
+from .runner import TurnRunner
+
+logger = logging.getLogger(__name__)
+
+SKIPPED = "skipped"
+# After the drain's grace, how long stopped turns get to record their end before the host
+# gives up on them (the reaper finalizes what is left once their leases expire).
+DRAIN_FINALIZE_GRACE = 5.0
+
+
+@dataclass
+class HostedTurn:
+    turn_id: int
+    lease: uuid.UUID
+    scope: CancelScope = field(default_factory=CancelScope)
+    task: asyncio.Task | None = None
+
+
+class TurnHost:
+    def __init__(self, *, capacity: int):
+        self.capacity = capacity
+        # Unique per host, written into every turn it takes: it names the host's control
+        # channel and fences its batched heartbeat (several hosts may share a process in tests).
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.turns: dict[int, HostedTurn] = {}
+        self.accepting = True
+        self._background: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> "TurnHost":
+        self.db = DatabaseThreads(settings.AGENT_DB_THREADS, "turn-db")
+        self.watch_db = DatabaseThreads(1, "turn-watch")
+        self.client = llm.make_client(connections=self.capacity)
+        self.layer = channel_layers.make_backend("default")
+        self._background = [
+            asyncio.create_task(watch.listen_for_control(self)),
+            asyncio.create_task(watch.keep_leases(self)),
+        ]
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.accepting = False
+        running = [hosted.task for hosted in self.turns.values() if hosted.task]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.client.aclose()
+        await _close_layer(self.layer)
+        await self.db.close()
+        await self.watch_db.close()
+
+    @property
+    def free_slots(self) -> int:
+        return self.capacity - len(self.turns)
+
+    async def admit(self, turn_id: int) -> HostedTurn | None:
+        """Take the turn's lease and start running it; None when there is nothing to run
+        (delivered twice, or already finished or stopped elsewhere: at-least-once delivery)."""
+        if not self.accepting:
+            return None
+        lease = await self.db(services.turn_take_lease, turn_id=turn_id, worker_id=self.worker_id)
+        if lease is None:
+            return None
+        previous = self.turns.get(turn_id)
+        if previous is not None:
+            # The turn was reaped from this very host (it stalled) and handed back to it.
+            previous.scope.cancel(LEASE_LOST)
+        hosted = HostedTurn(turn_id=turn_id, lease=lease)
+        self.turns[turn_id] = hosted
+        hosted.task = asyncio.create_task(self._drive(hosted), name=f"turn-{turn_id}")
+        return hosted
+
+    async def run(self, turn_id: int) -> str:
+        """Run one turn to wherever it ends on this host; returns how it ended."""
+        hosted = await self.admit(turn_id)
+        if hosted is None:
+            return SKIPPED
+        return await hosted.task
+
+    async def _drive(self, hosted: HostedTurn) -> str:
+        current_scope.set(hosted.scope)
+        try:
+            return await TurnRunner(
+                turn_id=hosted.turn_id, lease=hosted.lease, scope=hosted.scope, host=self
+            ).run()
+        finally:
+            if self.turns.get(hosted.turn_id) is hosted:
+                del self.turns[hosted.turn_id]
+
+    async def drain(self, grace: float) -> None:
+        """Take no more turns; let hosted ones go on for ``grace`` seconds, then stop them with
+        ``worker_drain`` (each is handed back to the queue or finalized, per
+        ``AGENT_DRAIN_MODE``)."""
+        self.accepting = False
+        pending = [hosted.task for hosted in self.turns.values() if hosted.task]
+        if not pending:
+            return
+        logger.info("draining %d turns for up to %ss", len(pending), grace)
+        _, still_running = await asyncio.wait(pending, timeout=grace)
+        if not still_running:
+            return
+        for hosted in list(self.turns.values()):
+            hosted.scope.cancel(StopReason.WORKER_DRAIN)
+        _, stuck = await asyncio.wait(still_running, timeout=DRAIN_FINALIZE_GRACE)
+        if stuck:
+            logger.warning(
+                "%d turns did not finish draining; the reaper will see to them", len(stuck)
+            )
+
+    async def finish(self) -> None:
+        """Take no more turns and wait for the hosted ones to end by themselves."""
+        self.accepting = False
+        pending = [hosted.task for hosted in self.turns.values() if hosted.task]
+        if pending:
+            await asyncio.wait(pending)
+
+
+async def _close_layer(layer) -> None:
+    closer = getattr(layer, "close", None) or getattr(layer, "close_pools", None)
+    if closer is not None:
+        await closer()

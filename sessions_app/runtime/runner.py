@@ -1,0 +1,401 @@
+"""One turn of the agent: call the model, run or park its tool calls, until it answers.
+
+The database is the source of truth; a runner only ever changes it through
+``sessions_app.services``, with the lease token its host took, so a stale runner writes nothing.
+It runs inside a ``TurnHost`` and uses the host's shared resources: its database threads, its
+HTTP client and its channel layer.
+"""
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from approvals_app import services as approval_services
+from approvals_app.models import ApprovalStatus
+
+from .. import selectors, services
+from ..models import ErrorCode, EventKind, StopReason, TurnStatus
+from . import llm, tools
+from .cancel import LEASE_LOST, AgentStopped, CancelScope, current_scope
+from .output import AssistantOutput
+
+if TYPE_CHECKING:
+    from .host import TurnHost
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant in agentproj. Use the tools you are given when they help. "
+    "Some tools need a human's approval; if a call is rejected, say so and carry on."
+)
+REQUEUED = "requeued"
+NO_SUB_AGENT_ANSWER = "(the sub-agent gave no answer)"
+
+
+@dataclass
+class TurnState:
+    """What a turn checkpoints: the model's conversation so far and its progress."""
+
+    messages: list[dict[str, Any]]
+    model_calls: int = 0
+    awaiting_approval: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def checkpoint(self) -> dict[str, Any]:
+        saved: dict[str, Any] = {"messages": self.messages, "model_calls": self.model_calls}
+        if self.awaiting_approval:
+            saved["awaiting_approval"] = self.awaiting_approval
+        return saved
+
+
+class TurnRunner:
+    def __init__(self, *, turn_id: int, lease, scope: CancelScope, host: "TurnHost"):
+        self.turn_id = turn_id
+        self.lease = lease
+        self.scope = scope
+        self.host = host
+        self.session_id = None
+        self.is_sub_agent = False
+        self.output: AssistantOutput | None = None
+
+    async def run(self) -> str:
+        """Run the turn to wherever it ends here; returns how it ended."""
+        try:
+            return await self._run()
+        except AgentStopped as stop:
+            return await self._stopped(stop.reason)
+        except asyncio.CancelledError:
+            # A parent cancelling this sub-agent's task: record the stop, then let it unwind.
+            if self.scope.cancelled:
+                await self._finalize(TurnStatus.STOPPED, stop_reason=StopReason.PARENT_STOPPED)
+            raise
+        except llm.LLMError as exc:
+            logger.warning("turn %s: model failed: %s", self.turn_id, exc.user_message)
+            await self._finalize(
+                TurnStatus.FAILED, error_code=ErrorCode.LLM_ERROR, detail=exc.user_message
+            )
+            return TurnStatus.FAILED
+        except services.LeaseLost:
+            logger.warning("turn %s: lease lost; leaving it to its new owner", self.turn_id)
+            return LEASE_LOST
+        except Exception:
+            logger.exception("turn %s failed", self.turn_id)
+            await self._finalize(TurnStatus.FAILED, error_code=ErrorCode.INTERNAL_ERROR)
+            return TurnStatus.FAILED
+
+    async def _stopped(self, reason: str) -> str:
+        if reason == LEASE_LOST:
+            logger.warning("turn %s: lease lost; leaving it to its new owner", self.turn_id)
+            return LEASE_LOST
+        if reason == StopReason.WORKER_DRAIN and await self._hand_back():
+            return REQUEUED
+        await self._finalize(TurnStatus.STOPPED, stop_reason=reason or StopReason.USER_CANCEL)
+        return TurnStatus.STOPPED
+
+    async def _run(self) -> str:
+        state, available = await self._load()
+        if state.awaiting_approval:
+            await self._apply_decisions(state, available)
+        while True:
+            self.scope.raise_if_cancelled()
+            if state.model_calls >= settings.AGENT_MAX_MODEL_CALLS:
+                await self._finalize(TurnStatus.FAILED, error_code=ErrorCode.MODEL_CALL_LIMIT)
+                return TurnStatus.FAILED
+            reply = await self._call_model(state, available)
+            if not reply.tool_calls:
+                await self._finalize(TurnStatus.COMPLETED)
+                return TurnStatus.COMPLETED
+            awaiting = await self._handle_tool_calls(state, reply.tool_calls, available)
+            if awaiting:
+                return await self._park(state, awaiting)
+
+    async def _load(self) -> tuple[TurnState, dict[str, tools.Tool]]:
+        """The turn's checkpoint, or a fresh conversation; and the tools it may use."""
+        turn = await self.host.db(selectors.turn_to_run, self.turn_id)
+        self.session_id = turn.session_id
+        self.is_sub_agent = turn.parent_id is not None
+        available = tools.for_turn(is_sub_agent=self.is_sub_agent)
+        saved = turn.checkpoint or {}
+        if saved.get("messages"):
+            state = TurnState(
+                messages=saved["messages"],
+                model_calls=saved.get("model_calls", 0),
+                awaiting_approval=saved.get("awaiting_approval", []),
+                usage=dict(turn.usage or {}),
+            )
+        else:
+            exchanges = (
+                [] if self.is_sub_agent else await self.host.db(selectors.earlier_exchanges, turn)
+            )
+            state = TurnState(
+                messages=_initial_messages(exchanges, turn.user_message),
+                usage=dict(turn.usage or {}),
+            )
+        _answer_dangling_calls(state.messages, exclude=state.awaiting_approval)
+        return state, available
+
+    async def _call_model(self, state: TurnState, available: dict[str, tools.Tool]):
+        """One streamed model call, its text checkpointed as it comes; the reply is recorded."""
+        self.output = AssistantOutput(self)
+        reply = await llm.stream_chat(
+            self.host.client,
+            messages=state.messages,
+            tools=[tool.openai_spec() for tool in available.values()],
+            scope=self.scope,
+            on_text=self.output.on_text,
+            on_restart=self.output.restart,
+        )
+        state.model_calls += 1
+        for key, value in reply.usage.items():
+            state.usage[key] = state.usage.get(key, 0) + value
+        assistant: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+        if reply.tool_calls:
+            assistant["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json},
+                }
+                for call in reply.tool_calls
+            ]
+        state.messages.append(assistant)
+        await self.output.flush_delta()
+        await self.output.persist(streaming=False)
+        await self._checkpoint(state)
+        if reply.tool_calls:
+            self.output = None
+        return reply
+
+    async def _handle_tool_calls(
+        self, state: TurnState, calls: list[llm.ToolCall], available: dict[str, tools.Tool]
+    ) -> list[dict[str, Any]]:
+        """Run each call the agent may make now; return those that need a human first."""
+        awaiting: list[dict[str, Any]] = []
+        for call in calls:
+            arguments, problem = _parse_arguments(call.arguments_json)
+            await self._record(
+                EventKind.TOOL_CALL,
+                {"tool_call_id": call.id, "tool": call.name, "arguments": arguments},
+            )
+            tool = available.get(call.name)
+            if problem is None and tool is None:
+                problem = f"Unknown tool: {call.name}"
+            if problem is None:
+                try:
+                    tool.validate(arguments)
+                except tools.ToolError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                await self._tool_result(state, call.id, call.name, problem, ok=False)
+            elif tool.needs_approval:
+                awaiting.append({"id": call.id, "name": call.name, "arguments": arguments})
+            else:
+                await self._run_tool(state, tool, call.id, arguments)
+            await self._checkpoint(state)
+        return awaiting
+
+    async def _park(self, state: TurnState, awaiting: list[dict[str, Any]]) -> str:
+        """Wait for approval without holding anything: the checkpoint keeps the calls."""
+        self.scope.raise_if_cancelled()
+        state.awaiting_approval = awaiting
+        parked = await self.host.db(
+            services.turn_park_for_approval,
+            turn_id=self.turn_id,
+            lease_token=self.lease,
+            checkpoint=state.checkpoint(),
+            calls=awaiting,
+        )
+        if not parked:
+            raise AgentStopped(await self.host.db(selectors.turn_stop_reason, self.turn_id))
+        return TurnStatus.WAITING_FOR_APPROVAL
+
+    async def _apply_decisions(self, state: TurnState, available: dict[str, tools.Tool]) -> None:
+        """Resume after approval: run approved calls once, report rejected ones to the model."""
+        decided = await self.host.db(selectors.turn_approvals_by_call, self.turn_id)
+        answered = {m.get("tool_call_id") for m in state.messages if m.get("role") == "tool"}
+        for call in state.awaiting_approval:
+            if call["id"] in answered:
+                continue
+            approval = decided.get(call["id"])
+            if approval is None or approval.status != ApprovalStatus.APPROVED:
+                await self._tool_result(
+                    state, call["id"], call["name"], _rejection(approval), ok=False
+                )
+                continue
+            refusal = await self._claim(approval, call)
+            if refusal:
+                await self._tool_result(state, call["id"], call["name"], refusal, ok=False)
+                continue
+            await self._run_tool(state, available[call["name"]], call["id"], call["arguments"])
+        state.awaiting_approval = []
+        await self._checkpoint(state)
+
+    async def _claim(self, approval, call: dict[str, Any]) -> str:
+        """Mark an approved call executed just before it runs; a refusal text if it may not."""
+        self.scope.raise_if_cancelled()
+        try:
+            claimed = await self.host.db(
+                approval_services.approval_claim_execution,
+                approval_id=approval.pk,
+                arguments=call["arguments"],
+            )
+        except approval_services.ArgumentsChanged:
+            return "Refused: the arguments differ from the ones that were approved."
+        if not claimed:
+            return "This approved call was already run once; it is not run again."
+        return ""
+
+    async def _run_tool(
+        self, state: TurnState, tool: tools.Tool, call_id: str, arguments: dict[str, Any]
+    ) -> None:
+        context = tools.ToolContext(
+            turn_id=self.turn_id, tool_call_id=call_id, run_sub_agent=self._run_sub_agent
+        )
+        try:
+            result = await self.scope.run(
+                tool.run(arguments, context), interruptible=tool.interruptible
+            )
+        except tools.ToolError as exc:
+            await self._tool_result(state, call_id, tool.name, str(exc), ok=False)
+            return
+        except AgentStopped:
+            raise
+        except Exception:
+            logger.exception("turn %s: tool %s failed", self.turn_id, tool.name)
+            await self._tool_result(
+                state, call_id, tool.name, f"The tool {tool.name} failed.", ok=False
+            )
+            return
+        # A non-interruptible tool finished although a stop arrived meanwhile: record its
+        # result whatever happens next, then the next boundary stops the turn.
+        await self._tool_result(state, call_id, tool.name, result, ok=True, force=True)
+
+    async def _run_sub_agent(self, task: str) -> str:
+        child = await self.host.db(
+            services.child_turn_start, parent_id=self.turn_id, lease_token=self.lease, task=task
+        )
+        scope = CancelScope(parent=self.scope)
+        runner = TurnRunner(turn_id=child.pk, lease=self.lease, scope=scope, host=self.host)
+
+        async def in_child_context() -> str:
+            current_scope.set(scope)
+            return await runner.run()
+
+        outcome = await asyncio.create_task(in_child_context())
+        if outcome == TurnStatus.STOPPED:
+            raise AgentStopped(self.scope.reason or StopReason.USER_CANCEL)
+        if outcome != TurnStatus.COMPLETED:
+            raise tools.ToolError("The sub-agent failed.")
+        return await self.host.db(selectors.turn_answer, child.pk) or NO_SUB_AGENT_ANSWER
+
+    async def _record(self, kind: str, data: dict[str, Any]) -> None:
+        await self.host.db(
+            services.turn_record_event,
+            turn_id=self.turn_id,
+            lease_token=self.lease,
+            kind=kind,
+            data=data,
+        )
+
+    async def _tool_result(
+        self, state: TurnState, call_id, name, content: str, *, ok: bool, force: bool = False
+    ) -> None:
+        if not force:
+            self.scope.raise_if_cancelled()
+        state.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+        await self._record(
+            EventKind.TOOL_RESULT,
+            {"tool_call_id": call_id, "tool": name, "ok": ok, "result": content},
+        )
+
+    async def _checkpoint(self, state: TurnState) -> None:
+        await self.host.db(
+            services.turn_save_progress,
+            turn_id=self.turn_id,
+            lease_token=self.lease,
+            checkpoint=state.checkpoint(),
+            usage=state.usage,
+        )
+
+    async def _hand_back(self) -> bool:
+        """Drain in ``requeue`` mode: put a top-level turn back in the queue to resume from its
+        checkpoint. False when the turn must end here instead (a sub-agent, ``stop`` mode, or
+        a user's stop already under way)."""
+        if settings.AGENT_DRAIN_MODE != "requeue" or self.is_sub_agent:
+            return False
+        output = self.output
+        return await self.host.db(
+            services.turn_requeue,
+            turn_id=self.turn_id,
+            lease_token=self.lease,
+            partial_text=output.text if output else None,
+            assistant_event_id=output.event_id if output else None,
+        )
+
+    async def _finalize(
+        self, status: str, *, stop_reason: str = "", error_code: str = "", detail: str = ""
+    ) -> None:
+        output = self.output
+        try:
+            await self.host.db(
+                services.turn_finalize,
+                turn_id=self.turn_id,
+                status=status,
+                lease_token=self.lease,
+                stop_reason=stop_reason,
+                error_code=error_code,
+                error_detail=detail,
+                partial_text=output.text if output else None,
+                assistant_event_id=output.event_id if output else None,
+            )
+        except services.LeaseLost:
+            logger.warning("turn %s: lease lost before it could be finalized", self.turn_id)
+
+
+def _rejection(approval) -> str:
+    who = approval.decided_by.get_username() if approval and approval.decided_by else None
+    reason = approval.reason if approval and approval.reason else "no reason given"
+    return f"Rejected by {who or 'the approver'}: {reason}"
+
+
+def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return {}, "The tool arguments are not valid JSON."
+    if not isinstance(value, dict):
+        return {}, "The tool arguments must be a JSON object."
+    return value, None
+
+
+def _answer_dangling_calls(
+    messages: list[dict[str, Any]], *, exclude: list[dict[str, Any]]
+) -> None:
+    """After a lost worker, a checkpoint may hold tool calls without results; the model must get
+    an answer for each, and a call whose outcome is unknown is not run again."""
+    answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    answered.update(call["id"] for call in exclude)
+    for message in list(messages):
+        for call in message.get("tool_calls") or []:
+            if call["id"] not in answered:
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call["id"],
+                        "content": "The worker running this call was lost; its outcome is unknown.",
+                    }
+                )
+
+
+def _initial_messages(exchanges: list[tuple[str, str]], user_message: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+    for asked, answer in exchanges:
+        messages.append({"role": "user", "content": asked})
+        if answer:
+            messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": user_message})
+    return messages

@@ -1,0 +1,71 @@
+"""How a host learns that one of its turns must stop, and keeps their leases alive.
+
+Per host, not per turn: one control listener on the host's own channel (the fast path: a cancel
+accepted by any web process arrives within a channel-layer hop), and one loop that refreshes
+every lease in one statement and re-reads every hosted turn's row in one query (the backstop,
+about once a second, for a control message that was lost). Both run their database calls on a
+thread of their own, so turns busy with the database, or a tool blocking a thread, never delay
+a heartbeat or a stop.
+"""
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from .. import events, selectors, services
+from ..models import StopReason, TurnStatus
+from .cancel import LEASE_LOST
+
+if TYPE_CHECKING:
+    from .host import TurnHost
+
+logger = logging.getLogger(__name__)
+
+
+async def keep_leases(host: "TurnHost") -> None:
+    """Heartbeat and backstop for all hosted turns. A failed check is logged and tried again:
+    a database hiccup must not switch Stop off."""
+    last_beat = time.monotonic()
+    while True:
+        await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
+        try:
+            if time.monotonic() - last_beat >= settings.AGENT_HEARTBEAT_INTERVAL:
+                await host.watch_db(services.turns_heartbeat, worker_id=host.worker_id)
+                last_beat = time.monotonic()
+            await _look_at_rows(host)
+        except Exception:
+            logger.warning("host %s: checking its turns failed", host.worker_id, exc_info=True)
+
+
+async def _look_at_rows(host: "TurnHost") -> None:
+    watched = {
+        turn_id: hosted for turn_id, hosted in host.turns.items() if not hosted.scope.cancelled
+    }
+    if not watched:
+        return
+    states = await host.watch_db(selectors.turns_lease_state, watched.keys())
+    for turn_id, hosted in watched.items():
+        state = states.get(turn_id)
+        if state is None or state.lease_token != hosted.lease:
+            hosted.scope.cancel(LEASE_LOST)
+        elif state.status == TurnStatus.STOPPING:
+            hosted.scope.cancel(state.stop_reason or StopReason.USER_CANCEL)
+
+
+async def listen_for_control(host: "TurnHost") -> None:
+    """Route cancels sent to the host's channel to the turns they name."""
+    channel = events.host_control_channel(host.worker_id)
+    while True:
+        try:
+            message = await host.layer.receive(channel)
+        except Exception:
+            # The row backstop still works; try the fast path again shortly.
+            logger.warning("host %s: control channel failed", host.worker_id, exc_info=True)
+            await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
+            continue
+        hosted = host.turns.get(message.get("turn"))
+        if hosted is not None and message.get("action") == "cancel":
+            hosted.scope.cancel(message.get("reason") or StopReason.USER_CANCEL)
