@@ -8,9 +8,7 @@ and processes that must see committed rows.
 """
 
 import asyncio
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ from django.conf import settings
 from django.db import connections
 
 from tests.llm_server import LLMServer, ScriptedLLM
+from tests.processes import stop_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,19 +170,26 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
         time.sleep(interval)
 
 
+# Bounds how long a broken shutdown can hang a test: the drain, then a few seconds.
+PROCESS_EXIT_TIMEOUT = 30.0
+
+
 @pytest.fixture
 def worker_process(transactional_db, settings, tmp_path):
     """A real ``manage.py qcluster`` process against this run's databases.
 
-    Call it (optionally with extra environment) to start one; it is stopped with SIGTERM after
-    the test. The LLM endpoint is whatever ``settings.LLM_BASE_URL`` says when it starts. Its log
-    goes to a file in the test's ``tmp_path``: a pipe nobody reads fills up and blocks the
-    worker's logging (and with it the cluster's shutdown).
+    Call it (optionally with extra environment) to start one; after the test it gets SIGTERM
+    and must exit, with everything it started, or the test fails. The LLM endpoint is whatever
+    ``settings.LLM_BASE_URL`` says when it starts. Its log goes to a file in the test's
+    ``tmp_path``: a pipe nobody reads fills up and blocks the worker's logging (and with it the
+    cluster's shutdown).
     """
     started: list[subprocess.Popen] = []
 
     def start(**extra_env: str) -> subprocess.Popen:
-        env = subprocess_env(LLM_BASE_URL=settings.LLM_BASE_URL, Q_WORKERS="2", **extra_env)
+        env = subprocess_env(
+            **{"LLM_BASE_URL": settings.LLM_BASE_URL, "Q_WORKERS": "2", **extra_env}
+        )
         with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), "qcluster"],
@@ -198,16 +204,7 @@ def worker_process(transactional_db, settings, tmp_path):
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.terminate()
-    for process in started:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        # Whatever is left of the group (workers orphaned by a signalled cluster) holds database
-        # connections that would keep the test database from being dropped.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_or_fail(process, timeout=PROCESS_EXIT_TIMEOUT, name="qcluster")
 
 
 ASK_FOR_EMAIL = "please send an email to x@example.com"

@@ -97,10 +97,19 @@ class ProcessHost:
         return HOSTED if admitted else SKIPPED
 
     def request_drain(self) -> None:
-        self.loop.call_soon_threadsafe(self._drain_requested.set)
+        self._tell_host(lambda: self._drain_requested.set())
 
     def request_finish(self) -> None:
-        self.loop.call_soon_threadsafe(self._finish_requested.set)
+        self._tell_host(lambda: self._finish_requested.set())
+
+    def _tell_host(self, callback) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self.loop.call_soon_threadsafe(callback)
+        except RuntimeError:
+            # The host closed meanwhile (a drain ended): there is nothing left to tell.
+            return
 
     def _may_deliver(self) -> bool:
         return self._in_use < self.capacity or not self._taking_turns

@@ -1,0 +1,75 @@
+"""Real processes in tests: what a process left behind, and stopping them without hiding a hang.
+
+A fixture that kills a process because it did not exit in time must also fail the test: a
+swallowed timeout once hid a worker that never exited after SIGTERM.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def _living_processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every process that has not ended (a zombie has
+    ended; it only waits to be reaped)."""
+    table = {}
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, ppid, pgrp = stat_file.read_text().rsplit(")", 1)[1].split()[:3]
+            if state != "Z":
+                table[int(stat_file.parent.name)] = (int(ppid), int(pgrp))
+    return table
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (children, their children, ...)."""
+    table = _living_processes()
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for child, (ppid, _) in table.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running."""
+    return pids & _living_processes().keys()
+
+
+def in_group(pgid: int) -> set[int]:
+    """Living processes whose process group is ``pgid``."""
+    return {pid for pid, (_, pgrp) in _living_processes().items() if pgrp == pgid}
+
+
+def stop_or_fail(process: subprocess.Popen, *, timeout: float, name: str) -> None:
+    """SIGTERM ``process`` if it still runs and wait for it; if it (or anything it started)
+    does not exit within ``timeout``, kill what is left and fail the test."""
+    family = descendants(process.pid)
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(process, family)
+        pytest.fail(f"{name} (pid {process.pid}) did not exit within {timeout}s of SIGTERM")
+    left = alive(family)
+    if left:
+        _kill(process, left)
+        pytest.fail(f"{name} exited but left processes running: {sorted(left)}")
+
+
+def _kill(process: subprocess.Popen, pids: set[int]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
