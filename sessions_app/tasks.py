@@ -11,8 +11,7 @@ from approvals_app.services import approvals_expire
 from . import services
 from .runtime import worker
 
-# A turn task returns once its turn runs in the process's host, or waits while the host is
-# full: django-q2's time limit must never kill a process that hosts turns.
+# django-q2's time limit must never kill a process that hosts turns.
 NO_TIME_LIMIT = -1
 
 
@@ -29,7 +28,9 @@ def enqueue(turn_id: int) -> None:
 
 def run_turn(turn_id: int) -> str:
     outcome = worker.deliver(turn_id)
-    if outcome == worker.REFUSED:
+    if outcome == worker.FULL:
+        enqueue(turn_id)
+    elif outcome == worker.REFUSED:
         # This process was told to shut down and has drained: the turn is still queued, so
         # hand it to another process, and leave now, between tasks, where leaving is safe.
         enqueue(turn_id)

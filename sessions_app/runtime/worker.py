@@ -2,9 +2,9 @@
 
 django-q2 stays the delivery engine: its worker process takes a ``run_turn`` task and calls
 ``deliver``, which hands the turn to the process's ``TurnHost`` (an event loop on a thread of its
-own) and returns once the turn is running. The task then waits until the host has a free slot
-again, so a full host takes no more work and the broker keeps the next turns for other
-processes. The lease, heartbeat, reaper and redelivery stay the durability model, whatever
+own) and returns once the turn is running. A full host takes no more work: the task waits a
+moment for a slot, and otherwise the turn, still queued, goes back to the broker for another
+process. The lease, heartbeat, reaper and redelivery stay the durability model, whatever
 django-q2 acknowledges.
 
 Ending, without ever killing a process that hosts turns:
@@ -35,8 +35,14 @@ logger = logging.getLogger(__name__)
 
 HOSTED = "hosted"
 SKIPPED = "skipped"
-# The host was draining: the turn is still queued and goes to another process.
+# The turn is still queued and goes back to the broker, for another process: this host was
+# full (for longer than FULL_HOST_WAIT), or it drained for a shutdown.
+FULL = "full"
 REFUSED = "refused"
+# How long a delivery waits for a full host to free a slot before it goes back to the broker.
+# Waiting a little spares the broker a bounce per turn when slots free often; bouncing keeps a
+# turn that django-q2 fetched ahead for a full host from waiting there while other hosts idle.
+FULL_HOST_WAIT = 1.0
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -84,16 +90,18 @@ class ProcessHost:
     def deliver(self, turn_id: int) -> str:
         """Called on the worker's task thread: run the turn here if this host may."""
         with self._slots:
-            self._slots.wait_for(self._may_deliver)
+            self._slots.wait_for(self._may_deliver, timeout=FULL_HOST_WAIT)
             if not self._taking_turns:
                 return REFUSED
+            if self._in_use >= self.capacity:
+                return FULL
             self._in_use += 1
         admitted = asyncio.run_coroutine_threadsafe(self._admit(turn_id), self.loop).result()
         if not admitted:
             self._release_slot()
-        # Backpressure: return to django-q2 for the next delivery only with a slot free.
+        # Backpressure: a full host does not ask django-q2 for the next delivery at once.
         with self._slots:
-            self._slots.wait_for(self._may_deliver)
+            self._slots.wait_for(self._may_deliver, timeout=FULL_HOST_WAIT)
         return HOSTED if admitted else SKIPPED
 
     def request_drain(self) -> None:

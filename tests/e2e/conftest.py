@@ -8,19 +8,15 @@ they fail instead. Screenshots go to ``test-output/e2e/<test name>/``.
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from django.db import connections
 
 from tests.conftest import ROOT, subprocess_env
+from tests.processes import free_port, stop_or_fail, wait_until_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -89,32 +85,11 @@ def output_dir(request) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_serving(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"serve did not answer {url} within {SERVER_START_TIMEOUT}s; see {log}")
-
-
 @pytest.fixture
 def server(request, transactional_db, chromium_path, output_dir):
     """``manage.py serve`` on this run's databases; yields its base URL, stops it with SIGTERM.
     The demo model answers unless the test's ``serve_env`` marker says otherwise."""
-    port = _free_port()
+    port = free_port()
     marker = request.node.get_closest_marker("serve_env")
     env = subprocess_env(
         DEMO_LLM_TOKEN_DELAY=TOKEN_DELAY,
@@ -135,16 +110,10 @@ def server(request, transactional_db, chromium_path, output_dir):
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(process, f"{base_url}/accounts/login/", log)
+        wait_until_serving(process, f"{base_url}/accounts/login/", log, SERVER_START_TIMEOUT)
         yield base_url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=SERVER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_or_fail(process, timeout=SERVER_STOP_TIMEOUT, name="serve")
 
 
 @pytest.fixture
