@@ -113,7 +113,7 @@ else:
     DATABASE_ROUTERS = ["agentproj.db_routers.ChannelLayerDatabaseRouter"]
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+            "BACKEND": "agentproj.channel_layer.BatchingSQLiteChannelLayer",
             "CONFIG": {
                 "database": "channels",
                 "polling_interval": env.float("CHANNELS_POLL_INTERVAL", default=0.02),

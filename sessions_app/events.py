@@ -1,10 +1,16 @@
 """The one module that sends anything over the channel layer.
 
 Timeline events are rows (``TimelineEvent``) written inside the caller's transaction and
-broadcast on commit. Token deltas are live-only. Control messages tell the worker running a turn
-to look at it again (a cancel arrived).
+broadcast on commit. Token deltas are live-only. Control messages tell the host running a turn
+to stop it (a cancel arrived).
+
+In a worker's turn host every message of every turn leaves through the host's ``Outbox``: one
+ordered queue, sent in batches, so a hundred streaming turns cost a few channel-layer writes a
+tick rather than one per delta, and a page never sees a turn's messages out of order.
 """
 
+import asyncio
+import contextvars
 import logging
 import re
 from typing import Any, Literal, TypedDict
@@ -103,6 +109,10 @@ def _broadcast_on_commit(event: TimelineEvent) -> None:
 
 
 def _send_now(method: str, target: str, message: dict[str, Any]) -> None:
+    outbox = current_outbox.get()
+    if outbox is not None and method == "group_send":
+        outbox.put_threadsafe(target, message)
+        return
     # The row is committed and replayable; a lost live message only delays the page until its
     # next resume, so a channel-layer failure is logged rather than failing the caller.
     try:
@@ -111,11 +121,73 @@ def _send_now(method: str, target: str, message: dict[str, Any]) -> None:
         logger.exception("channel layer %s to %s failed", method, target)
 
 
-async def send_delta(layer, *, session_id, payload: DeltaPayload) -> None:
+def send_delta(outbox: "Outbox", *, session_id, payload: DeltaPayload) -> None:
     """Live-only token text; the persisted assistant event catches up at each checkpoint."""
-    await layer.group_send(
-        session_group(session_id), {"type": DELTA_MESSAGE_TYPE, "delta": payload}
-    )
+    outbox.put(session_group(session_id), {"type": DELTA_MESSAGE_TYPE, "delta": payload})
+
+
+class Outbox:
+    """A turn host's one way out to the channel layer: group messages of all its turns, sent in
+    the order they were put, in batches as large as the layer is behind.
+
+    Only live messages pass here (committed events stay replayable), so when the layer cannot
+    keep up the oldest messages beyond ``limit`` are dropped, with a warning, rather than
+    growing without bound.
+    """
+
+    def __init__(self, layer, *, limit: int = 10_000):
+        self.layer = layer
+        self.limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._pending: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._dropped = 0
+
+    def put(self, group: str, message: dict[str, Any]) -> None:
+        """From the host's event loop."""
+        if self._pending.qsize() >= self.limit:
+            self._pending.get_nowait()
+            self._dropped += 1
+        self._pending.put_nowait((group, message))
+
+    def put_threadsafe(self, group: str, message: dict[str, Any]) -> None:
+        """From a database thread of the host (a service's on-commit broadcast)."""
+        self._loop.call_soon_threadsafe(self.put, group, message)
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            await self._send(batch)
+
+    async def send_rest(self) -> None:
+        """Send what is still waiting (the host is closing)."""
+        await self._send([])
+
+    async def _send(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        while not self._pending.empty():
+            batch.append(self._pending.get_nowait())
+        if self._dropped:
+            logger.warning("channel layer behind: %d live messages dropped", self._dropped)
+            self._dropped = 0
+        if not batch:
+            return
+        try:
+            await _group_send_many(self.layer, batch)
+        except Exception:
+            logger.warning("channel layer: %d live messages not sent", len(batch), exc_info=True)
+
+
+async def _group_send_many(layer, batch: list[tuple[str, dict[str, Any]]]) -> None:
+    send_many = getattr(layer, "group_send_many", None)
+    if send_many is not None:
+        await send_many(batch)
+        return
+    for group, message in batch:
+        await layer.group_send(group, message)
+
+
+current_outbox: contextvars.ContextVar[Outbox | None] = contextvars.ContextVar(
+    "channel_layer_outbox", default=None
+)
 
 
 def signal_turn_on_commit(turn: Turn) -> None:

@@ -33,11 +33,14 @@ def test_it_forwards_live_events_and_token_deltas(user):
             }
             turn = await database_sync_to_async(start_and_stop_a_turn)()
             live = [await communicator.receive_json_from(timeout=10) for _ in range(4)]
-            await events.send_delta(
-                get_channel_layer(),
+            # A worker's turn host sends deltas through its outbox.
+            outbox = events.Outbox(get_channel_layer())
+            events.send_delta(
+                outbox,
                 session_id=session.pk,
                 payload={"seq": 99, "turn": turn.pk, "offset": 0, "text": "Once"},
             )
+            await outbox.send_rest()
             delta = await communicator.receive_json_from(timeout=10)
             return turn, live, delta
         finally:

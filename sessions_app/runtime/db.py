@@ -7,6 +7,7 @@ Django's connection pool on PostgreSQL), so the connection count stays bounded t
 """
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +24,11 @@ class DatabaseThreads:
 
     async def __call__(self, func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(_call_and_release, func, args, kwargs)
+        # In the caller's context: a service's on-commit broadcast finds the host's outbox.
+        in_context = functools.partial(
+            contextvars.copy_context().run, _call_and_release, func, args, kwargs
         )
+        return await loop.run_in_executor(self._executor, in_context)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._executor.shutdown, wait=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from channels.layers import channel_layers
 from django.conf import settings
 
-from .. import services
+from .. import events, services
 from ..models import StopReason
 from . import llm, watch
 from .cancel import LEASE_LOST, CancelScope, current_scope
@@ -56,7 +56,9 @@ class TurnHost:
         self.watch_db = DatabaseThreads(1, "turn-watch")
         self.client = llm.make_client(connections=self.capacity)
         self.layer = channel_layers.make_backend("default")
+        self.outbox = events.Outbox(self.layer)
         self._background = [
+            asyncio.create_task(self.outbox.run()),
             asyncio.create_task(watch.listen_for_control(self)),
             asyncio.create_task(watch.keep_leases(self)),
         ]
@@ -71,6 +73,7 @@ class TurnHost:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.outbox.send_rest()
         await self.client.aclose()
         await _close_layer(self.layer)
         await self.db.close()
@@ -106,6 +109,7 @@ class TurnHost:
 
     async def _drive(self, hosted: HostedTurn) -> str:
         current_scope.set(hosted.scope)
+        events.current_outbox.set(self.outbox)
         try:
             return await TurnRunner(
                 turn_id=hosted.turn_id, lease=hosted.lease, scope=hosted.scope, host=self

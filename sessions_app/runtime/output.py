@@ -1,7 +1,6 @@
 """The assistant text of one model call: streamed live in small batches, checkpointed to the
 database a few times a second (never per token)."""
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -11,8 +10,6 @@ from .. import events, services
 
 if TYPE_CHECKING:
     from .runner import TurnRunner
-
-logger = logging.getLogger(__name__)
 
 # How long live text may wait to be sent, so a fast stream is sent in pieces, not per token.
 DELTA_FLUSH_INTERVAL = 0.05
@@ -34,7 +31,7 @@ class AssistantOutput:
         if self.event_id is None or now - self._last_persist >= settings.AGENT_CHECKPOINT_INTERVAL:
             await self.persist(streaming=True)
         elif now - self._last_flush >= DELTA_FLUSH_INTERVAL:
-            await self.flush_delta()
+            self.flush_delta()
 
     async def restart(self) -> None:
         """A retried model call starts its answer again."""
@@ -43,7 +40,7 @@ class AssistantOutput:
         if self.event_id is not None:
             await self.persist(streaming=True)
 
-    async def flush_delta(self) -> None:
+    def flush_delta(self) -> None:
         if self.event_seq is None or self._unsent_from >= len(self.text):
             return
         runner = self.runner
@@ -55,12 +52,7 @@ class AssistantOutput:
         }
         self._unsent_from = len(self.text)
         self._last_flush = time.monotonic()
-        try:
-            await events.send_delta(
-                runner.host.layer, session_id=runner.session_id, payload=payload
-            )
-        except Exception:
-            logger.warning("live delta for turn %s not sent", runner.turn_id, exc_info=True)
+        events.send_delta(runner.host.outbox, session_id=runner.session_id, payload=payload)
 
     async def persist(self, *, streaming: bool) -> None:
         runner = self.runner

@@ -163,7 +163,7 @@ class TurnRunner:
                 for call in reply.tool_calls
             ]
         state.messages.append(assistant)
-        await self.output.flush_delta()
+        self.output.flush_delta()
         await self.output.persist(streaming=False)
         await self._checkpoint(state)
         if reply.tool_calls:
