@@ -134,6 +134,9 @@ Q_CLUSTER = {
     # Deliveries the cluster takes ahead of its workers: a full host blocks its worker, and
     # turns waiting in this buffer cannot go to another machine, so keep it to one per worker.
     "queue_limit": Q_WORKERS,
+    # Tasks after which django-q2 replaces a worker process; one that hosts turns takes no more
+    # and is replaced only once its turns have ended.
+    "recycle": env.int("Q_RECYCLE", default=500),
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,

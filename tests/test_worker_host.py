@@ -157,3 +157,33 @@ def test_it_recovers_every_turn_of_a_killed_worker(llm, user, worker_process, se
         assert turn.worker_losses == 1
         assert turn.attempts == 2
         assert not turn.events.filter(kind__in=[EventKind.INTERRUPT, EventKind.ERROR]).exists()
+
+
+def test_a_recycled_worker_process_ends_only_after_its_turns(llm, user, worker_process):
+    llm.token_delay = 0.005
+    # django-q2 replaces the worker after every task: each delivery ends its task loop.
+    worker_process(Q_WORKERS="1", Q_RECYCLE="1")
+    turns = start_stories(user, 3)
+
+    for turn in turns:
+        wait_for(lambda turn=turn: status_of(turn) == TurnStatus.COMPLETED, timeout=120)
+    for turn in turns:
+        turn.refresh_from_db()
+        assert turn.attempts == 1
+        assert turn.worker_losses == 0
+        final = turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).order_by("seq").last()
+        assert final.data["text"].endswith("The end.")
+        assert not turn.events.filter(kind__in=[EventKind.INTERRUPT, EventKind.ERROR]).exists()
+
+
+def test_the_task_time_limit_never_applies_to_hosted_turns(llm, user, worker_process):
+    llm.token_delay = 0.01
+    # A story streams for several seconds, far beyond this time limit for tasks.
+    worker_process(Q_WORKERS="1", Q_TASK_TIMEOUT="1", AGENT_TURNS_PER_WORKER="1")
+    turns = start_stories(user, 2)
+
+    for turn in turns:
+        wait_for(lambda turn=turn: status_of(turn) == TurnStatus.COMPLETED, timeout=120)
+        turn.refresh_from_db()
+        assert turn.attempts == 1
+        assert turn.worker_losses == 0
