@@ -97,7 +97,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times socket reads out after 5 s by default, exactly as long as the
+                # layer's blocking receive waits: idle sockets would fail every 5 s.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "prefix": env("CHANNELS_PREFIX", default="agentproj"),
                 "capacity": 1000,
             },

@@ -141,6 +141,7 @@ class Outbox:
         self._loop = asyncio.get_running_loop()
         self._pending: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._dropped = 0
+        self.closed = False
 
     def put(self, group: str, message: dict[str, Any]) -> None:
         """From the host's event loop."""
@@ -154,12 +155,15 @@ class Outbox:
         self._loop.call_soon_threadsafe(self.put, group, message)
 
     async def run(self) -> None:
-        while True:
+        # A flag as well as cancellation ends the loop: a channel-layer client that swallows a
+        # cancellation mid-send must not keep the host from closing.
+        while not self.closed:
             batch = [await self._pending.get()]
             await self._send(batch)
 
     async def send_rest(self) -> None:
-        """Send what is still waiting (the host is closing)."""
+        """Send what is still waiting; the host is closing."""
+        self.closed = True
         await self._send([])
 
     async def _send(self, batch: list[tuple[str, dict[str, Any]]]) -> None:

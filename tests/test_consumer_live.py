@@ -11,6 +11,9 @@ from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
+# Longer than the Redis client's default read timeout (5 s).
+QUIET_SECONDS = 7
+
 
 def test_it_forwards_live_events_and_token_deltas(user):
     session = services.session_create(owner=user)
@@ -65,3 +68,31 @@ def test_it_forwards_live_events_and_token_deltas(user):
     }
     turn.refresh_from_db()
     assert turn.status == TurnStatus.STOPPED
+
+
+def test_it_keeps_a_quiet_socket_live(user):
+    """A page may sit without a message for a while (a user reading); the next event still
+    arrives. On Redis, a read timeout as long as the layer's blocking receive closed such
+    sockets after 5 s."""
+    session = services.session_create(owner=user)
+    cookie = session_cookie(user)
+
+    async def scenario():
+        communicator = session_socket(session.pk, cookie)
+        try:
+            accepted, _ = await communicator.connect(timeout=5)
+            assert accepted
+            await communicator.send_json_to({"type": "resume", "after_seq": 0})
+            assert (await communicator.receive_json_from(timeout=5))["type"] == "replayed"
+            assert await communicator.receive_nothing(timeout=QUIET_SECONDS, interval=0.5)
+            await database_sync_to_async(services.turn_start)(
+                session=session, message="hello", actor=user
+            )
+            return await communicator.receive_json_from(timeout=10)
+        finally:
+            await communicator.disconnect()
+
+    message = async_to_sync(scenario)()
+
+    assert message["type"] == "event"
+    assert message["event"]["kind"] == EventKind.USER_MESSAGE

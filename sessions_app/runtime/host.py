@@ -28,6 +28,9 @@ from .runner import TurnRunner
 logger = logging.getLogger(__name__)
 
 SKIPPED = "skipped"
+# How long a closing host waits for its background loops; one stuck in a channel-layer or
+# database call must not keep the process from exiting.
+BACKGROUND_STOP_TIMEOUT = 5.0
 # After the drain's grace, how long stopped turns get to record their end before the host
 # gives up on them (the reaper finalizes what is left once their leases expire).
 DRAIN_FINALIZE_GRACE = 5.0
@@ -49,6 +52,7 @@ class TurnHost:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.turns: dict[int, HostedTurn] = {}
         self.accepting = True
+        self.closing = False
         self._background: list[asyncio.Task] = []
 
     async def __aenter__(self) -> "TurnHost":
@@ -70,9 +74,13 @@ class TurnHost:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        self.closing = True
+        self.outbox.closed = True
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._background, timeout=BACKGROUND_STOP_TIMEOUT)
+        if stuck:
+            logger.warning("host %s: %d background loops did not stop", self.worker_id, len(stuck))
         await self.outbox.send_rest()
         await self.client.aclose()
         await _close_layer(self.layer)

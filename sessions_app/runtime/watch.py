@@ -29,7 +29,7 @@ async def keep_leases(host: "TurnHost") -> None:
     """Heartbeat and backstop for all hosted turns. A failed check is logged and tried again:
     a database hiccup must not switch Stop off."""
     last_beat = time.monotonic()
-    while True:
+    while not host.closing:
         await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
         try:
             if time.monotonic() - last_beat >= settings.AGENT_HEARTBEAT_INTERVAL:
@@ -58,7 +58,8 @@ async def _look_at_rows(host: "TurnHost") -> None:
 async def listen_for_control(host: "TurnHost") -> None:
     """Route cancels sent to the host's channel to the turns they name."""
     channel = events.host_control_channel(host.worker_id)
-    while True:
+    # Also ends on the host's flag: a channel-layer client may swallow the cancellation.
+    while not host.closing:
         try:
             message = await host.layer.receive(channel)
         except Exception:

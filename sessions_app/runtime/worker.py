@@ -80,6 +80,8 @@ class ProcessHost:
     def start(self) -> None:
         self._thread.start()
         self._started.wait()
+        if self.host is None:
+            raise RuntimeError("the turn host could not start; see the log")
         if threading.current_thread() is threading.main_thread():
             for signum in SHUTDOWN_SIGNALS:
                 signal.signal(signum, self._on_shutdown_signal)
@@ -96,7 +98,12 @@ class ProcessHost:
             if self._in_use >= self.capacity:
                 return FULL
             self._in_use += 1
-        admitted = asyncio.run_coroutine_threadsafe(self._admit(turn_id), self.loop).result()
+        try:
+            admitted = asyncio.run_coroutine_threadsafe(self._admit(turn_id), self.loop).result()
+        except BaseException:
+            # The turn stays queued; redelivery hands it over again.
+            self._release_slot()
+            raise
         if not admitted:
             self._release_slot()
         # Backpressure: a full host does not ask django-q2 for the next delivery at once.
@@ -144,7 +151,13 @@ class ProcessHost:
             self._slots.notify_all()
 
     def _serve_forever(self) -> None:
-        asyncio.run(self._serve())
+        try:
+            asyncio.run(self._serve())
+        except Exception:
+            logger.exception("the turn host failed")
+        finally:
+            self._stop_taking_turns()
+            self._started.set()
 
     async def _serve(self) -> None:
         self.loop = asyncio.get_running_loop()
