@@ -139,9 +139,9 @@ class Outbox:
         self.layer = layer
         self.limit = limit
         self._loop = asyncio.get_running_loop()
-        self._pending: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._pending: asyncio.Queue = asyncio.Queue()
         self._dropped = 0
-        self.closed = False
+        self._sender = self._loop.create_task(self._send_until_closed())
 
     def put(self, group: str, message: dict[str, Any]) -> None:
         """From the host's event loop."""
@@ -154,34 +154,41 @@ class Outbox:
         """From a database thread of the host (a service's on-commit broadcast)."""
         self._loop.call_soon_threadsafe(self.put, group, message)
 
-    async def run(self) -> None:
-        # A flag as well as cancellation ends the loop: a channel-layer client that swallows a
-        # cancellation mid-send must not keep the host from closing.
-        while not self.closed:
+    async def close(self, timeout: float) -> None:
+        """Send everything put so far, then stop (within ``timeout``: a channel layer that hangs
+        must not keep the host from closing)."""
+        self._pending.put_nowait(_CLOSE)
+        _, stuck = await asyncio.wait({self._sender}, timeout=timeout)
+        if stuck:
+            self._sender.cancel()
+            logger.warning("channel layer: live messages left unsent at close")
+
+    async def _send_until_closed(self) -> None:
+        while True:
             batch = [await self._pending.get()]
-            await self._send(batch)
+            while not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            closing = _CLOSE in batch
+            if self._dropped:
+                logger.warning("channel layer behind: %d live messages dropped", self._dropped)
+                self._dropped = 0
+            try:
+                await _group_send_many(self.layer, [item for item in batch if item is not _CLOSE])
+            except Exception:
+                logger.warning(
+                    "channel layer: %d live messages not sent", len(batch), exc_info=True
+                )
+            if closing:
+                return
 
-    async def send_rest(self) -> None:
-        """Send what is still waiting; the host is closing."""
-        self.closed = True
-        await self._send([])
 
-    async def _send(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        while not self._pending.empty():
-            batch.append(self._pending.get_nowait())
-        if self._dropped:
-            logger.warning("channel layer behind: %d live messages dropped", self._dropped)
-            self._dropped = 0
-        if not batch:
-            return
-        try:
-            await _group_send_many(self.layer, batch)
-        except Exception:
-            logger.warning("channel layer: %d live messages not sent", len(batch), exc_info=True)
+_CLOSE = object()
 
 
 async def _group_send_many(layer, batch: list[tuple[str, dict[str, Any]]]) -> None:
     send_many = getattr(layer, "group_send_many", None)
+    if not batch:
+        return
     if send_many is not None:
         await send_many(batch)
         return

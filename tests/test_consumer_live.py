@@ -43,7 +43,7 @@ def test_it_forwards_live_events_and_token_deltas(user):
                 session_id=session.pk,
                 payload={"seq": 99, "turn": turn.pk, "offset": 0, "text": "Once"},
             )
-            await outbox.send_rest()
+            await outbox.close(timeout=10)
             delta = await communicator.receive_json_from(timeout=10)
             return turn, live, delta
         finally:

@@ -62,7 +62,6 @@ class TurnHost:
         self.layer = channel_layers.make_backend("default")
         self.outbox = events.Outbox(self.layer)
         self._background = [
-            asyncio.create_task(self.outbox.run()),
             asyncio.create_task(watch.listen_for_control(self)),
             asyncio.create_task(watch.keep_leases(self)),
         ]
@@ -75,13 +74,12 @@ class TurnHost:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         self.closing = True
-        self.outbox.closed = True
+        await self.outbox.close(timeout=BACKGROUND_STOP_TIMEOUT)
         for task in self._background:
             task.cancel()
         _, stuck = await asyncio.wait(self._background, timeout=BACKGROUND_STOP_TIMEOUT)
         if stuck:
             logger.warning("host %s: %d background loops did not stop", self.worker_id, len(stuck))
-        await self.outbox.send_rest()
         await self.client.aclose()
         await _close_layer(self.layer)
         await self.db.close()

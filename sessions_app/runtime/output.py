@@ -1,5 +1,6 @@
 """The assistant text of one model call: streamed live in small batches, checkpointed to the
-database a few times a second (never per token)."""
+database a few times a second (never per token). Each piece of text is sent as a delta exactly
+once, so the deltas of a call add up to its stored text."""
 
 import time
 from typing import TYPE_CHECKING
@@ -69,5 +70,6 @@ class AssistantOutput:
         )
         self.event_id, self.event_seq = event.pk, event.seq
         self._last_persist = time.monotonic()
-        self._unsent_from = len(self.text)
-        self._last_flush = self._last_persist
+        # The checkpoint's event carries this text too, but every piece also goes out once as a
+        # delta: a client may follow deltas alone (the page skips what it already has).
+        self.flush_delta()

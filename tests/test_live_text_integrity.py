@@ -1,0 +1,52 @@
+"""A client that follows only the live deltas ends with exactly the stored answer: every piece
+of text is sent once, none is missing, none repeated."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+
+from sessions_app import services
+from sessions_app.models import EventKind, TurnStatus
+from sessions_app.runtime import demo_llm
+from tests.sockets import session_cookie, session_socket
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def test_the_deltas_of_an_answer_add_up_to_its_stored_text(llm, user, run_turn_in_thread):
+    llm.token_delay = 0.002
+    session = services.session_create(owner=user)
+    cookie = session_cookie(user)
+
+    def start():
+        turn = services.turn_start(session=session, message="tell me a story", actor=user)
+        run_turn_in_thread(turn.pk)
+        return turn
+
+    async def scenario():
+        communicator = session_socket(session.pk, cookie)
+        try:
+            accepted, _ = await communicator.connect(timeout=5)
+            assert accepted
+            await communicator.send_json_to({"type": "resume", "after_seq": 0})
+            assert (await communicator.receive_json_from(timeout=5))["type"] == "replayed"
+            turn = await database_sync_to_async(start)()
+            deltas = []
+            while True:
+                message = await communicator.receive_json_from(timeout=30)
+                if message["type"] == "delta":
+                    deltas.append(message["delta"])
+                elif message["event"]["data"].get("status") == TurnStatus.COMPLETED:
+                    return turn, deltas
+        finally:
+            await communicator.disconnect()
+
+    turn, deltas = async_to_sync(scenario)()
+
+    stored = turn.events.get(kind=EventKind.ASSISTANT_MESSAGE).data["text"]
+    assert stored == demo_llm.story_text()
+    rebuilt = ""
+    for delta in deltas:
+        assert delta["offset"] == len(rebuilt)
+        rebuilt += delta["text"]
+    assert rebuilt == stored
