@@ -622,7 +622,8 @@ def analyse(probes: list[Probe], records: dict, args) -> dict:
     by_id: dict[str, list[dict]] = {}
     for record in records["requests"]:
         by_id.setdefault(record["bench_id"], []).append(record)
-    started = [p for p in probes if p.first_text_at is not None]
+    # A turn whose text came after we gave up on it counts as never started, not as slow.
+    started = [p for p in probes if p.first_text_at is not None and p.gave_up != "never started"]
     first_text = [p.first_text_at - p.posted_at - args.first_token_delay for p in started]
     pickup, first_token_to_client, taken, worker_setup = [], [], [], []
     lags, delta_lags, delivered, model_calls = [], [], 0, 0
