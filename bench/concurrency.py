@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import secrets
 import select
@@ -307,6 +308,19 @@ class Storage:
             for key in client.scan_iter(match=pattern, count=1000):
                 client.delete(key)
         client.close()
+
+    async def count_connections(self, peak: dict[str, int]) -> None:
+        """Keep the highest number of server connections to the run's database (PostgreSQL)."""
+        import psycopg
+
+        dsn = f"host=127.0.0.1 port=5432 user=postgres dbname={self.name}"
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+            while True:
+                row = await (await connection.execute(query, (self.name,))).fetchone()
+                # Less this sampler's own connection.
+                peak["connections"] = max(peak.get("connections", 0), row[0] - 1)
+                await asyncio.sleep(0.25)
 
     def write_counts(self) -> dict[str, int]:
         """Per table: inserted + updated + deleted rows (PostgreSQL) or rows (SQLite)."""
@@ -636,6 +650,7 @@ def analyse(probes: list[Probe], records: dict, args) -> dict:
         "chars": 0,
     }
     sent_not_stored = 0
+    page_differs: list[str] = []
     for probe in probes:
         requests = by_id.get(probe.session_id, [])
         model_calls += len(requests)
@@ -653,8 +668,14 @@ def analyse(probes: list[Probe], records: dict, args) -> dict:
         delta_lags += turn_delta_lags
         delivered += turn_delivered
         if probe.turn_id is not None and probe.stored_text is not None:
-            for key, value in integrity(probe).items():
+            checked = integrity(probe)
+            for key, value in checked.items():
                 totals[key] += value
+            if checked["page_differs"]:
+                page_differs.append(
+                    f"#{probe.index} {probe.terminal or probe.gave_up}, "
+                    f"{len(probe.stored_text)} chars stored"
+                )
             totals["chars"] += len(probe.stored_text)
             if probe.terminal == "completed" and record:
                 sent = "".join(records["answer"][s:e] for s, e, _ in record["tokens"])
@@ -690,6 +711,7 @@ def analyse(probes: list[Probe], records: dict, args) -> dict:
         "stream_closed": stream_closed,
         "integrity": totals,
         "sent_not_stored": sent_not_stored,
+        "page_differs": page_differs,
         "outcomes": outcomes,
         "sockets_dropped": [p.socket_closed for p in probes if p.socket_closed],
     }
@@ -756,6 +778,9 @@ async def measure(
         own_before = resource.getrusage(resource.RUSAGE_SELF)
         result["load_before"] = os.getloadavg()
         sampler.start()
+        connections: dict[str, int] = {}
+        if storage.backend == "postgres":
+            counting = asyncio.create_task(storage.count_connections(connections))
         answer_seconds = args.words / args.tokens_per_second + args.first_token_delay
         started = time.time()
         await client.start_turns()
@@ -765,6 +790,10 @@ async def measure(
         result["load_after"] = os.getloadavg()
         await sampler.stop()
         sampler.sample()
+        if storage.backend == "postgres":
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
+            result["db_connections"] = connections.get("connections")
         cpu_after = cpu_seconds(process_tree(serve.pid))
         own_after = resource.getrusage(resource.RUSAGE_SELF)
         result["cpu"] = {
@@ -840,14 +869,38 @@ def run_once(args, backend: str, n: int) -> dict:
                 result["writes"] = writes_by_group(result["writes_before"], storage.write_counts())
             storage.drop()
             log_text = log_path.read_text(errors="replace")
-            result["log_errors"] = sum(
-                1 for line in log_text.splitlines() if " ERROR " in line or "Traceback" in line
-            )
-            result["log_tail"] = (
-                log_text[-3000:] if ("error" in result or result["log_errors"]) else ""
-            )
+            result["log_problems"] = log_problems(log_text)
+            if args.keep_logs:
+                kept = Path(args.keep_logs) / f"serve-{backend}-{n}-{time.strftime('%H%M%S')}.log"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text(log_text)
+                notes.append(f"serve log kept in {kept}")
             result["notes"] = notes
         return result
+
+
+def log_problems(log_text: str) -> dict[str, int]:
+    """Warnings, errors and the exception each traceback ended with, counted by message."""
+    problems: dict[str, int] = {}
+    in_traceback = False
+    for raw in log_text.splitlines():
+        if raw.startswith("Traceback"):
+            in_traceback = True
+            continue
+        if in_traceback:
+            if raw.startswith((" ", "\t")) or raw.startswith("During handling") or not raw:
+                continue
+            in_traceback = False
+            message = f"exception {raw.strip()}"
+        elif " WARNING " in raw or " ERROR " in raw or " CRITICAL " in raw:
+            # Drop the timestamp so that repeats of one message count together.
+            message = raw.split(" ", 2)[-1].strip()
+        else:
+            continue
+        message = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<uuid>", message)
+        message = re.sub(r"\d+", "N", message)[:200]
+        problems[message] = problems.get(message, 0) + 1
+    return dict(sorted(problems.items(), key=lambda item: -item[1])[:15])
 
 
 def free_port() -> int:
@@ -896,7 +949,7 @@ def report_details(result: dict) -> None:
             f"integrity: {t['chars']} stored chars, {t['delta_chars']} of them by delta; "
             f"lost {t['lost']}, duplicated {t['duplicated']}, not as stored {t['wrong']}"
         )
-        line(f"  turns whose page text ends != stored: {t['page_differs']}")
+        line(f"  turns whose page text ends != stored: {t['page_differs']} {a['page_differs']}")
         line(f"  completed turns whose stored text != the model's: {a['sent_not_stored']}")
         line(f"tokens received {a['delivered']}; model requests {a['model_calls']}")
         dropped = a["sockets_dropped"]
@@ -908,16 +961,16 @@ def report_details(result: dict) -> None:
                 f"memory peak {role}: RSS {m['rss'] / MB:.0f} MB, PSS {m['pss'] / MB:.0f} MB "
                 f"({m['processes']} processes)"
             )
+    if result.get("db_connections") is not None:
+        line(f"database connections of the app, at most: {result['db_connections']}")
     if "writes" in result:
         w = result["writes"]
         unit = "rows changed (pg_stat)" if result["backend"] == "postgres" else "rows added"
         line(f"database {unit}: app {w['app']}, django_q {w['django_q']}, other {w['other']}")
     for note in result.get("notes", []):
         line(note)
-    if result.get("log_errors"):
-        line(f"serve log: {result['log_errors']} error lines; the end of it:")
-    if result.get("log_tail"):
-        print(result["log_tail"])
+    for problem, count in result.get("log_problems", {}).items():
+        line(f"serve log, {count}x: {problem}")
 
 
 def fmt_load(load) -> str:
@@ -1000,6 +1053,7 @@ def main() -> None:
     parser.add_argument("--serve-timeout", type=float, default=90.0)
     parser.add_argument("--stop-timeout", type=float, default=60.0)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--keep-logs", metavar="DIR", help="keep each run's serve log in DIR")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backend.split(",")]
     ns = [int(x) for x in args.n.split(",")]
