@@ -447,7 +447,8 @@ class Client:
         else:
             reason = f"closed ({socket.close_code})"
         if not self.closing:
-            probe.socket_closed = f"{reason} {time.time() - (probe.posted_at or 0):.1f}s after POST"
+            when = f"{time.time() - probe.posted_at:.1f}s after POST" if probe.posted_at else ""
+            probe.socket_closed = f"{reason} {when or 'before the POST'}"
 
     def event_arrived(self, probe: Probe, now: float, event: dict) -> None:
         data = event.get("data") or {}
