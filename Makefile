@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format browser clean
+.PHONY: run test lint format browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# Prints numbers, asserts nothing: the embedded default first, then PostgreSQL and Redis on
+# 127.0.0.1 (a throw-away database is created and dropped). BENCH_ARGS="--n 1,10" for fewer.
+bench: $(STAMP)
+	$(BIN)/python bench/concurrency.py --backend sqlite,postgres $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
