@@ -31,6 +31,8 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, workers, **options):
         env = dict(os.environ, Q_WORKERS=str(workers))
         loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if ":" in loopback:
+            loopback = f"[{loopback}]"  # an IPv6 address, as URLs and Host headers spell it
         if "LLM_BASE_URL" not in os.environ:
             # The demo model is the one in use: daphne mounts it, the workers call it with the
             # deployment's demo key, at an address the host check lets through.
