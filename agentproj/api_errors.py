@@ -1,12 +1,20 @@
-"""Every API error is ``{"code", "detail"}`` with a stable code; exception text stays in logs."""
+"""Every API error is ``{"code", "detail"}`` with a stable code; exception text stays in logs.
+
+DRF's views answer through ``exception_handler``. What Django answers before or around them (the
+CSRF middleware, a body too large to read, an error outside DRF) goes through the handlers below,
+which answer the same JSON under ``/api/`` and Django's own pages elsewhere.
+"""
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.http import Http404, JsonResponse
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from agentproj.api_auth import CsrfFailed
 from sessions_app.services import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -20,11 +28,20 @@ SERVICE_ERROR_STATUS = {
 }
 
 
+API_PREFIX = "/api/"
+TOO_LARGE_DETAIL = "The request body is too large."
+SERVER_ERROR_DETAIL = "Something went wrong on our side."
+
+
 def error_response(code: str, detail: str, http_status: int) -> Response:
     return Response({"code": code, "detail": detail}, status=http_status)
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return error_response(
+            "too_large", TOO_LARGE_DETAIL, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
     if isinstance(exc, ServiceError):
         return error_response(exc.code, exc.detail, SERVICE_ERROR_STATUS.get(exc.code, 409))
     if isinstance(exc, Http404 | ObjectDoesNotExist):
@@ -52,10 +69,69 @@ def exception_handler(exc, context):
         return response
     logger.exception("unhandled API error in %s", context.get("view"))
     return error_response(
-        "server_error", "Something went wrong on our side.", status.HTTP_500_INTERNAL_SERVER_ERROR
+        "server_error", SERVER_ERROR_DETAIL, status.HTTP_500_INTERNAL_SERVER_ERROR
     )
 
 
+def _json_error(code: str, detail: str, http_status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=http_status)
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+# A catch-all changes nothing, so it needs no CSRF check: a token client's POST to a wrong path
+# gets this 404, not the CSRF failure of a request that carried no cookie.
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Unknown paths under /api/ answer like every other API error."""
-    return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return _json_error("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
+
+
+def csrf_failure(request, reason=""):
+    """``CSRF_FAILURE_VIEW``: the API's JSON under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return _json_error(
+            CsrfFailed.default_code, CsrfFailed.default_detail, CsrfFailed.status_code
+        )
+    return csrf.csrf_failure(request, reason=reason)
+
+
+def bad_request(request, exception):
+    """``handler400``; a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is 413, not a bad request."""
+    too_large = isinstance(exception, RequestDataTooBig)
+    if _is_api(request):
+        if too_large:
+            return _json_error(
+                "too_large", TOO_LARGE_DETAIL, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+            )
+        return _json_error("bad_request", "The request is not valid.", status.HTTP_400_BAD_REQUEST)
+    if too_large:
+        return HttpResponse(
+            TOO_LARGE_DETAIL,
+            content_type="text/plain; charset=utf-8",
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if _is_api(request):
+        detail = str(exceptions.PermissionDenied.default_detail)
+        return _json_error("permission_denied", detail, status.HTTP_403_FORBIDDEN)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception):
+    if _is_api(request):
+        return _json_error("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return _json_error(
+            "server_error", SERVER_ERROR_DETAIL, status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+    return defaults.server_error(request)

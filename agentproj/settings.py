@@ -5,19 +5,42 @@ layer (channels-lite), and django-q2's ORM broker. ``DATABASE_URL`` switches the
 ``REDIS_URL`` switches both the channel layer and the task broker to Redis.
 """
 
+import hmac
+import os
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
+
+from agentproj import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-SECRET_KEY = env("SECRET_KEY", default="agentproj-development-only-secret-key-change-me")
+# Where the embedded default keeps its files: the SQLite databases and the generated secret key.
+DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR))).resolve()
+
+# Never a key from the repository: without SECRET_KEY, the first process generates one and every
+# process of the deployment (web, workers, commands) reads the same file.
+SECRET_KEY = env("SECRET_KEY", default="") or secret_key.load_or_create(DATA_DIR)
 # Off unless asked for: Django's debug pages show stack traces, and clients never see those.
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Under /api/ a CSRF failure answers the API's JSON (`csrf_failed`), elsewhere Django's page.
+CSRF_FAILURE_VIEW = "agentproj.api_errors.csrf_failure"
+
+# HTTPS deployments turn these on; plain-HTTP loopback (the embedded default) needs them off.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (the header, as Django's META
+# names it, and the value that means HTTPS). Only set it when the proxy always sets the header.
+SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
 
 INSTALLED_APPS = [
     "daphne",
@@ -30,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     # Before django_q: its `qcluster` command replaces django-q2's (worker drain on shutdown).
     "sessions_app",
@@ -39,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -73,7 +99,7 @@ SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
 else:
@@ -108,7 +134,7 @@ if REDIS_URL:
 else:
     DATABASES["channels"] = {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env("CHANNELS_DB_PATH", default=str(BASE_DIR / "channels.sqlite3")),
+        "NAME": env("CHANNELS_DB_PATH", default=str(DATA_DIR / "channels.sqlite3")),
         "OPTIONS": dict(SQLITE_OPTIONS, transaction_mode="DEFERRED"),
     }
     INSTALLED_APPS.append("channels_lite")
@@ -165,6 +191,39 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every page's scripts and styles are files of this site (no inline script, style or handler),
+# so the policy allows nothing else. 'self' covers the same-origin websocket too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Powerful browser features nothing here uses, denied to the pages and to anything they embed.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+}
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/sessions/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -175,9 +234,11 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "agentproj.api_auth.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
+    # JSON only: the browsable API's templates carry inline styles that the CSP refuses.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentproj.api_errors.exception_handler",
@@ -190,13 +251,26 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from this site's static files (drf-spectacular-sidecar), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Swagger UI would otherwise send the schema to an online validator for its badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
+# The built-in demo model is mounted in the web process only while it is the model in use: by
+# default when LLM_BASE_URL is unset (`serve` says so explicitly to the processes it starts).
+DEMO_LLM_ENABLED = env.bool("DEMO_LLM_ENABLED", default="LLM_BASE_URL" not in os.environ)
+# It answers only this deployment's workers, which derive the same key from SECRET_KEY.
+DEMO_LLM_API_KEY = hmac.new(SECRET_KEY.encode(), b"agentproj demo model", "sha256").hexdigest()
+
 LLM_BASE_URL = env("LLM_BASE_URL", default="http://127.0.0.1:8000/demo-llm/v1")
-LLM_API_KEY = env("LLM_API_KEY", default="demo")
+LLM_API_KEY = env("LLM_API_KEY", default=DEMO_LLM_API_KEY if DEMO_LLM_ENABLED else "")
 LLM_MODEL = env("LLM_MODEL", default="agentproj-demo")
 LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=10.0)
 LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=120.0)
+# No byte from the model for this long: the attempt fails (and may be retried).
+LLM_STREAM_IDLE_TIMEOUT = env.float("LLM_STREAM_IDLE_TIMEOUT", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 LLM_RETRY_BASE_DELAY = env.float("LLM_RETRY_BASE_DELAY", default=0.5)
 LLM_RETRY_MAX_DELAY = env.float("LLM_RETRY_MAX_DELAY", default=20.0)

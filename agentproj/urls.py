@@ -1,10 +1,12 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from agentproj.api_errors import api_not_found
+from agentproj.static_files import serve_static
 from approvals_app import api as approvals_api
 from sessions_app import api as sessions_api
 from sessions_app import views as session_views
@@ -46,7 +48,8 @@ api = [
         name="api-reject",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves its start-up script as a file: the CSP allows no inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/ (a malformed id, say) is a JSON 404, never Django's HTML page.
     re_path(r"^.*$", api_not_found),
 ]
@@ -59,4 +62,10 @@ urlpatterns = [
     path("sessions/", session_views.session_list, name="session-list"),
     path("sessions/<uuid:session_id>/", session_views.session_detail, name="session-detail"),
     path("api/", include(api)),
+    re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static),
 ]
+
+handler400 = "agentproj.api_errors.bad_request"
+handler403 = "agentproj.api_errors.permission_denied"
+handler404 = "agentproj.api_errors.page_not_found"
+handler500 = "agentproj.api_errors.server_error"

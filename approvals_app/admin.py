@@ -22,7 +22,6 @@ from .models import ApprovalRequest, ApprovalStatus
 REASON_MAX_LENGTH = 2000
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
-ARGUMENTS_STYLE = "margin:0;white-space:pre-wrap;min-width:18em"
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
@@ -139,7 +138,8 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     @admin.display(description="arguments")
     def arguments_pretty(self, obj):
         pretty = json.dumps(obj.arguments, indent=2, sort_keys=True, ensure_ascii=False)
-        return format_html('<pre style="{}">{}</pre>', ARGUMENTS_STYLE, pretty)
+        # Styled by agentproj/admin.css: the CSP refuses inline style attributes.
+        return format_html('<pre class="approval-arguments">{}</pre>', pretty)
 
     # Decisions
 

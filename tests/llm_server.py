@@ -2,11 +2,13 @@
 
 By default it answers like the built-in demo model (the same ``demo_llm.chunks``), streamed with
 chunked transfer encoding at ``token_delay`` per word. Tests queue behaviours for the next
-requests (``fail(500)``, ``rate_limit(retry_after)``, ``drop_after(n)``, ``reply(...)``) and read
-back what the server saw: every request, and whether the client closed its stream early.
+requests (``fail(500)``, ``rate_limit(retry_after)``, ``drop_after(n)``, ``stall()``,
+``reply(...)``) and read back what the server saw: every request, and whether the client closed
+its stream early.
 """
 
 import json
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sessions_app.runtime import demo_llm
+
+# How long a stalled stream waits for the client to give up before the server gives up itself;
+# only bounds a broken test.
+STALL_BOUND = 120.0
 
 
 @dataclass
@@ -28,7 +34,7 @@ class SeenRequest:
 
 @dataclass
 class Behaviour:
-    kind: str  # "demo", "status", "drop", "reply"
+    kind: str  # "demo", "status", "drop", "stall", "reply"
     status: int = 200
     retry_after: str | None = None
     drop_after: int = 0
@@ -54,6 +60,11 @@ class ScriptedLLM:
 
     def drop_after(self, content_chunks: int, times: int = 1) -> None:
         self.queue.extend(Behaviour("drop", drop_after=content_chunks) for _ in range(times))
+
+    def stall(self, times: int = 1) -> None:
+        """Answer 200 with the stream's headers and first chunk, then send nothing more until the
+        client hangs up (a hung model server)."""
+        self.queue.extend(Behaviour("stall") for _ in range(times))
 
     def reply(self, text: str = "", tool_call: dict[str, Any] | None = None) -> None:
         """The next answer: ``text`` streamed word by word, then an optional tool call
@@ -102,6 +113,12 @@ def _make_handler(llm: ScriptedLLM):
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             try:
+                if behaviour.kind == "stall":
+                    self._chunk(demo_llm.sse(items[0]))
+                    self._wait_for_client_to_hang_up()
+                    seen.closed_by_client_at = time.monotonic()
+                    self.close_connection = True
+                    return
                 for item in items:
                     if demo_llm.is_content_chunk(item):
                         if (
@@ -123,6 +140,15 @@ def _make_handler(llm: ScriptedLLM):
             except (BrokenPipeError, ConnectionResetError, OSError):
                 seen.closed_by_client_at = time.monotonic()
                 self.close_connection = True
+
+        def _wait_for_client_to_hang_up(self) -> None:
+            # The client sends nothing more on this connection: readable means it closed it.
+            deadline = time.monotonic() + STALL_BOUND
+            while time.monotonic() < deadline:
+                readable, _, _ = select.select([self.connection], [], [], 0.05)
+                if readable:
+                    return
+            raise AssertionError(f"the client kept a stalled stream open for {STALL_BOUND}s")
 
         def _chunk(self, data: bytes) -> None:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

@@ -6,7 +6,9 @@ from django.test import Client
 
 from agentproj.asgi import application
 
+# A page served at http://127.0.0.1 opens its socket to the same origin.
 ALLOWED_ORIGIN = b"http://127.0.0.1"
+HOST = b"127.0.0.1"
 
 
 def session_cookie(user) -> bytes:
@@ -19,5 +21,5 @@ def session_socket(session_id, cookie: bytes) -> WebsocketCommunicator:
     return WebsocketCommunicator(
         application,
         f"/ws/sessions/{session_id}/",
-        headers=[(b"origin", ALLOWED_ORIGIN), (b"cookie", cookie)],
+        headers=[(b"origin", ALLOWED_ORIGIN), (b"host", HOST), (b"cookie", cookie)],
     )

@@ -1,13 +1,12 @@
 """Genuine model failures: retried a bounded number of times, then the turn fails cleanly with
 ``llm_error`` and one error notice a user can read; a 429's ``Retry-After`` is honoured."""
 
-import re
-
 import pytest
 
 from sessions_app import services
-from sessions_app.models import ErrorCode, EventKind, TurnStatus
+from sessions_app.models import EventKind, TurnStatus
 from sessions_app.runtime import demo_llm
+from tests.model_failures import assert_failed_with_one_readable_error
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -22,28 +21,12 @@ def _run_hello_turn(user, run_turn_in_thread):
     return turn, outcome
 
 
-def _assert_failed_with_one_readable_error(turn) -> None:
-    assert turn.status == TurnStatus.FAILED
-    assert turn.error_code == ErrorCode.LLM_ERROR
-    assert turn.stop_reason == ""
-    assert turn.lease_token is None
-    errors = list(turn.events.filter(kind=EventKind.ERROR))
-    assert len(errors) == 1
-    assert errors[0].data["code"] == ErrorCode.LLM_ERROR
-    text = errors[0].data["text"]
-    assert re.fullmatch(r"[A-Z][^\n]*\.", text), text
-    for leak in ("Traceback", "httpx", 'File "', "<", "Exception"):
-        assert leak not in text
-    assert not re.search(r"[A-Za-z]+Error\b", text), text
-    assert not turn.events.filter(kind=EventKind.INTERRUPT).exists()
-
-
 def test_it_fails_the_turn_after_retrying_server_errors(llm, user, run_turn_in_thread, settings):
     settings.LLM_MAX_RETRIES = 2
     llm.fail(500, times=3)
     turn, outcome = _run_hello_turn(user, run_turn_in_thread)
     assert outcome == TurnStatus.FAILED
-    _assert_failed_with_one_readable_error(turn)
+    assert_failed_with_one_readable_error(turn)
     assert [r.behaviour for r in llm.requests] == ["status"] * 3
 
 
@@ -67,7 +50,7 @@ def test_it_fails_the_turn_when_every_stream_is_dropped(llm, user, run_turn_in_t
     llm.drop_after(2, times=3)
     turn, outcome = _run_hello_turn(user, run_turn_in_thread)
     assert outcome == TurnStatus.FAILED
-    _assert_failed_with_one_readable_error(turn)
+    assert_failed_with_one_readable_error(turn)
     assert [r.behaviour for r in llm.requests] == ["drop"] * 3
 
 
@@ -75,7 +58,7 @@ def test_it_does_not_retry_a_request_the_server_refuses(llm, user, run_turn_in_t
     llm.fail(400)
     turn, outcome = _run_hello_turn(user, run_turn_in_thread)
     assert outcome == TurnStatus.FAILED
-    _assert_failed_with_one_readable_error(turn)
+    assert_failed_with_one_readable_error(turn)
     assert len(llm.requests) == 1
 
 

@@ -10,10 +10,13 @@ whole product with no API key. What it answers, from the last message:
 - "time": a ``get_time`` call;
 - anything else: a short reply.
 
-The pace is ``DEMO_LLM_TOKEN_DELAY`` seconds per word.
+The pace is ``DEMO_LLM_TOKEN_DELAY`` seconds per word. Like any hosted model it wants its API key
+(``DEMO_LLM_API_KEY``, derived from the deployment's secret key) and refuses bodies over Django's
+``DATA_UPLOAD_MAX_MEMORY_SIZE``.
 """
 
 import asyncio
+import hmac
 import json
 import re
 import time
@@ -156,6 +159,9 @@ class DemoLLM:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
+        if not _authorized(scope):
+            await self._json(send, 401, {"error": {"message": "invalid API key"}})
+            return
         path = scope["path"][len(self.prefix) :]
         if scope["method"] == "GET" and path in ("/models", "/models/"):
             await self._json(
@@ -165,12 +171,10 @@ class DemoLLM:
         if scope["method"] != "POST" or path.rstrip("/") != "/chat/completions":
             await self._json(send, 404, {"error": {"message": "not found"}})
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await _read_body(scope, receive)
+        if raw is None:
+            await self._json(send, 413, {"error": {"message": "request body too large"}})
+            return
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -222,6 +226,32 @@ class DemoLLM:
             }
         )
         await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+
+def _authorized(scope) -> bool:
+    from django.conf import settings
+
+    expected = f"Bearer {settings.DEMO_LLM_API_KEY}".encode()
+    given = dict(scope["headers"]).get(b"authorization", b"")
+    return hmac.compare_digest(given, expected)
+
+
+async def _read_body(scope, receive) -> bytes | None:
+    """The request body, or None once it is larger than Django would read."""
+    from django.conf import settings
+
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    declared = dict(scope["headers"]).get(b"content-length", b"0")
+    if limit is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    raw = b""
+    while True:
+        message = await receive()
+        raw += message.get("body", b"")
+        if limit is not None and len(raw) > limit:
+            return None
+        if not message.get("more_body"):
+            return raw
 
 
 def _non_streaming(body: dict[str, Any], text: str, call: dict[str, Any] | None) -> dict[str, Any]:

@@ -178,7 +178,9 @@ async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: 
     reply = ModelReply()
     calls: dict[int, dict[str, str]] = {}
     try:
-        async with client.stream("POST", "chat/completions", json=payload) as response:
+        async with client.stream(
+            "POST", "chat/completions", json=payload, timeout=_stream_timeout(client)
+        ) as response:
             if response.status_code == 429:
                 await response.aread()
                 raise _Retryable(
@@ -210,6 +212,18 @@ async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: 
     return reply
 
 
+def _stream_timeout(client: httpx.AsyncClient) -> httpx.Timeout:
+    """The client's timeouts, except that every read of this stream waits at most
+    ``LLM_STREAM_IDLE_TIMEOUT``: a model that goes silent fails the attempt, while an answer that
+    keeps coming may take as long as it needs."""
+    return httpx.Timeout(
+        connect=client.timeout.connect,
+        read=settings.LLM_STREAM_IDLE_TIMEOUT,
+        write=client.timeout.write,
+        pool=client.timeout.pool,
+    )
+
+
 async def _apply_chunk(
     chunk: dict[str, Any], reply: ModelReply, calls: dict[int, dict[str, str]], on_text: OnText
 ) -> None:
@@ -236,6 +250,8 @@ async def _apply_chunk(
 def _describe_transport_error(exc: Exception) -> str:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         return "The model server could not be reached."
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"The model server sent nothing for {settings.LLM_STREAM_IDLE_TIMEOUT:g} seconds."
     if isinstance(exc, httpx.TimeoutException):
         return "The model server took too long to answer."
     return "The connection to the model server was lost mid-answer."

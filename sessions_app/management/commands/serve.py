@@ -11,9 +11,10 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from agentproj.asgi import DEMO_LLM_PREFIX
+from agentproj.origins import host_allowed
 
 ADMIN_USERNAME = "admin"
 CHILD_STOP_GRACE = 5.0
@@ -28,14 +29,25 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=settings.Q_CLUSTER["workers"])
 
     def handle(self, *args, host, port, workers, **options):
+        env = dict(os.environ, Q_WORKERS=str(workers))
+        loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if ":" in loopback:
+            loopback = f"[{loopback}]"  # an IPv6 address, as URLs and Host headers spell it
+        if "LLM_BASE_URL" not in os.environ:
+            # The demo model is the one in use: daphne mounts it, the workers call it with the
+            # deployment's demo key, at an address the host check lets through.
+            if not host_allowed(loopback):
+                raise CommandError(
+                    f"The workers would reach the demo model at {loopback}, which ALLOWED_HOSTS "
+                    "does not allow: add it to ALLOWED_HOSTS, or set LLM_BASE_URL."
+                )
+            env["LLM_BASE_URL"] = f"http://{loopback}:{port}{DEMO_LLM_PREFIX}"
+            env["LLM_API_KEY"] = settings.DEMO_LLM_API_KEY
+            env["DEMO_LLM_ENABLED"] = "1"
+
         for database in settings.DATABASES:
             call_command("migrate", database=database, interactive=False, verbosity=0)
         self._ensure_login()
-
-        env = dict(os.environ, Q_WORKERS=str(workers))
-        loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        if "LLM_BASE_URL" not in os.environ:
-            env["LLM_BASE_URL"] = f"http://{loopback}:{port}{DEMO_LLM_PREFIX}"
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         children = {
             "web": subprocess.Popen(
