@@ -96,6 +96,9 @@ class Turn(models.Model):
     worker_losses = models.PositiveIntegerField(default=0)
     # When its run/resume task was last handed to the broker (to redeliver a lost one).
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # Sent with on_busy=interrupt while the interrupted turn was still winding down: it starts
+    # before the turns that were already waiting (DESIGN.md section 7).
+    jumps_queue = models.BooleanField(default=False)
     checkpoint = models.JSONField(default=dict, blank=True)
     usage = models.JSONField(default=dict, blank=True)
 
