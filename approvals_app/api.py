@@ -7,6 +7,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text
 from sessions_app.api import ErrorSerializer
 
 from . import services
@@ -45,7 +46,13 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
 
 
 class DecisionInSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=DECISION_REASON_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[plain_text],
+    )
 
 
 class ApprovalListApi(APIView):

@@ -10,6 +10,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text
+
 from . import selectors, services
 from .models import ACTIVE_STATUSES, AgentSession, Turn
 
@@ -68,19 +70,29 @@ class SessionOutSerializer(serializers.ModelSerializer):
         return active.pk if active else None
 
 
-class SessionInSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+class SessionInSerializer(serializers.ModelSerializer):
+    """The title's rules are the model field's, shared with the page's form and the admin."""
+
+    class Meta:
+        model = AgentSession
+        fields = ["title"]
 
 
 class TurnInSerializer(serializers.Serializer):
     message = serializers.CharField(
-        max_length=settings.AGENT_MAX_MESSAGE_CHARS, trim_whitespace=True
+        max_length=settings.AGENT_MAX_MESSAGE_CHARS, trim_whitespace=True, validators=[plain_text]
     )
     on_busy = serializers.ChoiceField(choices=services.ON_BUSY_CHOICES, default="reject")
 
 
 class CancelInSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=CANCEL_REASON_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[plain_text],
+    )
     turn = serializers.IntegerField(required=False, min_value=1)
 
 

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from agentproj.validators import TITLE_MAX_LENGTH, plain_text
+
 
 class TurnStatus(models.TextChoices):
     PENDING = "pending"
@@ -58,7 +60,7 @@ class AgentSession(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_sessions"
     )
-    title = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, validators=[plain_text])
     # The last timeline sequence number handed out; bumped under this row's lock.
     last_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

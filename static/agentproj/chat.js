@@ -76,7 +76,7 @@ function readableError(result) {
   const code = result.data && result.data.code;
   if (code === "invalid") {
     const fields = (result.data && result.data.fields) || {};
-    if (fields.message) return "The message is empty or too long.";
+    if (fields.message) return "The message is empty, too long or has characters that are not allowed.";
     return "The request is not valid.";
   }
   if (code && ERROR_MESSAGES[code]) return ERROR_MESSAGES[code];
