@@ -4,6 +4,7 @@ import logging
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -56,6 +57,11 @@ def exception_handler(exc, context):
     )
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
-    """Unknown paths under /api/ answer like every other API error."""
+    """Unknown paths under /api/ answer like every other API error.
+
+    CSRF-exempt: it changes nothing, and a POST to a malformed id (``/api/sessions/x/cancel/``)
+    should be a JSON 404 like its GET, not the CSRF failure page.
+    """
     return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)

@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
 from . import services
@@ -29,11 +29,13 @@ NOT_PENDING = (
 
 
 def reason_field(*, required: bool, **kwargs) -> forms.CharField:
-    """The reason's rules are the API's (``DecisionInSerializer``): one rule for every door."""
+    """The reason's rules are the API's (``DecisionInSerializer``), judged on the text as sent;
+    a required reason must say something."""
     return forms.CharField(
         required=required,
         max_length=DECISION_REASON_MAX_LENGTH,
-        validators=[plain_text],
+        strip=False,
+        validators=[plain_text_with_content if required else plain_text],
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         **kwargs,
     )

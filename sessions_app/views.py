@@ -26,6 +26,11 @@ class SessionForm(forms.ModelForm):
         model = AgentSession
         fields = ["title"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The rules judge the title as sent, as the API does; the service strips what it stores.
+        self.fields["title"].strip = False
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
