@@ -7,6 +7,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentproj.throttling import DecideThrottle
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text
 from sessions_app.api import (
     AUTH_ERRORS,
@@ -91,6 +92,7 @@ class ApprovalListApi(APIView):
 
 class _DecideApi(APIView):
     permission_classes = [CanDecideApprovals]
+    throttle_classes = [DecideThrottle]
     approve: bool
 
     @extend_schema(

@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentproj.throttling import CancelThrottle, SendThrottle
 from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 
 from . import selectors, services
@@ -202,6 +203,8 @@ class SessionDetailApi(APIView):
 
 
 class TurnCreateApi(APIView):
+    throttle_classes = [SendThrottle]
+
     @extend_schema(
         request=TurnInSerializer,
         responses={
@@ -237,6 +240,8 @@ class TurnDetailApi(APIView):
 
 
 class SessionCancelApi(APIView):
+    throttle_classes = [CancelThrottle]
+
     @extend_schema(
         request=CancelInSerializer,
         parameters=[CancelQuerySerializer],

@@ -81,7 +81,9 @@ def flatmap_path_parameters(context, path_parameters):
 
 
 @pytest.fixture
-def api_data(django_user_model):
+def api_data(django_user_model, settings):
+    # Rates are not what this test is about: every generated request should reach the view.
+    settings.API_THROTTLE_RATES = {}
     # As Django's test client does: the test's transaction holds the connection, so a request
     # must not close it on the way out.
     signals.request_started.disconnect(close_old_connections)
