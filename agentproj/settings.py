@@ -175,6 +175,10 @@ API_THROTTLE_RATES = env.dict(
 )
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
+# An open websocket re-checks its login and permission before forwarding, at most this often
+# (sessions_app/consumers.py); logging out closes it at once in any case.
+WEBSOCKET_LOGIN_RECHECK_INTERVAL = env.float("WEBSOCKET_LOGIN_RECHECK_INTERVAL", default=2.0)
+
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="agent@agentproj.local")
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)

@@ -5,6 +5,7 @@ broadcast on commit. Token deltas are live-only. Control messages tell the worke
 to look at it again (a cancel arrived).
 """
 
+import hashlib
 import logging
 from typing import Any, Literal, TypedDict
 
@@ -21,6 +22,7 @@ DELTA_MESSAGE_TYPE = "timeline.delta"
 CONTROL_MESSAGE_TYPE = "turn.control"
 APPROVAL_QUEUE_MESSAGE_TYPE = "approvals.changed"
 APPROVAL_QUEUE_GROUP = "approvals"
+LOGIN_ENDED_MESSAGE_TYPE = "login.ended"
 
 
 class EventPayload(TypedDict):
@@ -46,6 +48,11 @@ class ControlPayload(TypedDict):
 
 def session_group(session_id) -> str:
     return f"session.{session_id}"
+
+
+def login_group(session_key: str) -> str:
+    """The sockets opened with one login. Named by a hash: a session key is a credential."""
+    return "login." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
 def turn_control_channel(turn_id: int) -> str:
@@ -121,4 +128,12 @@ def approval_queue_changed_on_commit() -> None:
     """Tell open approval queues to refresh: a request was created, decided or withdrawn."""
     transaction.on_commit(
         lambda: _send_now("group_send", APPROVAL_QUEUE_GROUP, {"type": APPROVAL_QUEUE_MESSAGE_TYPE})
+    )
+
+
+def login_ended_on_commit(session_key: str) -> None:
+    """Close the sockets opened with this login (it was logged out)."""
+    group = login_group(session_key)
+    transaction.on_commit(
+        lambda: _send_now("group_send", group, {"type": LOGIN_ENDED_MESSAGE_TYPE})
     )
