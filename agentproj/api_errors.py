@@ -81,11 +81,13 @@ def _is_api(request) -> bool:
     return request.path_info.startswith(API_PREFIX)
 
 
-# A catch-all changes nothing, so it needs no CSRF check: a token client's POST to a wrong path
-# gets this 404, not the CSRF failure of a request that carried no cookie.
 @csrf_exempt
 def api_not_found(request, *args, **kwargs):
-    """Unknown paths under /api/ answer like every other API error."""
+    """Unknown paths under /api/ answer like every other API error.
+
+    CSRF-exempt: it changes nothing, and a POST to a malformed id (``/api/sessions/x/cancel/``)
+    should be a JSON 404 like its GET, not the CSRF failure page.
+    """
     return _json_error("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
 
 

@@ -7,6 +7,7 @@ layer (channels-lite), and django-q2's ORM broker. ``DATABASE_URL`` switches the
 
 import hmac
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -228,6 +229,35 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/sessions/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# Brute-force protection (django-axes): after AXES_FAILURE_LIMIT wrong passwords in a row for one
+# username from one address, that pair is refused for AXES_COOLOFF_SECONDS (the login page says
+# so), on /accounts/login/ and /admin/login/ alike. By username and address together, so neither a
+# shared address nor a guessed username locks everyone else out. Behind a proxy, run daphne with
+# --proxy-headers so that the client's address is the one counted.
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("AXES_COOLOFF_SECONDS", default=900.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# Per-user API rates (DRF throttling, agentproj/throttling.py), counted in the default cache:
+# per process unless CACHE_URL names a shared one (e.g. redis://...).
+API_THROTTLE_RATES = env.dict(
+    "API_THROTTLE_RATES", default={"send": "60/min", "cancel": "120/min", "decide": "120/min"}
+)
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# An open websocket re-checks its login and permission before forwarding, at most this often
+# (sessions_app/consumers.py); logging out closes it at once in any case.
+WEBSOCKET_LOGIN_RECHECK_INTERVAL = env.float("WEBSOCKET_LOGIN_RECHECK_INTERVAL", default=2.0)
+
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="agent@agentproj.local")
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
@@ -268,7 +298,6 @@ LLM_BASE_URL = env("LLM_BASE_URL", default="http://127.0.0.1:8000/demo-llm/v1")
 LLM_API_KEY = env("LLM_API_KEY", default=DEMO_LLM_API_KEY if DEMO_LLM_ENABLED else "")
 LLM_MODEL = env("LLM_MODEL", default="agentproj-demo")
 LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=10.0)
-LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=120.0)
 # No byte from the model for this long: the attempt fails (and may be retried).
 LLM_STREAM_IDLE_TIMEOUT = env.float("LLM_STREAM_IDLE_TIMEOUT", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)

@@ -50,8 +50,9 @@ api = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: the CSP allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    # Anything else under /api/ (a malformed id, say) is a JSON 404, never Django's HTML page.
-    re_path(r"^.*$", api_not_found),
+    # Anything else under /api/ (a malformed id, say, even one with a line break) is a JSON 404,
+    # never Django's HTML page.
+    re_path(r"^[\s\S]*$", api_not_found),
 ]
 
 urlpatterns = [

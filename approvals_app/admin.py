@@ -14,12 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
 from . import services
 from .models import ApprovalRequest, ApprovalStatus
 
-REASON_MAX_LENGTH = 2000
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
 NOT_PENDING = (
@@ -27,11 +27,26 @@ NOT_PENDING = (
 )
 
 
-class RejectForm(forms.Form):
-    reason = forms.CharField(
-        max_length=REASON_MAX_LENGTH,
+def reason_field(*, required: bool, **kwargs) -> forms.CharField:
+    """The reason's rules are the API's (``DecisionInSerializer``), judged on the text as sent;
+    a required reason must say something."""
+    return forms.CharField(
+        required=required,
+        max_length=DECISION_REASON_MAX_LENGTH,
+        strip=False,
+        validators=[plain_text_with_content if required else plain_text],
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="The model is told who rejected the call and why.",
+        **kwargs,
+    )
+
+
+class ApproveForm(forms.Form):
+    reason = reason_field(required=False)
+
+
+class RejectForm(forms.Form):
+    reason = reason_field(
+        required=True, help_text="The model is told who rejected the call and why."
     )
 
 
@@ -119,6 +134,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "decidable": decidable,
+            "approve_form": ApproveForm(auto_id="approve-%s"),
             "reject_form": RejectForm(),
         }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -221,16 +237,20 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         if approval is None:
             raise Http404
         change_url = reverse("admin:approvals_app_approvalrequest_change", args=[approval.pk])
-        reason = request.POST.get("reason", "")[:REASON_MAX_LENGTH]
-        if not approve:
-            form = RejectForm(request.POST)
-            if not form.is_valid():
-                self.message_user(request, "Give a reason to reject this request.", messages.ERROR)
-                return HttpResponseRedirect(change_url)
-            reason = form.cleaned_data["reason"]
+        form = (ApproveForm if approve else RejectForm)(request.POST)
+        if not form.is_valid():
+            if not approve and not request.POST.get("reason", "").strip():
+                problem = "Give a reason to reject this request."
+            else:
+                problem = f"The reason was not accepted: {' '.join(form.errors['reason'])}"
+            self.message_user(request, problem, messages.ERROR)
+            return HttpResponseRedirect(change_url)
         try:
             services.approval_decide(
-                approval_id=approval.pk, actor=request.user, approve=approve, reason=reason
+                approval_id=approval.pk,
+                actor=request.user,
+                approve=approve,
+                reason=form.cleaned_data["reason"],
             )
         except services.NotPending:
             self.message_user(

@@ -1,13 +1,21 @@
 """The approvals API: the same decisions as the admin queue, for approvers only."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sessions_app.api import ErrorSerializer
+from agentproj.throttling import DecideThrottle
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text
+from sessions_app.api import (
+    AUTH_ERRORS,
+    THROTTLED_ERRORS,
+    ErrorSerializer,
+    StrictCharField,
+    query_params,
+)
 
 from . import services
 from .models import ApprovalRequest, ApprovalStatus
@@ -23,7 +31,9 @@ class CanDecideApprovals(BasePermission):
 class ApprovalOutSerializer(serializers.ModelSerializer):
     session = serializers.UUIDField(source="turn.session_id", read_only=True)
     requested_by = serializers.CharField(source="turn.session.owner.get_username", read_only=True)
-    decided_by = serializers.CharField(source="decided_by.get_username", default=None)
+    decided_by = serializers.CharField(
+        source="decided_by.get_username", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = ApprovalRequest
@@ -45,29 +55,44 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
 
 
 class DecisionInSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    reason = StrictCharField(
+        max_length=DECISION_REASON_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        validators=[plain_text],
+    )
+
+
+class ApprovalsQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=ApprovalStatus.choices, required=False, help_text="Only requests in this status."
+    )
 
 
 class ApprovalListApi(APIView):
     permission_classes = [CanDecideApprovals]
 
     @extend_schema(
-        parameters=[OpenApiParameter("status", str, enum=ApprovalStatus.values)],
-        responses={200: ApprovalOutSerializer(many=True), 403: ErrorSerializer},
+        parameters=[ApprovalsQuerySerializer],
+        responses={200: ApprovalOutSerializer(many=True), 400: ErrorSerializer, **AUTH_ERRORS},
     )
     def get(self, request):
+        query = ApprovalsQuerySerializer(data=query_params(request))
+        query.is_valid(raise_exception=True)
         services.approvals_expire()
         approvals = ApprovalRequest.objects.select_related(
             "turn__session__owner", "decided_by"
         ).order_by("created_at")
-        wanted = request.query_params.get("status")
-        if wanted:
-            approvals = approvals.filter(status=wanted)
+        if "status" in query.validated_data:
+            approvals = approvals.filter(status=query.validated_data["status"])
         return Response(ApprovalOutSerializer(approvals, many=True).data)
 
 
 class _DecideApi(APIView):
     permission_classes = [CanDecideApprovals]
+    throttle_classes = [DecideThrottle]
     approve: bool
 
     @extend_schema(
@@ -75,9 +100,10 @@ class _DecideApi(APIView):
         responses={
             200: ApprovalOutSerializer,
             400: ErrorSerializer,
-            403: ErrorSerializer,
             404: ErrorSerializer,
             409: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
         },
     )
     def post(self, request, approval_id):

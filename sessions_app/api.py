@@ -3,12 +3,16 @@
 import time
 
 from django.conf import settings
+from django.db import models
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from agentproj.throttling import CancelThrottle, SendThrottle
+from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 
 from . import selectors, services
 from .models import ACTIVE_STATUSES, AgentSession, Turn
@@ -17,9 +21,26 @@ CANCEL_WAIT_SECONDS = 5.0
 CANCEL_WAIT_POLL = 0.05
 
 
+class StrictCharField(serializers.CharField):
+    """Text, and only text: DRF's CharField turns a number into a string, where the schema says
+    the field is a string and a client sending 0 for a title has a bug worth hearing about."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     detail = serializers.CharField()
+
+
+# Every endpoint answers 403 to a request without a valid login or token (session authentication
+# comes first, and it sends no WWW-Authenticate challenge, so DRF answers 403 rather than 401).
+AUTH_ERRORS = {403: ErrorSerializer}
+# Sending, cancelling and deciding are rate-limited per user (``API_THROTTLE_RATES``).
+THROTTLED_ERRORS = {429: ErrorSerializer}
 
 
 class TurnOutSerializer(serializers.ModelSerializer):
@@ -68,20 +89,49 @@ class SessionOutSerializer(serializers.ModelSerializer):
         return active.pk if active else None
 
 
-class SessionInSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+class SessionInSerializer(serializers.ModelSerializer):
+    """The title's rules are the model field's, shared with the page's form and the admin."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+    }
+
+    class Meta:
+        model = AgentSession
+        fields = ["title"]
+        # The rules judge the title as sent; the service strips what it stores.
+        extra_kwargs = {"title": {"trim_whitespace": False}}
 
 
 class TurnInSerializer(serializers.Serializer):
-    message = serializers.CharField(
-        max_length=settings.AGENT_MAX_MESSAGE_CHARS, trim_whitespace=True
+    # Judged as sent (a space-only message is refused by the pattern), stored stripped.
+    message = StrictCharField(
+        max_length=settings.AGENT_MAX_MESSAGE_CHARS,
+        trim_whitespace=False,
+        validators=[plain_text_with_content],
     )
     on_busy = serializers.ChoiceField(choices=services.ON_BUSY_CHOICES, default="reject")
 
 
 class CancelInSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = StrictCharField(
+        max_length=CANCEL_REASON_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        validators=[plain_text],
+    )
     turn = serializers.IntegerField(required=False, min_value=1)
+
+
+class CancelQuerySerializer(serializers.Serializer):
+    wait = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Hold the answer until the turn is terminal (bounded).",
+    )
 
 
 CancelOutSerializer = inline_serializer(
@@ -95,6 +145,12 @@ class EventOutSerializer(serializers.Serializer):
     kind = serializers.CharField()
     data = serializers.JSONField()
     created_at = serializers.DateTimeField()
+
+
+class EventsQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False, default=0, min_value=0, help_text="Only events with a larger seq."
+    )
 
 
 EventsOutSerializer = inline_serializer(
@@ -112,18 +168,25 @@ def sessions_with_active_turn(user):
     )
 
 
+def query_params(request) -> dict[str, str]:
+    """The query string as a plain dict for a serializer: given a QueryDict, DRF reads an empty
+    value as "not given", so ``?after=`` would pass where the schema says it is no integer."""
+    return request.query_params.dict()
+
+
 def own_session(request, session_id) -> AgentSession:
     return get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
 
 
 class SessionListApi(APIView):
-    @extend_schema(responses={200: SessionOutSerializer(many=True)})
+    @extend_schema(responses={200: SessionOutSerializer(many=True), **AUTH_ERRORS})
     def get(self, request):
         sessions = sessions_with_active_turn(request.user)
         return Response(SessionOutSerializer(sessions, many=True).data)
 
     @extend_schema(
-        request=SessionInSerializer, responses={201: SessionOutSerializer, 400: ErrorSerializer}
+        request=SessionInSerializer,
+        responses={201: SessionOutSerializer, 400: ErrorSerializer, **AUTH_ERRORS},
     )
     def post(self, request):
         data = SessionInSerializer(data=request.data)
@@ -133,13 +196,15 @@ class SessionListApi(APIView):
 
 
 class SessionDetailApi(APIView):
-    @extend_schema(responses={200: SessionOutSerializer, 404: ErrorSerializer})
+    @extend_schema(responses={200: SessionOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
     def get(self, request, session_id):
         session = get_object_or_404(sessions_with_active_turn(request.user), pk=session_id)
         return Response(SessionOutSerializer(session).data)
 
 
 class TurnCreateApi(APIView):
+    throttle_classes = [SendThrottle]
+
     @extend_schema(
         request=TurnInSerializer,
         responses={
@@ -147,6 +212,8 @@ class TurnCreateApi(APIView):
             400: ErrorSerializer,
             404: ErrorSerializer,
             409: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
         },
         description="Send a message. `on_busy`: `reject` (409 session_busy), `interrupt` "
         "(stop the active turn, then start this one) or `enqueue` (start when it ends).",
@@ -157,7 +224,7 @@ class TurnCreateApi(APIView):
         data.is_valid(raise_exception=True)
         turn = services.turn_start(
             session=session,
-            message=data.validated_data["message"],
+            message=data.validated_data["message"].strip(),
             on_busy=data.validated_data["on_busy"],
             actor=request.user,
         )
@@ -165,7 +232,7 @@ class TurnCreateApi(APIView):
 
 
 class TurnDetailApi(APIView):
-    @extend_schema(responses={200: TurnOutSerializer, 404: ErrorSerializer})
+    @extend_schema(responses={200: TurnOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
     def get(self, request, session_id, turn_id):
         session = own_session(request, session_id)
         turn = get_object_or_404(session.turns, pk=turn_id)
@@ -173,35 +240,37 @@ class TurnDetailApi(APIView):
 
 
 class SessionCancelApi(APIView):
+    throttle_classes = [CancelThrottle]
+
     @extend_schema(
         request=CancelInSerializer,
-        parameters=[
-            OpenApiParameter(
-                "wait", bool, description="Hold the answer until the turn is terminal (bounded)."
-            )
-        ],
+        parameters=[CancelQuerySerializer],
         responses={
             200: CancelOutSerializer,
             202: CancelOutSerializer,
             400: ErrorSerializer,
             404: ErrorSerializer,
             409: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
         },
         description="Stop the active turn (or the named one). 200 when it is already terminal, "
         "202 `stopping` while its worker winds down; 409 no_active_turn.",
     )
     def post(self, request, session_id):
         session = own_session(request, session_id)
+        query = CancelQuerySerializer(data=query_params(request))
+        query.is_valid(raise_exception=True)
         data = CancelInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         outcome = services.turn_request_cancel(
             session=session,
             actor=request.user,
-            reason=data.validated_data["reason"],
+            reason=data.validated_data["reason"].strip(),
             turn_id=data.validated_data.get("turn"),
         )
         turn_status = outcome.status
-        if not outcome.is_final and request.query_params.get("wait") in ("1", "true", "yes"):
+        if not outcome.is_final and query.validated_data["wait"]:
             turn_status = _wait_until_terminal(outcome.turn.pk)
         final = turn_status in (s.value for s in services.TERMINAL_STATUSES)
         return Response(
@@ -221,14 +290,18 @@ def _wait_until_terminal(turn_id: int) -> str:
 
 class SessionEventsApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="Only events with a larger seq.")],
-        responses={200: EventsOutSerializer, 404: ErrorSerializer},
+        parameters=[EventsQuerySerializer],
+        responses={
+            200: EventsOutSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            **AUTH_ERRORS,
+        },
     )
     def get(self, request, session_id):
         session = own_session(request, session_id)
-        try:
-            after = max(0, int(request.query_params.get("after", 0)))
-        except ValueError:
-            after = 0
+        query = EventsQuerySerializer(data=query_params(request))
+        query.is_valid(raise_exception=True)
+        after = query.validated_data["after"]
         page = selectors.events_after(session.pk, after, limit=EVENTS_PAGE + 1)
         return Response({"results": page[:EVENTS_PAGE], "has_more": len(page) > EVENTS_PAGE})

@@ -3,10 +3,30 @@
 A client sends ``{"type": "resume", "after_seq": N}``; the consumer joins the session's group
 first and then replays the persisted events after N, so no event can fall between the two. The
 page de-duplicates by ``seq``.
+
+Nothing a client sends can raise in here: every inbound frame is validated, and anything but a
+well-formed message (not JSON, not an object, an unknown type, a bad ``after_seq``, a binary
+frame) is answered with ``{"type": "error", "code": "invalid_message", "detail": ...}`` while the
+socket stays open.
+
+A socket lives no longer than the login it was opened with. Logging out closes every socket of
+that login at once (``login_ended``, sent over the channel layer by the logout signal). Before
+forwarding anything the consumer also re-checks the login (the session still exists, is not
+expired, names the same active user with the same password) and what it allows (the session's
+owner; an approver for the queue), and closes the socket if it no longer holds. That check is a
+few indexed reads, so its result is trusted for ``WEBSOCKET_LOGIN_RECHECK_INTERVAL`` seconds:
+token deltas never cost a query each, and a login that ended some other way (expired, password
+changed, user deactivated, permission removed) is closed at the first message after that.
 """
 
+import json
+import time
+from importlib import import_module
+
+from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from approvals_app.services import can_decide
 
@@ -14,35 +34,143 @@ from . import events, selectors
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
+# A resume frame is a few dozen characters; anything much longer is not one.
+MAX_FRAME_CHARS = 1000
+MAX_SEQ = 2**63 - 1
+
+# Close codes: 4401 the login is missing or ended, 4403 not allowed, 4404 not this user's session.
+LOGIN_ENDED = 4401
+NOT_ALLOWED = 4403
+NOT_FOUND = 4404
 
 
-class SessionConsumer(AsyncJsonWebsocketConsumer):
+class InvalidFrame(Exception):
+    """An inbound frame that is not a message this socket understands; the text says why."""
+
+
+def parse_frame(text_data: str | None) -> dict:
+    if text_data is None:
+        raise InvalidFrame("Frames are JSON text; binary frames are not understood.")
+    if len(text_data) > MAX_FRAME_CHARS:
+        raise InvalidFrame("The frame is too long.")
+    try:
+        content = json.loads(text_data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidFrame("Frames are JSON objects.") from exc
+    if not isinstance(content, dict):
+        raise InvalidFrame("Frames are JSON objects.")
+    return content
+
+
+def _refuse_constant(name: str):
+    raise InvalidFrame(f"{name} is not a JSON number.")
+
+
+def parse_after_seq(value) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+        raise InvalidFrame("after_seq must be a whole number, 0 or more.")
+    return value
+
+
+class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
+    """A socket that closes when the login it was opened with ends (see the module docstring)."""
+
+    login_group: str | None = None
+    # The close code for a visitor who is not logged in.
+    anonymous_code = LOGIN_ENDED
+
+    async def may_watch(self, user) -> int | None:
+        """None when ``user`` may keep this socket, else the close code."""
+        raise NotImplementedError
+
     async def connect(self):
-        self.group = None
         user = self.scope.get("user")
-        session_id = self.scope["url_route"]["kwargs"]["session_id"]
         if not user or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=self.anonymous_code)
             return
-        if not await database_sync_to_async(selectors.user_owns_session)(user, session_id):
-            await self.close(code=4404)
+        refused = await self.may_watch(user)
+        if refused is not None:
+            await self.close(code=refused)
             return
-        self.session_id = session_id
         self.user = user
-        self.group = events.session_group(session_id)
+        self.session_key = self.scope["session"].session_key
+        self.login_checked_at = time.monotonic()
+        self.ended = False
+        self.login_group = events.login_group(self.session_key)
+        await self.channel_layer.group_add(self.login_group, self.channel_name)
+        await self.joined()
         await self.accept()
+
+    async def joined(self) -> None:
+        """Join the groups whose messages this socket forwards."""
+
+    async def disconnect(self, code):
+        if self.login_group:
+            await self.channel_layer.group_discard(self.login_group, self.channel_name)
+
+    async def still_allowed(self) -> bool:
+        """Re-check the login and permission (at most once per interval); close if gone."""
+        if self.ended:
+            return False
+        if time.monotonic() - self.login_checked_at < settings.WEBSOCKET_LOGIN_RECHECK_INTERVAL:
+            return True
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=self.session_key)
+        user = await get_user({"session": store})
+        if not user.is_authenticated or user.pk != self.user.pk:
+            refused = LOGIN_ENDED
+        else:
+            refused = await self.may_watch(user)
+        if refused is not None:
+            await self.end(refused)
+            return False
+        self.user = user
+        self.login_checked_at = time.monotonic()
+        return True
+
+    async def end(self, code: int) -> None:
+        self.ended = True
+        await self.close(code=code)
+
+    async def login_ended(self, message):
+        await self.end(LOGIN_ENDED)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            await self.receive_message(parse_frame(text_data))
+        except InvalidFrame as problem:
+            await self.send_json(
+                {"type": "error", "code": "invalid_message", "detail": str(problem)}
+            )
+
+    async def receive_message(self, content: dict) -> None:
+        raise InvalidFrame("This socket takes no messages.")
+
+
+class SessionConsumer(LoginBoundConsumer):
+    group: str | None = None
+
+    async def may_watch(self, user) -> int | None:
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        owns = await database_sync_to_async(selectors.user_owns_session)(user, session_id)
+        return None if owns else NOT_FOUND
+
+    async def joined(self) -> None:
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.group = events.session_group(self.session_id)
 
     async def disconnect(self, code):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        await super().disconnect(code)
 
-    async def receive_json(self, content, **kwargs):
+    async def receive_message(self, content: dict) -> None:
         if content.get("type") != "resume":
+            raise InvalidFrame('The only message is {"type": "resume", "after_seq": N}.')
+        after = parse_after_seq(content.get("after_seq"))
+        if not await self.still_allowed():
             return
-        try:
-            after = max(0, int(content.get("after_seq") or 0))
-        except (TypeError, ValueError):
-            after = 0
         await self.channel_layer.group_add(self.group, self.channel_name)
         while True:
             batch = await database_sync_to_async(selectors.events_after)(
@@ -57,29 +185,29 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "replayed", "last_seq": after})
 
     async def timeline_event(self, message):
-        await self.send_json({"type": "event", "event": message["event"]})
+        if await self.still_allowed():
+            await self.send_json({"type": "event", "event": message["event"]})
 
     async def timeline_delta(self, message):
-        await self.send_json({"type": "delta", "delta": message["delta"]})
+        if await self.still_allowed():
+            await self.send_json({"type": "delta", "delta": message["delta"]})
 
 
-class ApprovalQueueConsumer(AsyncJsonWebsocketConsumer):
+class ApprovalQueueConsumer(LoginBoundConsumer):
     """Tells an open admin approval queue that it changed; the page then refreshes its list."""
 
-    async def connect(self):
-        user = self.scope.get("user")
-        if (
-            not user
-            or not user.is_authenticated
-            or not await database_sync_to_async(can_decide)(user)
-        ):
-            await self.close(code=4403)
-            return
+    anonymous_code = NOT_ALLOWED
+
+    async def may_watch(self, user) -> int | None:
+        return None if await database_sync_to_async(can_decide)(user) else NOT_ALLOWED
+
+    async def joined(self) -> None:
         await self.channel_layer.group_add(events.APPROVAL_QUEUE_GROUP, self.channel_name)
-        await self.accept()
 
     async def disconnect(self, code):
         await self.channel_layer.group_discard(events.APPROVAL_QUEUE_GROUP, self.channel_name)
+        await super().disconnect(code)
 
     async def approvals_changed(self, message):
-        await self.send_json({"type": "changed"})
+        if await self.still_allowed():
+            await self.send_json({"type": "changed"})

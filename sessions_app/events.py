@@ -11,6 +11,7 @@ tick rather than one per delta, and a page never sees a turn's messages out of o
 
 import asyncio
 import contextvars
+import hashlib
 import logging
 import re
 from typing import Any, Literal, TypedDict
@@ -28,6 +29,7 @@ DELTA_MESSAGE_TYPE = "timeline.delta"
 CONTROL_MESSAGE_TYPE = "turn.control"
 APPROVAL_QUEUE_MESSAGE_TYPE = "approvals.changed"
 APPROVAL_QUEUE_GROUP = "approvals"
+LOGIN_ENDED_MESSAGE_TYPE = "login.ended"
 
 
 class EventPayload(TypedDict):
@@ -63,6 +65,11 @@ def host_control_channel(worker_id: str) -> str:
     cancel, on whatever machine, can address the host that runs the turn.
     """
     return "turn-host." + re.sub(r"[^A-Za-z0-9_.-]", "-", worker_id)[:90]
+
+
+def login_group(session_key: str) -> str:
+    """The sockets opened with one login. Named by a hash: a session key is a credential."""
+    return "login." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
 def serialize_event(event: TimelineEvent) -> EventPayload:
@@ -219,4 +226,12 @@ def approval_queue_changed_on_commit() -> None:
     """Tell open approval queues to refresh: a request was created, decided or withdrawn."""
     transaction.on_commit(
         lambda: _send_now("group_send", APPROVAL_QUEUE_GROUP, {"type": APPROVAL_QUEUE_MESSAGE_TYPE})
+    )
+
+
+def login_ended_on_commit(session_key: str) -> None:
+    """Close the sockets opened with this login (it was logged out)."""
+    group = login_group(session_key)
+    transaction.on_commit(
+        lambda: _send_now("group_send", group, {"type": LOGIN_ENDED_MESSAGE_TYPE})
     )

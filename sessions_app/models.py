@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from agentproj.validators import TITLE_MAX_LENGTH, plain_text
+
 
 class TurnStatus(models.TextChoices):
     PENDING = "pending"
@@ -58,7 +60,7 @@ class AgentSession(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_sessions"
     )
-    title = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, validators=[plain_text])
     # The last timeline sequence number handed out; bumped under this row's lock.
     last_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -96,6 +98,9 @@ class Turn(models.Model):
     worker_losses = models.PositiveIntegerField(default=0)
     # When its run/resume task was last handed to the broker (to redeliver a lost one).
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # Sent with on_busy=interrupt while the interrupted turn was still winding down: it starts
+    # before the turns that were already waiting (DESIGN.md section 7).
+    jumps_queue = models.BooleanField(default=False)
     checkpoint = models.JSONField(default=dict, blank=True)
     usage = models.JSONField(default=dict, blank=True)
 

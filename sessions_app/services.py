@@ -170,7 +170,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     """Start a turn with the user's message, or queue it behind the active one.
 
     ``on_busy``: ``reject`` refuses with ``SessionBusy``; ``interrupt`` stops the active turn
-    first; ``enqueue`` leaves the new turn ``pending`` until the active one ends.
+    first and starts the new one next, ahead of the turns already waiting; ``enqueue`` leaves the
+    new turn ``pending`` until the turns before it have ended.
     """
     if on_busy not in ON_BUSY_CHOICES:
         raise ValueError(on_busy)
@@ -185,10 +186,17 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                     raise SessionBusy()
                 if on_busy == "interrupt" and current is not None:
                     current = Turn.objects.select_for_update().get(pk=current.pk)
-                    _cancel_locked(locked, current, actor=actor, reason=StopReason.USER_CANCEL)
-            still_busy = (
-                active_turn(locked) is not None
-                or locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
+                    # The waiting turns stay pending: this message is the one to start next.
+                    _cancel_locked(
+                        locked,
+                        current,
+                        actor=actor,
+                        reason=StopReason.USER_CANCEL,
+                        promote_next=False,
+                    )
+            still_busy = active_turn(locked) is not None or (
+                on_busy != "interrupt"
+                and locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
             )
             if not locked.title:
                 # An untitled session is named after its first message, as chat apps do.
@@ -199,6 +207,7 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 index=_next_index(locked),
                 user_message=message,
                 status=S.PENDING if still_busy else S.QUEUED,
+                jumps_queue=still_busy and on_busy == "interrupt",
             )
             events.append(
                 session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}
@@ -222,9 +231,14 @@ def _title_from(message: str) -> str:
 
 
 def _promote_next_pending(session: AgentSession) -> None:
+    """Queue the turn that is next in line: the latest interrupting one, else the oldest."""
     if active_turn(session) is not None:
         return
-    nxt = session.turns.filter(parent__isnull=True, status=S.PENDING).order_by("index").first()
+    waiting = session.turns.filter(parent__isnull=True, status=S.PENDING)
+    nxt = (
+        waiting.filter(jumps_queue=True).order_by("-index").first()
+        or waiting.order_by("index").first()
+    )
     if nxt is None:
         return
     nxt = Turn.objects.select_for_update().get(pk=nxt.pk)
@@ -441,12 +455,25 @@ def turn_request_cancel(
 
 
 def _cancel_locked(
-    session: AgentSession, turn: Turn, *, actor, reason: str, note: str = ""
+    session: AgentSession,
+    turn: Turn,
+    *,
+    actor,
+    reason: str,
+    note: str = "",
+    promote_next: bool = True,
 ) -> None:
     if turn.status == S.STOPPING:
         return
     if turn.status in (S.QUEUED, S.PENDING, S.WAITING_FOR_APPROVAL):
-        finalize_locked(session, turn, status=S.STOPPED, stop_reason=reason, actor=actor)
+        finalize_locked(
+            session,
+            turn,
+            status=S.STOPPED,
+            stop_reason=reason,
+            actor=actor,
+            promote_next=promote_next,
+        )
         return
     _move(turn, S.STOPPING)
     turn.stop_reason = reason
@@ -505,6 +532,7 @@ def finalize_locked(
     error_code: str = "",
     error_detail: str = "",
     actor=None,
+    promote_next: bool = True,
 ) -> None:
     if turn.status == S.STOPPING:
         status, stop_reason, error_code = S.STOPPED, turn.stop_reason, ""
@@ -555,7 +583,7 @@ def finalize_locked(
             },
         )
     _status_event(session, turn)
-    if turn.parent_id is None:
+    if turn.parent_id is None and promote_next:
         _promote_next_pending(session)
 
 

@@ -1,6 +1,7 @@
 """Server-rendered pages. The chat page renders its frame; the page script fills the timeline
 from the websocket (a full replay, then live events) so that one code path draws every event."""
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -8,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 from approvals_app.services import can_decide
 
 from . import selectors, services
+from .models import AgentSession
 
 SESSION_STATUS_LABELS = {
     "idle": "Idle",
@@ -17,17 +19,36 @@ SESSION_STATUS_LABELS = {
 }
 
 
+class SessionForm(forms.ModelForm):
+    """The title's rules are the model field's, shared with the API and the admin."""
+
+    class Meta:
+        model = AgentSession
+        fields = ["title"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The rules judge the title as sent, as the API does; the service strips what it stores.
+        self.fields["title"].strip = False
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def session_list(request):
-    if request.method == "POST":
-        session = services.session_create(owner=request.user, title=request.POST.get("title", ""))
+    form = SessionForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        session = services.session_create(owner=request.user, title=form.cleaned_data["title"])
         return redirect("session-detail", session_id=session.pk)
     rows = []
     for session in selectors.sessions_of(request.user):
         status = selectors.session_status(selectors.session_active_turn(session))
         rows.append({"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]})
-    return render(request, "sessions/list.html", {"rows": rows})
+    return render(
+        request,
+        "sessions/list.html",
+        {"rows": rows, "form": form},
+        status=400 if form.is_bound else 200,
+    )
 
 
 @login_required

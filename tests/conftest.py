@@ -61,6 +61,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_counts():
+    """API rate counts live in the (local-memory) cache, which outlives a test's database: user
+    ids repeat from test to test, so each test starts with no request counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def llm(settings):
     """A scripted OpenAI-compatible server on loopback; ``settings.LLM_BASE_URL`` points at it."""

@@ -1,5 +1,5 @@
 """Websocket helpers shared by the consumer tests: a logged-in user's cookie, and a socket to a
-session's timeline over the real ASGI application."""
+session's timeline or to the approval queue over the real ASGI application."""
 
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -23,3 +23,10 @@ def session_socket(session_id, cookie: bytes) -> WebsocketCommunicator:
         f"/ws/sessions/{session_id}/",
         headers=[(b"origin", ALLOWED_ORIGIN), (b"host", HOST), (b"cookie", cookie)],
     )
+
+
+def queue_socket(cookie: bytes | None) -> WebsocketCommunicator:
+    headers = [(b"origin", ALLOWED_ORIGIN), (b"host", b"127.0.0.1")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    return WebsocketCommunicator(application, "/ws/approvals/", headers=headers)

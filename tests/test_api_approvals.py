@@ -130,3 +130,20 @@ def test_it_refuses_an_oversized_reason(approver_api, user):
     assert_error(decide(approver_api, approval, "reject", reason="x" * 2001), 400, "invalid")
     approval.refresh_from_db()
     assert approval.status == ApprovalStatus.PENDING
+
+
+@pytest.mark.parametrize("status", ["AAA", "PENDING", ""])
+def test_it_refuses_an_unknown_status_filter(status, approver_api, user):
+    waiting_turn(user)
+    body = assert_error(approver_api.get(f"/api/approvals/?status={status}"), 400, "invalid")
+    assert "status" in body["fields"]
+
+
+def test_it_shows_who_decided_or_null(approver_api, user):
+    _, pending = waiting_turn(user)
+    _, decided = waiting_turn(user)
+    decide(approver_api, decided, "approve")
+
+    listed = {a["id"]: a["decided_by"] for a in approver_api.get("/api/approvals/").json()}
+
+    assert listed == {pending.pk: None, decided.pk: "carol"}

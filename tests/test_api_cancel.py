@@ -162,3 +162,13 @@ def test_it_answers_404_for_a_named_turn_beyond_any_row(api, user):
     assert_error(cancel(api, turn.session_id, turn=10**20), 404, "not_found")
     turn.refresh_from_db()
     assert turn.status == TurnStatus.QUEUED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("wait", ["25374", "soon", ""])
+def test_it_refuses_a_wait_that_is_no_boolean_and_stops_nothing(wait, api, user):
+    turn = queued_turn(user)
+    body = assert_error(cancel(api, turn.session_id, query=f"?wait={wait}"), 400, "invalid")
+    assert "wait" in body["fields"]
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.QUEUED

@@ -55,9 +55,12 @@ def test_it_lists_only_events_after_a_seq(api, user):
     assert events(api, turn.session_id, "?after=0") == everything
 
 
-def test_it_reads_a_malformed_after_as_the_start(api, user):
+@pytest.mark.parametrize("after", ["soon", "null", "-1", "1.5", ""])
+def test_it_refuses_a_malformed_after(after, api, user):
     turn = queued_turn(user)
-    assert events(api, turn.session_id, "?after=soon") == events(api, turn.session_id)
+    response = api.get(f"/api/sessions/{turn.session_id}/events/?after={after}")
+    body = assert_error(response, 400, "invalid")
+    assert "after" in body["fields"]
 
 
 def test_it_lists_nothing_for_a_new_session(api, user):

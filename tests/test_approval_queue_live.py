@@ -4,18 +4,17 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
 from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agentproj.asgi import application
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app import services
 from sessions_app.models import TurnStatus
+from tests.sockets import queue_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -27,17 +26,6 @@ def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-def session_cookie(user) -> bytes:
-    return f"sessionid={logged_in(user).cookies['sessionid'].value}".encode()
-
-
-def queue_socket(cookie: bytes | None) -> WebsocketCommunicator:
-    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
-    if cookie:
-        headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, "/ws/approvals/", headers=headers)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -76,14 +77,15 @@ def test_it_scopes_a_token_to_its_user(user, other_user):
 
 def test_it_accepts_a_session_login(user):
     client = APIClient()
-    assert client.login(username="alice", password="alice-password-1")
+    # django-axes counts login attempts per request, so authenticate() is given one.
+    assert client.login(request=HttpRequest(), username="alice", password="alice-password-1")
     response = client.get("/api/sessions/")
     assert response.status_code == 200
 
 
 def test_it_requires_csrf_for_a_session_login(user):
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username="alice", password="alice-password-1")
+    assert client.login(request=HttpRequest(), username="alice", password="alice-password-1")
     response = client.post("/api/sessions/", {"title": "x"}, format="json")
     assert_error(response, 403)
     assert not AgentSession.objects.exists()

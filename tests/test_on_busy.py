@@ -6,7 +6,14 @@ from approvals_app.models import ApprovalStatus
 from sessions_app import services
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.conftest import wait_for
-from tests.turn_states import assert_error, interrupts, new_session, queued_turn, waiting_turn
+from tests.turn_states import (
+    assert_error,
+    interrupts,
+    new_session,
+    queued_turn,
+    running_turn,
+    waiting_turn,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -131,3 +138,54 @@ def test_it_enqueues_nothing_in_an_idle_session(api, user):
     response = send(api, session.pk, "hello", "enqueue")
     assert response.status_code == 202
     assert response.json()["status"] == "queued"
+
+
+def test_it_starts_an_interrupting_turn_ahead_of_enqueued_ones(api, user):
+    active, lease = running_turn(user)
+    enqueued = send(api, active.session_id, "after that", "enqueue").json()["id"]
+
+    response = send(api, active.session_id, "stop, do this first", "interrupt")
+
+    assert response.status_code == 202
+    interrupting = response.json()["id"]
+    assert response.json()["status"] == "pending"
+    # The worker winds the interrupted turn down.
+    services.turn_finalize(turn_id=active.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    assert Turn.objects.get(pk=interrupting).status == TurnStatus.QUEUED
+    assert Turn.objects.get(pk=enqueued).status == TurnStatus.PENDING
+    active.refresh_from_db()
+    assert interrupts(active) == 1
+
+    api.post(f"/api/sessions/{active.session_id}/cancel/", {}, format="json")
+    assert Turn.objects.get(pk=interrupting).status == TurnStatus.STOPPED
+    assert Turn.objects.get(pk=enqueued).status == TurnStatus.QUEUED
+
+
+def test_it_queues_an_interrupting_turn_at_once_ahead_of_enqueued_ones(api, user):
+    active = queued_turn(user)
+    enqueued = send(api, active.session_id, "after that", "enqueue").json()["id"]
+
+    response = send(api, active.session_id, "stop, do this first", "interrupt")
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    active.refresh_from_db()
+    assert active.status == TurnStatus.STOPPED
+    assert interrupts(active) == 1
+    assert Turn.objects.get(pk=enqueued).status == TurnStatus.PENDING
+    statuses = [
+        (e.turn_id, e.data["status"])
+        for e in active.session.events.filter(kind=EventKind.STATUS).order_by("seq")
+    ]
+    assert (enqueued, "queued") not in statuses
+
+
+def test_it_starts_the_latest_interrupting_turn_first(api, user):
+    active, lease = running_turn(user)
+    first = send(api, active.session_id, "do this instead", "interrupt").json()["id"]
+    latest = send(api, active.session_id, "no, this", "interrupt").json()["id"]
+
+    services.turn_finalize(turn_id=active.pk, status=TurnStatus.STOPPED, lease_token=lease)
+
+    assert Turn.objects.get(pk=latest).status == TurnStatus.QUEUED
+    assert Turn.objects.get(pk=first).status == TurnStatus.PENDING

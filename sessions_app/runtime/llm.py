@@ -65,10 +65,13 @@ OnRestart = Callable[[], Awaitable[None]]
 
 
 def make_client(*, connections: int) -> httpx.AsyncClient:
-    """One pooled client per turn host, with a connection for each turn it may run."""
+    """One pooled client per turn host, with a connection for each turn it may run.
+
+    Every read of a stream waits at most ``LLM_STREAM_IDLE_TIMEOUT``: a model that goes silent
+    fails the attempt, while an answer that keeps coming may take as long as it needs."""
     timeout = httpx.Timeout(
         connect=settings.LLM_CONNECT_TIMEOUT,
-        read=settings.LLM_READ_TIMEOUT,
+        read=settings.LLM_STREAM_IDLE_TIMEOUT,
         write=settings.LLM_CONNECT_TIMEOUT,
         pool=settings.LLM_CONNECT_TIMEOUT,
     )
@@ -178,9 +181,7 @@ async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: 
     reply = ModelReply()
     calls: dict[int, dict[str, str]] = {}
     try:
-        async with client.stream(
-            "POST", "chat/completions", json=payload, timeout=_stream_timeout(client)
-        ) as response:
+        async with client.stream("POST", "chat/completions", json=payload) as response:
             if response.status_code == 429:
                 await response.aread()
                 raise _Retryable(
@@ -210,18 +211,6 @@ async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: 
         for i, c in sorted(calls.items())
     ]
     return reply
-
-
-def _stream_timeout(client: httpx.AsyncClient) -> httpx.Timeout:
-    """The client's timeouts, except that every read of this stream waits at most
-    ``LLM_STREAM_IDLE_TIMEOUT``: a model that goes silent fails the attempt, while an answer that
-    keeps coming may take as long as it needs."""
-    return httpx.Timeout(
-        connect=client.timeout.connect,
-        read=settings.LLM_STREAM_IDLE_TIMEOUT,
-        write=client.timeout.write,
-        pool=client.timeout.pool,
-    )
 
 
 async def _apply_chunk(

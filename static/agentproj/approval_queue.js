@@ -6,6 +6,7 @@
 const MAX_BACKOFF_MS = 30000;
 const RETRY_AFTER_FAILURE_MS = 3000;
 const FORBIDDEN = 4403; // the consumer closes with this for users who may not decide
+const LOGIN_ENDED = 4401; // ... and with this when the login ends (logged out, expired)
 
 const status = document.getElementById("approval-queue-live");
 let stale = false;
@@ -131,6 +132,10 @@ function connect() {
   socket.addEventListener("close", (event) => {
     if (event.code === FORBIDDEN) {
       setStatus("off", "Live updates are not available for this account");
+      return;
+    }
+    if (event.code === LOGIN_ENDED) {
+      setStatus("off", "Live updates stopped: you are logged out");
       return;
     }
     const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** attempts) * (0.5 + Math.random() / 2);

@@ -23,7 +23,10 @@ const ERROR_MESSAGES = {
   authentication_failed: "Your login has expired. Reload the page to log in again.",
   permission_denied: "You are not allowed to do that.",
   throttled: "Too many requests. Wait a moment and try again.",
+  login_ended: "You are logged out. Reload the page to log in again.",
 };
+// The consumer closes with this when the login ends (logged out, expired): reconnecting cannot help.
+const LOGIN_ENDED = 4401;
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10000;
 const NEAR_BOTTOM_PX = 120;
@@ -76,7 +79,7 @@ function readableError(result) {
   const code = result.data && result.data.code;
   if (code === "invalid") {
     const fields = (result.data && result.data.fields) || {};
-    if (fields.message) return "The message is empty or too long.";
+    if (fields.message) return "The message is empty, too long or has characters that are not allowed.";
     return "The request is not valid.";
   }
   if (code && ERROR_MESSAGES[code]) return ERROR_MESSAGES[code];
@@ -201,9 +204,14 @@ class ChatPage {
         this.setConnection("live");
       }
     });
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (socket !== this.socket || this.leaving) return;
       this.socket = null;
+      if (event.code === LOGIN_ENDED) {
+        this.setConnection("ended");
+        this.showNotice(ERROR_MESSAGES.login_ended);
+        return;
+      }
       this.scheduleReconnect();
     });
   }
@@ -230,7 +238,12 @@ class ChatPage {
   }
 
   setConnection(state) {
-    const labels = { connecting: "Connecting…", reconnecting: "Reconnecting…", live: "Live" };
+    const labels = {
+      connecting: "Connecting…",
+      reconnecting: "Reconnecting…",
+      live: "Live",
+      ended: "Logged out",
+    };
     this.connection.dataset.state = state;
     this.connection.textContent = labels[state];
   }
