@@ -176,6 +176,9 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = env.float("Q_POLL", default=0.05)
+    # Deliveries fetched per poll: one per poll capped a burst of new turns at 1 / Q_POLL a
+    # second (bench/concurrency.py: 100 turns took 5 s just to be handed out).
+    Q_CLUSTER["bulk"] = env.int("Q_BULK", default=10)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -22,7 +22,9 @@ def enqueue(turn_id: int) -> None:
         "sessions_app.tasks.run_turn",
         turn_id,
         group="turns",
-        q_options={"task_name": f"turn-{turn_id}", "timeout": NO_TIME_LIMIT},
+        # A delivery's result says nothing the turn row does not: saving it would add a write
+        # per turn to the busiest table of the embedded SQLite database. Failures are kept.
+        q_options={"task_name": f"turn-{turn_id}", "timeout": NO_TIME_LIMIT, "save": False},
     )
 
 
