@@ -358,6 +358,51 @@ def turn_save_progress(
         )
 
 
+@dataclass(frozen=True)
+class TextCheckpoint:
+    """The text so far of a streaming assistant message, as one turn's runner holds it."""
+
+    turn_id: int
+    lease_token: uuid.UUID
+    event_id: int
+    text: str
+
+
+def turns_save_streaming_text(*, checkpoints: list[TextCheckpoint]) -> set[int]:
+    """Checkpoint the streaming text of many turns in one transaction; returns the turns whose
+    lease is gone (nothing is written for them).
+
+    A host writes all its streaming turns at once: on SQLite every write transaction takes the
+    one database-wide write lock, and a hundred turns each writing a few times a second spent
+    their time waiting for it. The turn rows are locked in id order, as everywhere, so the
+    lease check holds against a concurrent finalize; their sessions are not needed, since only
+    the message's own row changes.
+    """
+    by_turn = {checkpoint.turn_id: checkpoint for checkpoint in checkpoints}
+    with transaction.atomic():
+        leases = dict(
+            Turn.objects.select_for_update()
+            .filter(pk__in=by_turn)
+            .order_by("pk")
+            .values_list("pk", "lease_token")
+        )
+        current = {
+            turn_id
+            for turn_id, checkpoint in by_turn.items()
+            if leases.get(turn_id) is not None
+            and str(leases[turn_id]) == str(checkpoint.lease_token)
+        }
+        messages = TimelineEvent.objects.filter(
+            pk__in=[by_turn[turn_id].event_id for turn_id in current],
+            kind=EventKind.ASSISTANT_MESSAGE,
+        )
+        for message in messages:
+            data = {"text": by_turn[message.turn_id].text, "streaming": True}
+            if message.data.get("streaming") and message.data != data:
+                events.update(event=message, data=data)
+    return set(by_turn) - current
+
+
 def _write_assistant_text(
     session: AgentSession, turn: Turn, event_id: int | None, data: dict[str, Any]
 ) -> TimelineEvent:

@@ -23,6 +23,7 @@ from ..models import StopReason
 from . import llm, watch
 from .cancel import LEASE_LOST, CancelScope, current_scope
 from .db import DatabaseThreads
+from .output import Checkpointer
 from .runner import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class TurnHost:
         self.client = llm.make_client(connections=self.capacity)
         self.layer = channel_layers.make_backend("default")
         self.outbox = events.Outbox(self.layer)
+        self.checkpoints = Checkpointer(self)
         self._background = [
+            asyncio.create_task(self.checkpoints.run()),
             asyncio.create_task(watch.listen_for_control(self)),
             asyncio.create_task(watch.keep_leases(self)),
         ]

@@ -1,16 +1,23 @@
 """The assistant text of one model call: streamed live in small batches, checkpointed to the
-database a few times a second (never per token). Each piece of text is sent as a delta exactly
-once, so the deltas of a call add up to its stored text."""
+database a few times a second (never per token, and for all of a host's turns in one write).
+Each piece of text is sent as a delta exactly once, so the deltas of a call add up to its stored
+text."""
 
+import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from .. import events, services
+from .cancel import LEASE_LOST
 
 if TYPE_CHECKING:
+    from .host import TurnHost
     from .runner import TurnRunner
+
+logger = logging.getLogger(__name__)
 
 # How long live text may wait to be sent, so a fast stream is sent in pieces, not per token.
 DELTA_FLUSH_INTERVAL = 0.05
@@ -22,16 +29,18 @@ class AssistantOutput:
         self.text = ""
         self.event_id: int | None = None
         self.event_seq: int | None = None
-        self._last_persist = 0.0
         self._unsent_from = 0
         self._last_flush = 0.0
 
     async def on_text(self, piece: str) -> None:
         self.text += piece
-        now = time.monotonic()
-        if self.event_id is None or now - self._last_persist >= settings.AGENT_CHECKPOINT_INTERVAL:
+        if self.event_id is None:
+            # The message's first words create its event at once (its seq names the deltas);
+            # later text is checkpointed with the host's other turns.
             await self.persist(streaming=True)
-        elif now - self._last_flush >= DELTA_FLUSH_INTERVAL:
+            return
+        self.runner.host.checkpoints.mark(self)
+        if time.monotonic() - self._last_flush >= DELTA_FLUSH_INTERVAL:
             self.flush_delta()
 
     async def restart(self) -> None:
@@ -56,8 +65,10 @@ class AssistantOutput:
         events.send_delta(runner.host.outbox, session_id=runner.session_id, payload=payload)
 
     async def persist(self, *, streaming: bool) -> None:
+        """Write the text now (the message starts or ends, or a retry restarts it)."""
         runner = self.runner
         runner.scope.raise_if_cancelled()
+        await self.settle()
         if not self.text and self.event_id is None:
             return
         event = await runner.host.db(
@@ -69,7 +80,63 @@ class AssistantOutput:
             streaming=streaming,
         )
         self.event_id, self.event_seq = event.pk, event.seq
-        self._last_persist = time.monotonic()
-        # The checkpoint's event carries this text too, but every piece also goes out once as a
-        # delta: a client may follow deltas alone (the page skips what it already has).
+        # The event carries this text too, but every piece also goes out once as a delta: a
+        # client may follow deltas alone (the page skips what it already has).
         self.flush_delta()
+
+    async def settle(self) -> None:
+        """Let a batched checkpoint of this text finish first, so it never overwrites a later
+        write of the runner's own (the final text, a restart, the finalizer's partial text)."""
+        await self.runner.host.checkpoints.settle(self)
+
+
+class Checkpointer:
+    """Checkpoints the streaming text of all of a host's turns together, a few times a second,
+    in one transaction (``services.turns_save_streaming_text``)."""
+
+    def __init__(self, host: "TurnHost"):
+        self.host = host
+        self._dirty: dict[AssistantOutput, None] = {}
+        self._writing: set[AssistantOutput] = set()
+        self._written: asyncio.Future | None = None
+
+    def mark(self, output: AssistantOutput) -> None:
+        self._dirty[output] = None
+
+    async def settle(self, output: AssistantOutput) -> None:
+        self._dirty.pop(output, None)
+        if output in self._writing and self._written is not None:
+            await asyncio.shield(self._written)
+
+    async def run(self) -> None:
+        while not self.host.closing:
+            await asyncio.sleep(settings.AGENT_CHECKPOINT_INTERVAL)
+            try:
+                await self._write()
+            except Exception:
+                logger.warning("host %s: checkpoint failed", self.host.worker_id, exc_info=True)
+
+    async def _write(self) -> None:
+        outputs = [output for output in self._dirty if not output.runner.scope.cancelled]
+        self._dirty.clear()
+        if not outputs:
+            return
+        checkpoints = [
+            services.TextCheckpoint(
+                turn_id=output.runner.turn_id,
+                lease_token=output.runner.lease,
+                event_id=output.event_id,
+                text=output.text,
+            )
+            for output in outputs
+        ]
+        self._writing = set(outputs)
+        self._written = asyncio.get_running_loop().create_future()
+        try:
+            lost = await self.host.db(services.turns_save_streaming_text, checkpoints=checkpoints)
+        finally:
+            self._written.set_result(None)
+            self._writing = set()
+        for output in outputs:
+            if output.runner.turn_id in lost:
+                output.runner.scope.cancel(LEASE_LOST)

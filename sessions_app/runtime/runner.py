@@ -328,6 +328,8 @@ class TurnRunner:
         if settings.AGENT_DRAIN_MODE != "requeue" or self.is_sub_agent:
             return False
         output = self.output
+        if output:
+            await output.settle()
         return await self.host.db(
             services.turn_requeue,
             turn_id=self.turn_id,
@@ -340,6 +342,8 @@ class TurnRunner:
         self, status: str, *, stop_reason: str = "", error_code: str = "", detail: str = ""
     ) -> None:
         output = self.output
+        if output:
+            await output.settle()
         try:
             await self.host.db(
                 services.turn_finalize,
