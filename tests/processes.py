@@ -9,12 +9,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _living_processes() -> dict[int, tuple[int, int]]:
@@ -99,3 +102,17 @@ def wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: 
             pass
         time.sleep(0.2)
     raise AssertionError(f"nothing answered {url} within {timeout}s; see {log}")
+
+
+def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``manage.py serve`` in a session of its own (a signal to its group reaches only it, as
+    from a process manager), writing to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

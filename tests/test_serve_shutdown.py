@@ -3,14 +3,19 @@ manager or a terminal sends them) drains every hosted turn and exits, leaving no
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from sessions_app.models import StopReason, TurnStatus
-from tests.conftest import PROCESS_EXIT_TIMEOUT, ROOT, subprocess_env, wait_for
-from tests.processes import alive, descendants, free_port, stop_or_fail, wait_until_serving
+from tests.conftest import PROCESS_EXIT_TIMEOUT, subprocess_env, wait_for
+from tests.processes import (
+    alive,
+    descendants,
+    free_port,
+    start_serve,
+    stop_or_fail,
+    wait_until_serving,
+)
 from tests.test_worker_host import assert_stopped_once, start_stories, streamed_text
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -28,15 +33,7 @@ def test_it_drains_every_hosted_turn_and_exits(llm, user, tmp_path, signum, mode
         AGENTPROJ_ADMIN_PASSWORD="serve-test-password",
     )
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        serve = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    serve = start_serve(port, env, log)
     try:
         wait_until_serving(serve, f"http://127.0.0.1:{port}/accounts/login/", log, 90)
         turns = start_stories(user, 5)

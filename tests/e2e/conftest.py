@@ -8,15 +8,13 @@ they fail instead. Screenshots go to ``test-output/e2e/<test name>/``.
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.db import connections
 
 from tests.conftest import ROOT, subprocess_env
-from tests.processes import free_port, stop_or_fail, wait_until_serving
+from tests.processes import free_port, start_serve, stop_or_fail, wait_until_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -99,15 +97,7 @@ def server(request, transactional_db, chromium_path, output_dir):
     env.pop("LLM_BASE_URL", None)
     env.update(marker.kwargs if marker else {})
     log = output_dir / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_serve(port, env, log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(process, f"{base_url}/accounts/login/", log, SERVER_START_TIMEOUT)
