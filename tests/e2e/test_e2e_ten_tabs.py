@@ -23,11 +23,12 @@ TABS = 10
 @pytest.mark.serve_env(DEMO_LLM_TOKEN_DELAY="0.1")
 def test_ten_tabs_stream_at_once_and_stop_only_their_own(login, user, output_dir):
     first = login("alice", "alice-password-1")
+    session_list = first.url
     pages = [first] + [first.context.new_page() for _ in range(TABS - 1)]
     sessions = []
     for number, page in enumerate(pages):
         if page is not first:
-            page.goto(first.url)
+            page.goto(session_list)
         sessions.append(new_session(page, f"Tab {number}"))
 
     for page in pages:
