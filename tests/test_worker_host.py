@@ -187,3 +187,39 @@ def test_the_task_time_limit_never_applies_to_hosted_turns(llm, user, worker_pro
         turn.refresh_from_db()
         assert turn.attempts == 1
         assert turn.worker_losses == 0
+
+
+def test_a_killed_worker_process_leaves_its_cluster_taking_turns(
+    llm, user, worker_process, settings
+):
+    llm.token_delay = 0.05
+    settings.AGENT_LEASE_TIMEOUT = 2
+    worker_process(Q_WORKERS="2", AGENT_HEARTBEAT_INTERVAL="0.5")
+    turns = start_stories(user, 4)
+    wait_for(lambda: all(streamed_text(turn) for turn in turns), timeout=60)
+    hosting = {int(Turn.objects.get(pk=turn.pk).worker_id.split(":")[1]) for turn in turns}
+
+    # The OOM killer picks one worker process; the cluster's supervisor replaces it.
+    victim = min(hosting)
+    os.kill(victim, signal.SIGKILL)
+    orphaned = [
+        turn
+        for turn in turns
+        if Turn.objects.get(pk=turn.pk).worker_id.split(":")[1] == str(victim)
+    ]
+    llm.token_delay = 0.001
+
+    wait_for(
+        lambda: (
+            services.turns_reap_expired() >= 0
+            and all(status_of(turn) == TurnStatus.COMPLETED for turn in turns)
+        ),
+        timeout=60,
+        interval=0.5,
+    )
+    for turn in orphaned:
+        turn.refresh_from_db()
+        assert turn.worker_losses == 1
+    later = start_stories(user, 4)
+    for turn in later:
+        wait_for(lambda turn=turn: status_of(turn) == TurnStatus.COMPLETED, timeout=60)

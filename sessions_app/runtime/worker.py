@@ -19,8 +19,10 @@ Ending, without ever killing a process that hosts turns:
 import asyncio
 import logging
 import os
+import queue
 import signal
 import threading
+import time
 import uuid
 from multiprocessing import Value
 
@@ -44,6 +46,8 @@ REFUSED = "refused"
 # turn that django-q2 fetched ahead for a full host from waiting there while other hosts idle.
 FULL_HOST_WAIT = 1.0
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# How often an idle worker looks for a task (LightlyLockedQueue).
+TASK_QUEUE_POLL = 0.02
 
 
 class ProcessHost:
@@ -195,8 +199,33 @@ def hosting_worker(task_queue, result_queue, timer, timeout) -> None:
     the process must not exit while it still hosts turns, and must not leave the waiting to the
     interpreter's shutdown, which refuses new work to every thread pool the turns rely on.
     """
-    django_q_worker(task_queue, result_queue, timer, timeout)
+    django_q_worker(LightlyLockedQueue(task_queue), result_queue, timer, timeout)
     ProcessHost.close_current()
+
+
+class LightlyLockedQueue:
+    """The cluster's task queue as a hosting worker reads it: holding the queue's read lock only
+    while a task is there to be read.
+
+    A blocking ``get`` of a multiprocessing queue holds a lock shared by all the cluster's
+    workers for as long as it waits. A worker that hosts turns waits there nearly all the time,
+    and one killed meanwhile (kill -9, the OOM killer) would leave the lock held: the cluster
+    would take no task again. Here a worker looks for a task without the lock and takes the lock
+    only to read one.
+    """
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def get(self):
+        while True:
+            if self._queue.empty():
+                time.sleep(TASK_QUEUE_POLL)
+                continue
+            try:
+                return self._queue.get(timeout=TASK_QUEUE_POLL)
+            except queue.Empty:
+                continue
 
 
 class DrainingSentinel(Sentinel):
