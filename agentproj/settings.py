@@ -122,7 +122,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "agentproj.redis_channel_layer.BatchingRedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 times socket reads out after 5 s by default, exactly as long as the
                 # layer's blocking receive waits: idle sockets would fail every 5 s.

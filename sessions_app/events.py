@@ -179,12 +179,11 @@ class Outbox:
             if self._dropped:
                 logger.warning("channel layer behind: %d live messages dropped", self._dropped)
                 self._dropped = 0
+            messages = coalesce_deltas([item for item in batch if item is not _CLOSE])
             try:
-                await _group_send_many(self.layer, [item for item in batch if item is not _CLOSE])
+                await _group_send_many(self.layer, messages)
             except Exception:
-                logger.warning(
-                    "channel layer: %d live messages not sent", len(batch), exc_info=True
-                )
+                logger.warning("channel layer: %d messages not sent", len(messages), exc_info=True)
             if closing:
                 return
 
@@ -192,14 +191,52 @@ class Outbox:
 _CLOSE = object()
 
 
+def coalesce_deltas(batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Join a message's consecutive deltas into one, in place: when the layer falls behind, a
+    turn's backlog goes out as one delta instead of many, and nothing changes order."""
+    coalesced: list[tuple[str, dict[str, Any]]] = []
+    last_of_group: dict[str, int] = {}
+    for group, message in batch:
+        previous = last_of_group.get(group)
+        if previous is not None and message.get("type") == DELTA_MESSAGE_TYPE:
+            earlier = coalesced[previous][1]
+            if earlier.get("type") == DELTA_MESSAGE_TYPE and _continues(earlier, message):
+                joined = dict(
+                    earlier["delta"], text=earlier["delta"]["text"] + message["delta"]["text"]
+                )
+                coalesced[previous] = (group, {"type": DELTA_MESSAGE_TYPE, "delta": joined})
+                continue
+        last_of_group[group] = len(coalesced)
+        coalesced.append((group, message))
+    return coalesced
+
+
+def _continues(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
+    first, second = earlier["delta"], later["delta"]
+    return (
+        first["seq"] == second["seq"] and first["offset"] + len(first["text"]) == second["offset"]
+    )
+
+
 async def _group_send_many(layer, batch: list[tuple[str, dict[str, Any]]]) -> None:
-    send_many = getattr(layer, "group_send_many", None)
     if not batch:
         return
+    send_many = getattr(layer, "group_send_many", None)
     if send_many is not None:
         await send_many(batch)
         return
+    # One group at a time keeps a session's messages in order; the groups go out side by
+    # side, so a hundred sessions do not wait on each other's round trips.
+    by_group: dict[str, list[dict[str, Any]]] = {}
     for group, message in batch:
+        by_group.setdefault(group, []).append(message)
+    await asyncio.gather(
+        *(_send_in_order(layer, group, messages) for group, messages in by_group.items())
+    )
+
+
+async def _send_in_order(layer, group: str, messages: list[dict[str, Any]]) -> None:
+    for message in messages:
         await layer.group_send(group, message)
 
 

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# How long live text may wait to be sent, so a fast stream is sent in pieces, not per token.
-DELTA_FLUSH_INTERVAL = 0.05
+# How long live text may wait to be sent, so a fast stream goes out in pieces, not per token:
+# every live message costs the web process a receive and a socket write, and at 0.05 s a
+# hundred streams sent more than one daphne process could pass on (bench/concurrency.py).
+DELTA_FLUSH_INTERVAL = 0.1
 
 
 class AssistantOutput:
