@@ -176,9 +176,6 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = env.float("Q_POLL", default=0.05)
-    # Deliveries fetched per poll: one per poll capped a burst of new turns at 1 / Q_POLL a
-    # second (bench/concurrency.py: 100 turns took 5 s just to be handed out).
-    Q_CLUSTER["bulk"] = env.int("Q_BULK", default=10)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -272,6 +269,10 @@ REST_FRAMEWORK = {
     ],
     # JSON only: the browsable API's templates carry inline styles that the CSP refuses.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON in as well: a form body cannot say "not an object", so an empty or malformed form
+    # passed for a valid request (schemathesis found `POST /api/sessions/` with a body of None).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "agentproj.api_errors.exception_handler",

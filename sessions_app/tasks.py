@@ -32,6 +32,7 @@ def run_turn(turn_id: int) -> str:
     outcome = worker.deliver(turn_id)
     if outcome == worker.FULL:
         enqueue(turn_id)
+        worker.wait_for_slot()
     elif outcome == worker.REFUSED:
         # This process was told to shut down and has drained: the turn is still queued, so
         # hand it to another process, and leave now, between tasks, where leaving is safe.

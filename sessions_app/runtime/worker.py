@@ -2,9 +2,9 @@
 
 django-q2 stays the delivery engine: its worker process takes a ``run_turn`` task and calls
 ``deliver``, which hands the turn to the process's ``TurnHost`` (an event loop on a thread of its
-own) and returns once the turn is running. A full host takes no more work: the task waits a
-moment for a slot, and otherwise the turn, still queued, goes back to the broker for another
-process. The lease, heartbeat, reaper and redelivery stay the durability model, whatever
+own) and returns once the turn is running. A full host takes no more work: a turn delivered to
+it goes back to the broker, still queued, for another process, and the host waits a moment for
+a free slot before it takes the next delivery. The lease, heartbeat, reaper and redelivery stay the durability model, whatever
 django-q2 acknowledges.
 
 Ending, without ever killing a process that hosts turns:
@@ -38,12 +38,12 @@ logger = logging.getLogger(__name__)
 HOSTED = "hosted"
 SKIPPED = "skipped"
 # The turn is still queued and goes back to the broker, for another process: this host was
-# full (for longer than FULL_HOST_WAIT), or it drained for a shutdown.
+# full, or it drained for a shutdown.
 FULL = "full"
 REFUSED = "refused"
-# How long a delivery waits for a full host to free a slot before it goes back to the broker.
-# Waiting a little spares the broker a bounce per turn when slots free often; bouncing keeps a
-# turn that django-q2 fetched ahead for a full host from waiting there while other hosts idle.
+# How long a full host waits for a free slot before it takes the next delivery. Meanwhile the
+# turns it sent back stay in the broker for hosts with room (this host's own fetcher, blocked
+# behind it, cannot take them back at once).
 FULL_HOST_WAIT = 1.0
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # How often an idle worker looks for a task (LightlyLockedQueue).
@@ -96,7 +96,6 @@ class ProcessHost:
     def deliver(self, turn_id: int) -> str:
         """Called on the worker's task thread: run the turn here if this host may."""
         with self._slots:
-            self._slots.wait_for(self._may_deliver, timeout=FULL_HOST_WAIT)
             if not self._taking_turns:
                 return REFUSED
             if self._in_use >= self.capacity:
@@ -110,10 +109,14 @@ class ProcessHost:
             raise
         if not admitted:
             self._release_slot()
-        # Backpressure: a full host does not ask django-q2 for the next delivery at once.
+        self.wait_for_slot()
+        return HOSTED if admitted else SKIPPED
+
+    def wait_for_slot(self) -> None:
+        """Backpressure: a full host waits a moment before it asks django-q2 for the next
+        delivery, so a turn it sent back meanwhile goes to a process with room."""
         with self._slots:
             self._slots.wait_for(self._may_deliver, timeout=FULL_HOST_WAIT)
-        return HOSTED if admitted else SKIPPED
 
     def request_drain(self) -> None:
         self._tell_host(lambda: self._drain_requested.set())
@@ -190,6 +193,10 @@ async def _first_of(*awaitables) -> None:
 
 def deliver(turn_id: int) -> str:
     return ProcessHost.current().deliver(turn_id)
+
+
+def wait_for_slot() -> None:
+    ProcessHost.current().wait_for_slot()
 
 
 def hosting_worker(task_queue, result_queue, timer, timeout) -> None:
