@@ -4,8 +4,8 @@ django-q2 stays the delivery engine: its worker process takes a ``run_turn`` tas
 ``deliver``, which hands the turn to the process's ``TurnHost`` (an event loop on a thread of its
 own) and returns once the turn is running. A full host takes no more work: a turn delivered to
 it goes back to the broker, still queued, for another process, and the host waits a moment for
-a free slot before it takes the next delivery. The lease, heartbeat, reaper and redelivery stay the durability model, whatever
-django-q2 acknowledges.
+a free slot before it takes the next delivery. The lease, heartbeat, reaper and redelivery stay
+the durability model, whatever django-q2 acknowledges.
 
 Ending, without ever killing a process that hosts turns:
 - SIGTERM or SIGINT (to the process, or to its whole group as orchestrators and terminals send
