@@ -48,6 +48,8 @@ def app_environment(folder: Path, token_delay: float) -> dict[str, str]:
     env.pop("LLM_BASE_URL", None)
     env["DEMO_LLM_TOKEN_DELAY"] = str(token_delay)
     env["AGENTPROJ_ADMIN_PASSWORD"] = secrets.token_urlsafe(16)
+    # One user sends every turn of the run: lift the per-user API rates for it.
+    env["API_THROTTLE_RATES"] = "send=100000/min,cancel=100000/min,decide=100000/min"
     env["DJANGO_SETTINGS_MODULE"] = "agentproj.settings"
     env.setdefault("LOG_LEVEL", "WARNING")
     if not env.get("DATABASE_URL"):

@@ -330,6 +330,7 @@ class TurnRunner:
         output = self.output
         if output:
             await output.settle()
+            output.flush_delta()
         return await self.host.db(
             services.turn_requeue,
             turn_id=self.turn_id,
@@ -344,6 +345,9 @@ class TurnRunner:
         output = self.output
         if output:
             await output.settle()
+            # The text since the last delta goes out live too, so a stopped answer's deltas add
+            # up to its kept text.
+            output.flush_delta()
         try:
             await self.host.db(
                 services.turn_finalize,
