@@ -384,6 +384,11 @@ class ChatPage {
   updateAssistant(item, data, first = false) {
     // The final text wins over a checkpoint broadcast that arrives after it.
     if (!first && item.data.streaming === false && data.streaming) return;
+    // A checkpoint is written while the stream goes on, so its broadcast can arrive after
+    // deltas that already carried more: it never takes text back.
+    const checkpoint = data.text || "";
+    if (!first && data.streaming && item.text.length > checkpoint.length &&
+        item.text.startsWith(checkpoint)) return;
     item.data = data;
     item.text = data.text || "";
     item.body.textContent = item.text;
