@@ -55,6 +55,12 @@ class TurnHost:
         self.accepting = True
         self.closing = False
         self._background: list[asyncio.Task] = []
+        # Admissions under way: a drain or close waits for them, so that a turn whose lease was
+        # being taken when the host stopped accepting is drained like the others, not left
+        # running on a host that has closed.
+        self._admitting = 0
+        self._no_admissions = asyncio.Event()
+        self._no_admissions.set()
 
     async def __aenter__(self) -> "TurnHost":
         self.db = DatabaseThreads(settings.AGENT_DB_THREADS, "turn-db")
@@ -71,7 +77,7 @@ class TurnHost:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        self.accepting = False
+        await self._stop_accepting()
         running = [hosted.task for hosted in self.turns.values() if hosted.task]
         for task in running:
             task.cancel()
@@ -97,6 +103,16 @@ class TurnHost:
         (delivered twice, or already finished or stopped elsewhere: at-least-once delivery)."""
         if not self.accepting:
             return None
+        self._admitting += 1
+        self._no_admissions.clear()
+        try:
+            return await self._take(turn_id)
+        finally:
+            self._admitting -= 1
+            if not self._admitting:
+                self._no_admissions.set()
+
+    async def _take(self, turn_id: int) -> HostedTurn | None:
         lease = await self.db(services.turn_take_lease, turn_id=turn_id, worker_id=self.worker_id)
         if lease is None:
             return None
@@ -131,7 +147,7 @@ class TurnHost:
         """Take no more turns; let hosted ones go on for ``grace`` seconds, then stop them with
         ``worker_drain`` (each is handed back to the queue or finalized, per
         ``AGENT_DRAIN_MODE``)."""
-        self.accepting = False
+        await self._stop_accepting()
         pending = [hosted.task for hosted in self.turns.values() if hosted.task]
         if not pending:
             return
@@ -149,10 +165,14 @@ class TurnHost:
 
     async def finish(self) -> None:
         """Take no more turns and wait for the hosted ones to end by themselves."""
-        self.accepting = False
+        await self._stop_accepting()
         pending = [hosted.task for hosted in self.turns.values() if hosted.task]
         if pending:
             await asyncio.wait(pending)
+
+    async def _stop_accepting(self) -> None:
+        self.accepting = False
+        await self._no_admissions.wait()
 
 
 async def _close_layer(layer) -> None:
