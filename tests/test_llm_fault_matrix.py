@@ -29,6 +29,14 @@ TIME_CALL = {"name": "get_time", "arguments": {"timezone": "UTC"}}
 FOREVER = 3600.0
 
 
+@pytest.fixture(autouse=True)
+def every_response_ends(llm):
+    """After each test, every response the server began has ended: sent in full, or hung up on
+    by the client (an endless stream the client never closed would fail here)."""
+    yield
+    wait_for(lambda: all(r.finished_at or r.closed_by_client_at for r in llm.requests))
+
+
 def _start_turn(user, run_turn_in_thread, message: str = "hello"):
     session = services.session_create(owner=user)
     turn = services.turn_start(session=session, message=message, actor=user)
@@ -58,7 +66,6 @@ def test_a_refused_connection_is_retried_then_fails_in_plain_words(
 ):
     caplog.set_level(logging.WARNING, logger="sessions_app.runtime.llm")
     settings.LLM_MAX_RETRIES = 2
-    settings.LLM_RETRY_BASE_DELAY = 0.05
     with socket.socket() as never_listening:
         # A port that is bound but never listens: every connection to it is refused.
         never_listening.bind(("127.0.0.1", 0))
@@ -224,7 +231,8 @@ def test_a_sub_agent_that_writes_without_end_is_cut_at_the_limit_and_its_parent_
     assert (result["ok"], result["result"]) == (False, "The sub-agent failed.")
     assert not parent.events.filter(kind=EventKind.ERROR).exists()
     assert [r.behaviour for r in llm.requests] == ["reply", "text", "demo"]
-    wait_for(lambda: llm.requests[1].closed_by_client_at)
+    endless = wait_for(lambda: llm.requests[1].closed_by_client_at and llm.requests[1])
+    assert endless.finished_at is None
 
 
 @pytest.mark.parametrize("failure", ["server-error", "rate-limited", "dropped-stream"])
