@@ -3,8 +3,8 @@
 By default it answers like the built-in demo model (the same ``demo_llm.chunks``), streamed with
 chunked transfer encoding at ``token_delay`` per word. Tests queue behaviours for the next
 requests (``fail(500)``, ``rate_limit(retry_after)``, ``drop_after(n)``, ``stall()``,
-``reply(...)``) and read back what the server saw: every request, and whether the client closed
-its stream early.
+``reply(...)``, ``cut_in_tool_call(...)``, ``insert_raw(...)``, ``stream_text(...)``) and read
+back what the server saw: every request, and whether the client closed its stream early.
 """
 
 import json
@@ -30,16 +30,19 @@ class SeenRequest:
     closed_by_client_at: float | None = None
     finished_at: float | None = None
     content_chunks_sent: int = 0
+    content_chars_sent: int = 0
 
 
 @dataclass
 class Behaviour:
-    kind: str  # "demo", "status", "drop", "stall", "reply"
+    kind: str  # "demo", "status", "drop", "stall", "reply", "cut_tool_call", "raw", "text"
     status: int = 200
     retry_after: str | None = None
-    drop_after: int = 0
+    after_chunks: int = 0  # content chunks sent before a "drop" or a "raw" insert
     text: str = ""
     tool_call: dict[str, Any] | None = None
+    raw: bytes = b""
+    total_chars: int | None = None
 
 
 @dataclass
@@ -59,7 +62,7 @@ class ScriptedLLM:
         self.queue.append(Behaviour("status", status=429, retry_after=retry_after))
 
     def drop_after(self, content_chunks: int, times: int = 1) -> None:
-        self.queue.extend(Behaviour("drop", drop_after=content_chunks) for _ in range(times))
+        self.queue.extend(Behaviour("drop", after_chunks=content_chunks) for _ in range(times))
 
     def stall(self, times: int = 1) -> None:
         """Answer 200 with the stream's headers and first chunk, then send nothing more until the
@@ -70,6 +73,21 @@ class ScriptedLLM:
         """The next answer: ``text`` streamed word by word, then an optional tool call
         ``{"name": ..., "arguments": {...}}``."""
         self.queue.append(Behaviour("reply", text=text, tool_call=tool_call))
+
+    def cut_in_tool_call(self, tool_call: dict[str, Any]) -> None:
+        """Start answering with ``tool_call``, then vanish after the first half of its
+        arguments."""
+        self.queue.append(Behaviour("cut_tool_call", tool_call=tool_call))
+
+    def insert_raw(self, raw: bytes, after_chunks: int) -> None:
+        """The demo answer, with ``raw`` bytes written into the stream once, after
+        ``after_chunks`` content chunks (then the answer goes on)."""
+        self.queue.append(Behaviour("raw", raw=raw, after_chunks=after_chunks))
+
+    def stream_text(self, piece: str, total_chars: int | None = None) -> None:
+        """An answer of ``piece`` after ``piece``, one content chunk each, as fast as the client
+        reads, until ``total_chars`` are sent (then a normal end), or forever when None."""
+        self.queue.append(Behaviour("text", text=piece, total_chars=total_chars))
 
     def next_behaviour(self) -> Behaviour:
         with self.lock:
@@ -106,7 +124,11 @@ def _make_handler(llm: ScriptedLLM):
                 self._json(behaviour.status, {"error": {"message": "scripted failure"}}, behaviour)
                 seen.finished_at = time.monotonic()
                 return
-            answer = (behaviour.text, behaviour.tool_call) if behaviour.kind == "reply" else None
+            answer = (
+                (behaviour.text, behaviour.tool_call)
+                if behaviour.kind in ("reply", "cut_tool_call")
+                else None
+            )
             items = list(demo_llm.chunks(body, answer))
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -119,27 +141,56 @@ def _make_handler(llm: ScriptedLLM):
                     seen.closed_by_client_at = time.monotonic()
                     self.close_connection = True
                     return
+                if behaviour.kind == "text":
+                    self._stream_text(behaviour, seen, items[0])
+                    return
                 for item in items:
                     if demo_llm.is_content_chunk(item):
                         if (
-                            behaviour.kind == "drop"
-                            and seen.content_chunks_sent >= behaviour.drop_after
+                            behaviour.kind == "raw"
+                            and seen.content_chunks_sent == behaviour.after_chunks
                         ):
-                            # Vanish mid-stream: no terminating chunk, the socket just closes.
-                            self.close_connection = True
-                            self.connection.shutdown(2)
-                            seen.finished_at = time.monotonic()
+                            self._chunk(behaviour.raw)
+                        if (
+                            behaviour.kind == "drop"
+                            and seen.content_chunks_sent >= behaviour.after_chunks
+                        ):
+                            self._vanish(seen)
                             return
                         time.sleep(llm.token_delay)
                         seen.content_chunks_sent += 1
                     self._chunk(demo_llm.sse(item))
-                self._chunk(demo_llm.sse("[DONE]"))
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
-                seen.finished_at = time.monotonic()
+                    if behaviour.kind == "cut_tool_call" and _has_tool_call_arguments(item):
+                        self._vanish(seen)
+                        return
+                self._end(seen)
             except (BrokenPipeError, ConnectionResetError, OSError):
                 seen.closed_by_client_at = time.monotonic()
                 self.close_connection = True
+
+        def _stream_text(self, behaviour: Behaviour, seen: SeenRequest, first: dict) -> None:
+            self._chunk(demo_llm.sse(first))
+            chunk = demo_llm.sse(_content_chunk(first, behaviour.text))
+            deadline = time.monotonic() + STALL_BOUND
+            while behaviour.total_chars is None or seen.content_chars_sent < behaviour.total_chars:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the client read an endless stream for {STALL_BOUND}s")
+                self._chunk(chunk)
+                seen.content_chunks_sent += 1
+                seen.content_chars_sent += len(behaviour.text)
+            self._end(seen)
+
+        def _vanish(self, seen: SeenRequest) -> None:
+            """Vanish mid-stream: no terminating chunk, the socket just closes."""
+            self.close_connection = True
+            self.connection.shutdown(2)
+            seen.finished_at = time.monotonic()
+
+        def _end(self, seen: SeenRequest) -> None:
+            self._chunk(demo_llm.sse("[DONE]"))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            seen.finished_at = time.monotonic()
 
         def _wait_for_client_to_hang_up(self) -> None:
             # The client sends nothing more on this connection: readable means it closed it.
@@ -165,6 +216,19 @@ def _make_handler(llm: ScriptedLLM):
             self.wfile.write(raw)
 
     return Handler
+
+
+def _has_tool_call_arguments(item: dict[str, Any]) -> bool:
+    return any(
+        (call.get("function") or {}).get("arguments")
+        for choice in item.get("choices") or []
+        for call in (choice.get("delta") or {}).get("tool_calls") or []
+    )
+
+
+def _content_chunk(first: dict[str, Any], text: str) -> dict[str, Any]:
+    """A content chunk of the answer ``first`` (its first chunk) starts."""
+    return {**first, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
 
 
 class LLMServer:

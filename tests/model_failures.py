@@ -1,9 +1,10 @@
 """What a turn that the model failed looks like: ``failed`` with ``llm_error`` and one error notice
-in plain words, with no exception text in it."""
+in plain words, with no exception text in it; and what a turn stopped while the model failed looks
+like: ``stopped``, one interrupt notice and no error."""
 
 import re
 
-from sessions_app.models import ErrorCode, EventKind, TurnStatus
+from sessions_app.models import ErrorCode, EventKind, StopReason, TurnStatus
 
 
 def assert_failed_with_one_readable_error(turn) -> None:
@@ -20,3 +21,12 @@ def assert_failed_with_one_readable_error(turn) -> None:
         assert leak not in text
     assert not re.search(r"[A-Za-z]+Error\b", text), text
     assert not turn.events.filter(kind=EventKind.INTERRUPT).exists()
+
+
+def assert_stopped_by_the_user_without_error(turn) -> None:
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.STOPPED
+    assert turn.stop_reason == StopReason.USER_CANCEL
+    assert turn.error_code == ""
+    assert turn.events.filter(kind=EventKind.INTERRUPT).count() == 1
+    assert not turn.events.filter(kind=EventKind.ERROR).exists()

@@ -6,10 +6,13 @@ before the retry, still ends the turn at once."""
 import pytest
 
 from sessions_app import services
-from sessions_app.models import EventKind, StopReason, TurnStatus
+from sessions_app.models import EventKind, TurnStatus
 from sessions_app.runtime import demo_llm
 from tests.conftest import wait_for
-from tests.model_failures import assert_failed_with_one_readable_error
+from tests.model_failures import (
+    assert_failed_with_one_readable_error,
+    assert_stopped_by_the_user_without_error,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -22,15 +25,6 @@ def _start_hello_turn(user, run_turn_in_thread):
     session = services.session_create(owner=user)
     turn = services.turn_start(session=session, message="hello", actor=user)
     return session, turn, run_turn_in_thread(turn.pk)
-
-
-def _assert_stopped_by_the_user_without_error(turn) -> None:
-    turn.refresh_from_db()
-    assert turn.status == TurnStatus.STOPPED
-    assert turn.stop_reason == StopReason.USER_CANCEL
-    assert turn.error_code == ""
-    assert turn.events.filter(kind=EventKind.INTERRUPT).count() == 1
-    assert not turn.events.filter(kind=EventKind.ERROR).exists()
 
 
 def test_it_fails_the_turn_when_every_attempt_stalls(llm, user, run_turn_in_thread, settings):
@@ -71,7 +65,7 @@ def test_stop_during_a_stall_ends_the_turn_at_once(llm, user, run_turn_in_thread
     services.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
-    _assert_stopped_by_the_user_without_error(turn)
+    assert_stopped_by_the_user_without_error(turn)
     wait_for(lambda: llm.requests[0].closed_by_client_at)
     assert len(llm.requests) == 1
 
@@ -90,5 +84,5 @@ def test_stop_during_the_back_off_after_a_stall_ends_the_turn_at_once(
     services.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
-    _assert_stopped_by_the_user_without_error(turn)
+    assert_stopped_by_the_user_without_error(turn)
     assert len(llm.requests) == 1

@@ -38,6 +38,10 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+class _NotAChatStream(Exception):
+    """A ``data`` line that is JSON but not a chunk object."""
+
+
 @dataclass
 class ToolCall:
     id: str
@@ -51,6 +55,8 @@ class ModelReply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = ""
     usage: dict[str, int] = field(default_factory=dict)
+    # What the output limit counts: the text and the tool calls' names and arguments.
+    output_chars: int = 0
 
 
 @dataclass
@@ -92,12 +98,17 @@ async def stream_chat(
     scope: CancelScope,
     on_text: OnText,
     on_restart: OnRestart,
+    max_output_chars: int,
 ) -> ModelReply:
     """Stream one completion, calling ``on_text`` with each piece of text.
 
     Transport failures, 429 and 5xx are retried with exponential back-off and jitter (honouring
     ``Retry-After``); a retry after partial output calls ``on_restart`` first. A stop closes the
     stream at once and raises ``AgentStopped``; that abort is never retried nor reported.
+
+    An answer that grows past ``max_output_chars`` is cut there: its text up to the limit goes
+    to ``on_text``, the stream is closed at once and ``LLMError`` is raised. That is not retried:
+    the same request would most likely run on just as long again.
     """
     payload: dict[str, Any] = {
         "model": settings.LLM_MODEL,
@@ -112,7 +123,7 @@ async def stream_chat(
         scope.raise_if_cancelled()
         request = _Request()
         try:
-            return await _stream_once(client, payload, scope, request, on_text)
+            return await _stream_once(client, payload, scope, request, on_text, max_output_chars)
         except _Retryable as exc:
             if request.aborted_by_us or scope.cancelled:
                 raise AgentStopped(scope.reason) from None
@@ -158,8 +169,9 @@ async def _stream_once(
     scope: CancelScope,
     request: _Request,
     on_text: OnText,
+    max_output_chars: int,
 ) -> ModelReply:
-    consume = asyncio.ensure_future(_consume(client, payload, on_text))
+    consume = asyncio.ensure_future(_consume(client, payload, on_text, max_output_chars))
     stop = asyncio.ensure_future(scope.wait())
     try:
         await asyncio.wait({consume, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -177,9 +189,13 @@ async def _stream_once(
     return consume.result()
 
 
-async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: OnText):
+async def _consume(
+    client: httpx.AsyncClient, payload: dict[str, Any], on_text: OnText, max_output_chars: int
+) -> ModelReply:
     reply = ModelReply()
     calls: dict[int, dict[str, str]] = {}
+    # Leaving the ``client.stream`` block early (the output limit, a response that is not a
+    # chat stream) closes the connection: the rest of the answer is never read.
     try:
         async with client.stream("POST", "chat/completions", json=payload) as response:
             if response.status_code == 429:
@@ -196,15 +212,33 @@ async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: 
                 raise LLMError(
                     f"The model server refused the request (HTTP {response.status_code})."
                 )
+            # Lines the SSE format does not know (garbage, undecodable bytes, other fields) are
+            # ignored as the format says, and so are chunks without ``choices``: only a ``data``
+            # line that is not a JSON object means the server is not sending a chat stream.
             async for sse in EventSource(response).aiter_sse():
                 if sse.data.strip() == "[DONE]":
                     break
                 if not sse.data.strip():
                     continue
-                await _apply_chunk(json.loads(sse.data), reply, calls, on_text)
+                chunk = json.loads(sse.data)
+                if not isinstance(chunk, dict):
+                    raise _NotAChatStream
+                text = _apply_chunk(chunk, reply, calls)
+                kept = text[: max(0, max_output_chars - reply.output_chars)]
+                if kept:
+                    reply.text += kept
+                    reply.output_chars += len(kept)
+                    await on_text(kept)
+                if reply.output_chars > max_output_chars or len(kept) < len(text):
+                    raise LLMError(
+                        "The answer was longer than the limit of "
+                        f"{settings.AGENT_MAX_OUTPUT_CHARS:,} characters."
+                    )
     except (httpx.TransportError, httpx.StreamError) as exc:
         raise _Retryable(_describe_transport_error(exc)) from exc
-    except (SSEError, json.JSONDecodeError) as exc:
+    except (SSEError, json.JSONDecodeError, _NotAChatStream) as exc:
+        # Not retried: a server (or a proxy in front of it) that answers something other than a
+        # chat stream does so for every request, and each retry would pay for the answer again.
         raise LLMError("The model server sent a response that is not a chat stream.") from exc
     reply.tool_calls = [
         ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments_json=c["arguments"] or "{}")
@@ -213,27 +247,29 @@ async def _consume(client: httpx.AsyncClient, payload: dict[str, Any], on_text: 
     return reply
 
 
-async def _apply_chunk(
-    chunk: dict[str, Any], reply: ModelReply, calls: dict[int, dict[str, str]], on_text: OnText
-) -> None:
+def _apply_chunk(chunk: dict[str, Any], reply: ModelReply, calls: dict[int, dict[str, str]]) -> str:
+    """Apply a chunk's tool calls, finish reason and usage; return its text, for the caller to
+    keep within the output limit."""
     if chunk.get("usage"):
         reply.usage = {
             "prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
             "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0),
         }
+    text = ""
     for choice in chunk.get("choices") or []:
         delta = choice.get("delta") or {}
-        if delta.get("content"):
-            reply.text += delta["content"]
-            await on_text(delta["content"])
+        text += delta.get("content") or ""
         for part in delta.get("tool_calls") or []:
             slot = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
             slot["id"] = part.get("id") or slot["id"]
             function = part.get("function") or {}
-            slot["name"] += function.get("name") or ""
-            slot["arguments"] += function.get("arguments") or ""
+            name, arguments = function.get("name") or "", function.get("arguments") or ""
+            slot["name"] += name
+            slot["arguments"] += arguments
+            reply.output_chars += len(name) + len(arguments)
         if choice.get("finish_reason"):
             reply.finish_reason = choice["finish_reason"]
+    return text
 
 
 def _describe_transport_error(exc: Exception) -> str:

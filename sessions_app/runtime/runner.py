@@ -42,11 +42,16 @@ class TurnState:
 
     messages: list[dict[str, Any]]
     model_calls: int = 0
+    output_chars: int = 0
     awaiting_approval: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
 
     def checkpoint(self) -> dict[str, Any]:
-        saved: dict[str, Any] = {"messages": self.messages, "model_calls": self.model_calls}
+        saved: dict[str, Any] = {
+            "messages": self.messages,
+            "model_calls": self.model_calls,
+            "output_chars": self.output_chars,
+        }
         if self.awaiting_approval:
             saved["awaiting_approval"] = self.awaiting_approval
         return saved
@@ -124,6 +129,7 @@ class TurnRunner:
             state = TurnState(
                 messages=saved["messages"],
                 model_calls=saved.get("model_calls", 0),
+                output_chars=saved.get("output_chars", 0),
                 awaiting_approval=saved.get("awaiting_approval", []),
                 usage=dict(turn.usage or {}),
             )
@@ -148,8 +154,10 @@ class TurnRunner:
             scope=self.scope,
             on_text=self.output.on_text,
             on_restart=self.output.restart,
+            max_output_chars=settings.AGENT_MAX_OUTPUT_CHARS - state.output_chars,
         )
         state.model_calls += 1
+        state.output_chars += reply.output_chars
         for key, value in reply.usage.items():
             state.usage[key] = state.usage.get(key, 0) + value
         assistant: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
