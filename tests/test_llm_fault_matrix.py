@@ -125,10 +125,26 @@ def test_lines_that_are_no_sse_field_are_ignored_and_the_turn_completes(
 
 @pytest.mark.parametrize(
     "bad_line",
-    [b"data: {not json\n\n", b"data: 42\n\n", b'data: ["a", "list"]\n\n', b'data: "text"\n\n'],
-    ids=["invalid-json", "a-number", "a-list", "a-string"],
+    [
+        b"data: {not json\n\n",
+        b"data: 42\n\n",
+        b'data: ["a", "list"]\n\n',
+        b'data: "text"\n\n',
+        b'data: {"choices": ["not an object"]}\n\n',
+        b'data: {"choices": [{"delta": {"content": 5}}]}\n\n',
+        b'data: {"choices": [{"delta": {"tool_calls": [{"index": "0"}]}}]}\n\n',
+    ],
+    ids=[
+        "invalid-json",
+        "a-number",
+        "a-list",
+        "a-string",
+        "a-choice-that-is-no-object",
+        "content-that-is-no-text",
+        "a-tool-call-index-that-is-no-number",
+    ],
 )
-def test_a_data_line_that_is_no_json_object_fails_the_turn_without_a_retry(
+def test_a_data_line_that_is_no_chat_chunk_fails_the_turn_without_a_retry(
     bad_line, llm, user, run_turn_in_thread
 ):
     llm.insert_raw(bad_line, after_chunks=3)

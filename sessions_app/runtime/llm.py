@@ -220,10 +220,7 @@ async def _consume(
                     break
                 if not sse.data.strip():
                     continue
-                chunk = json.loads(sse.data)
-                if not isinstance(chunk, dict):
-                    raise _NotAChatStream
-                text = _apply_chunk(chunk, reply, calls)
+                text = _apply_chunk(json.loads(sse.data), reply, calls)
                 kept = text[: max(0, max_output_chars - reply.output_chars)]
                 if kept:
                     reply.text += kept
@@ -247,9 +244,16 @@ async def _consume(
     return reply
 
 
-def _apply_chunk(chunk: dict[str, Any], reply: ModelReply, calls: dict[int, dict[str, str]]) -> str:
+def _apply_chunk(chunk: Any, reply: ModelReply, calls: dict[int, dict[str, str]]) -> str:
     """Apply a chunk's tool calls, finish reason and usage; return its text, for the caller to
-    keep within the output limit."""
+    keep within the output limit. A chunk of the wrong shape means this is no chat stream."""
+    try:
+        return _apply_chat_chunk(chunk, reply, calls)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise _NotAChatStream from exc
+
+
+def _apply_chat_chunk(chunk: dict, reply: ModelReply, calls: dict[int, dict[str, str]]) -> str:
     if chunk.get("usage"):
         reply.usage = {
             "prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
@@ -260,7 +264,10 @@ def _apply_chunk(chunk: dict[str, Any], reply: ModelReply, calls: dict[int, dict
         delta = choice.get("delta") or {}
         text += delta.get("content") or ""
         for part in delta.get("tool_calls") or []:
-            slot = calls.setdefault(part.get("index", 0), {"id": "", "name": "", "arguments": ""})
+            index = part.get("index", 0)
+            if not isinstance(index, int):
+                raise TypeError("a tool call's index is a number")
+            slot = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
             slot["id"] = part.get("id") or slot["id"]
             function = part.get("function") or {}
             name, arguments = function.get("name") or "", function.get("arguments") or ""
