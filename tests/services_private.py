@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from glob import glob
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def _as_postgres() -> dict:
 
 class PrivatePostgres:
     def __init__(self, log_dir: Path):
-        self.initdb = require("initdb", package="apt-get install postgresql", extra_dirs=POSTGRES_DIRS)
+        self.initdb = require(
+            "initdb", package="apt-get install postgresql", extra_dirs=POSTGRES_DIRS
+        )
         self.postgres = require(
             "postgres", package="apt-get install postgresql", extra_dirs=POSTGRES_DIRS
         )
@@ -189,9 +192,9 @@ def _wait_until(ready, process: subprocess.Popen, name: str, log: Path) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def private_postgres(tmp_path):
-    server = PrivatePostgres(tmp_path)
+@contextlib.contextmanager
+def running_postgres(log_dir: Path) -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres(log_dir)
     try:
         server.create()
         yield server
@@ -199,9 +202,9 @@ def private_postgres(tmp_path):
         server.remove()
 
 
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path)
+@contextlib.contextmanager
+def running_redis(log_dir: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(log_dir)
     try:
         server.start()
         yield server
