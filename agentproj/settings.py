@@ -111,7 +111,8 @@ else:
         {
             "min_size": 1,
             "max_size": env.int("DATABASE_POOL_SIZE", default=12),
-            "timeout": 30,
+            # How long a thread waits for a connection, e.g. while the server restarts.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
         },
     )
     # A restarted server leaves every idle pooled connection dead, and the pool would lend each

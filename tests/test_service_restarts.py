@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
@@ -39,7 +40,7 @@ class Deployment:
     """``manage.py serve`` on a free port against the private servers; spoken to as a user
     would, through the API and the websocket, and checked in its database."""
 
-    def __init__(self, postgres, redis, llm, tmp_path):
+    def __init__(self, postgres, redis, llm, tmp_path, **extra_env: str):
         self.postgres = postgres
         self.redis = redis
         self.port = free_port()
@@ -62,6 +63,7 @@ class Deployment:
             "AGENT_HEARTBEAT_INTERVAL": "0.5",
             "AGENT_DRAIN_TIMEOUT": "0.5",
             "AGENTPROJ_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            **extra_env,
         }
         self.serve = start_serve(self.port, self.env, self.log)
         wait_until_serving(self.serve, f"{self.base_url}/accounts/login/", self.log, 90)
@@ -135,22 +137,26 @@ class Deployment:
         )
         return [data for (data,) in rows]
 
-    def assert_ended_cleanly(self, turn_id: int, status: str) -> None:
-        """Terminal, with no lease left, and its one ending recorded once."""
-        ((final, lease, worker, stop_reason),) = self.postgres.query(
-            "SELECT status, lease_token, worker_id, stop_reason FROM sessions_app_turn"
-            " WHERE id = %s",
+    def assert_ended_cleanly(self, turn_id: int, status: str, error_code: str = "") -> None:
+        """Terminal, with no lease left, its text kept, and its one ending recorded once."""
+        ((final, lease, worker, stop_reason, recorded_code),) = self.postgres.query(
+            "SELECT status, lease_token, worker_id, stop_reason, error_code"
+            " FROM sessions_app_turn WHERE id = %s",
             turn_id,
         )
-        assert final == status
+        assert (final, recorded_code) == (status, error_code)
         assert (lease, worker) == (None, "")
-        assert not self.events(turn_id, "error")
+        interrupts, errors = self.events(turn_id, "interrupt"), self.events(turn_id, "error")
         if status == "stopped":
             assert stop_reason == "user_cancel"
-            assert len(self.events(turn_id, "interrupt")) == 1
+            assert (len(interrupts), errors) == (1, [])
+            assert self.streamed_text(turn_id)
+        elif status == "failed":
+            assert interrupts == []
+            assert [error["code"] for error in errors] == [error_code]
             assert self.streamed_text(turn_id)
         else:
-            assert not self.events(turn_id, "interrupt")
+            assert (interrupts, errors) == ([], [])
             assert self.streamed_text(turn_id).endswith("The end.")
 
 
@@ -168,10 +174,11 @@ def run_manage(arguments: list[str], env: dict[str, str]) -> str:
 
 
 @pytest.fixture
-def deployment(llm, tmp_path):
+def deployment(llm, tmp_path, request):
     llm.token_delay = SLOW_TOKEN_DELAY
+    extra_env = getattr(request, "param", {})
     with running_postgres(tmp_path) as postgres, running_redis(tmp_path) as redis:
-        running = Deployment(postgres, redis, llm, tmp_path)
+        running = Deployment(postgres, redis, llm, tmp_path, **extra_env)
         try:
             yield running
         finally:
@@ -264,3 +271,27 @@ def test_redis_restarted_while_turns_stream(deployment, llm):
     for turn in finished:
         deployment.assert_ended_cleanly(turn, "completed")
     assert alive(processes) == processes
+
+
+POOL_TIMEOUT = 2.0
+
+
+@pytest.mark.parametrize(
+    "deployment", [{"DATABASE_POOL_TIMEOUT": str(POOL_TIMEOUT)}], indirect=True
+)
+def test_turns_that_end_while_postgres_is_down_end_once_it_is_back(deployment, llm):
+    turns = start_stories(deployment, 2)
+    deployment.postgres.stop()
+    # The answers end while the database is down, and the turns' writes give up waiting.
+    llm.token_delay = FAST_TOKEN_DELAY
+    wait_for(lambda: all(seen.finished_at for seen in llm.requests), timeout=30)
+    time.sleep(3 * POOL_TIMEOUT)
+    deployment.postgres.start()
+
+    # Each turn records its end once it can: its answer could not be saved, which it says.
+    for _, turn in turns:
+        wait_for(lambda turn=turn: deployment.status(turn) == "failed", timeout=30, interval=0.2)
+        deployment.assert_ended_cleanly(turn, "failed", "persistence_error")
+    _, new_turn = deployment.start_turn(STORY)
+    wait_for(lambda: deployment.status(new_turn) == "completed", timeout=60, interval=0.2)
+    deployment.assert_ended_cleanly(new_turn, "completed")
