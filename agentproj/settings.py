@@ -111,9 +111,15 @@ else:
         {
             "min_size": 1,
             "max_size": env.int("DATABASE_POOL_SIZE", default=12),
-            "timeout": 30,
+            # How long a thread waits for a connection, e.g. while the server restarts.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
         },
     )
+    # A restarted server leaves every idle pooled connection dead, and the pool would lend each
+    # one out once more: the web's first requests after the restart failed with 500s, and a
+    # worker's heartbeats, checkpoints and turn endings with them. With health checks the pool
+    # tests a connection (one empty query) before lending it, and replaces a dead one.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = env("REDIS_URL", default="")
 

@@ -46,6 +46,11 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def children(pid: int) -> set[int]:
+    """The living processes ``pid`` started itself."""
+    return {child for child, (ppid, _) in _living_processes().items() if ppid == pid}
+
+
 def alive(pids: set[int]) -> set[int]:
     """Those of ``pids`` still running."""
     return pids & _living_processes().keys()

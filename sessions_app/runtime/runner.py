@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
@@ -34,6 +35,11 @@ SYSTEM_PROMPT = (
 )
 REQUEUED = "requeued"
 NO_SUB_AGENT_ANSWER = "(the sub-agent gave no answer)"
+# The database went away (restarted, unreachable, no pooled connection in time), as opposed to
+# refusing a statement.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+# How long a turn waits before it tries again to record its end while the database is down.
+FINALIZE_RETRY_INTERVAL = 1.0
 
 
 @dataclass
@@ -87,6 +93,10 @@ class TurnRunner:
         except services.LeaseLost:
             logger.warning("turn %s: lease lost; leaving it to its new owner", self.turn_id)
             return LEASE_LOST
+        except DATABASE_UNAVAILABLE:
+            logger.exception("turn %s: the database failed under it", self.turn_id)
+            await self._finalize(TurnStatus.FAILED, error_code=ErrorCode.PERSISTENCE_ERROR)
+            return TurnStatus.FAILED
         except Exception:
             logger.exception("turn %s failed", self.turn_id)
             await self._finalize(TurnStatus.FAILED, error_code=ErrorCode.INTERNAL_ERROR)
@@ -356,20 +366,34 @@ class TurnRunner:
             # The text since the last delta goes out live too, so a stopped answer's deltas add
             # up to its kept text.
             output.flush_delta()
-        try:
-            await self.host.db(
-                services.turn_finalize,
-                turn_id=self.turn_id,
-                status=status,
-                lease_token=self.lease,
-                stop_reason=stop_reason,
-                error_code=error_code,
-                error_detail=detail,
-                partial_text=output.text if output else None,
-                assistant_event_id=output.event_id if output else None,
-            )
-        except services.LeaseLost:
-            logger.warning("turn %s: lease lost before it could be finalized", self.turn_id)
+        # Until the turn's end is written it stays hosted here, and its heartbeat keeps its
+        # lease: a finalize that gave up while the database was down left the turn running
+        # for good, its lease kept alive by a host that no longer ran it. A finalize is
+        # idempotent and fenced by the lease, so it is simply tried again.
+        while True:
+            try:
+                await self.host.db(
+                    services.turn_finalize,
+                    turn_id=self.turn_id,
+                    status=status,
+                    lease_token=self.lease,
+                    stop_reason=stop_reason,
+                    error_code=error_code,
+                    error_detail=detail,
+                    partial_text=output.text if output else None,
+                    assistant_event_id=output.event_id if output else None,
+                )
+                return
+            except services.LeaseLost:
+                logger.warning("turn %s: lease lost before it could be finalized", self.turn_id)
+                return
+            except DATABASE_UNAVAILABLE:
+                logger.warning(
+                    "turn %s: its end could not be recorded; trying again",
+                    self.turn_id,
+                    exc_info=True,
+                )
+                await asyncio.sleep(FINALIZE_RETRY_INTERVAL)
 
 
 def _rejection(approval) -> str:
