@@ -6,6 +6,7 @@ change in the same transaction and leaves broadcasting and task enqueueing to ``
 """
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -303,16 +304,18 @@ def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:
         return turn.lease_token
 
 
-def turns_heartbeat(*, worker_id: str) -> int:
-    """Refresh the leases of every turn one host runs, in one statement.
+def turns_heartbeat(*, worker_id: str, turn_ids: Iterable[int]) -> int:
+    """Refresh the leases of the turns one host runs, in one statement.
 
     ``worker_id`` is unique per host and written with each lease (and cleared whenever the
     lease is released), so it fences like the lease token: a turn taken over elsewhere no longer
-    carries it and is not refreshed.
+    carries it and is not refreshed. ``turn_ids`` are the turns the host still runs: a turn
+    whose run ended without releasing its lease (its last write failed) keeps the host's id
+    but is not refreshed, so the reaper takes it over once its lease expires.
     """
-    return Turn.objects.filter(worker_id=worker_id, status__in=(S.RUNNING, S.STOPPING)).update(
-        heartbeat_at=_now()
-    )
+    return Turn.objects.filter(
+        pk__in=list(turn_ids), worker_id=worker_id, status__in=(S.RUNNING, S.STOPPING)
+    ).update(heartbeat_at=_now())
 
 
 def turn_record_event(

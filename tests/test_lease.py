@@ -97,7 +97,7 @@ def test_it_refuses_a_stale_heartbeat(taken_over):
     """The first host's batched heartbeat no longer reaches a turn taken over elsewhere."""
     turn, _, _ = taken_over
     heartbeat = turn.heartbeat_at
-    assert services.turns_heartbeat(worker_id=TEST_WORKER) == 0
+    assert services.turns_heartbeat(worker_id=TEST_WORKER, turn_ids=[turn.pk]) == 0
     turn.refresh_from_db()
     assert turn.heartbeat_at == heartbeat
 
@@ -107,9 +107,26 @@ def test_it_refreshes_every_lease_a_host_holds_in_one_call(user):
     stale = timezone.now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT + 5)
     Turn.objects.filter(pk__in=[t.pk for t in turns]).update(heartbeat_at=stale)
 
-    assert services.turns_heartbeat(worker_id=TEST_WORKER) == 3
+    assert services.turns_heartbeat(worker_id=TEST_WORKER, turn_ids=[t.pk for t in turns]) == 3
 
     assert not Turn.objects.filter(pk__in=[t.pk for t in turns], heartbeat_at=stale).exists()
+
+
+def test_it_does_not_refresh_a_lease_whose_turn_the_host_no_longer_runs(user):
+    """A run that ended without releasing its lease (its last write failed) leaves the host's
+    id on the turn; the heartbeat passes it over, so the reaper takes the turn over."""
+    still_run, abandoned = (running_turn(user)[0] for _ in range(2))
+    stale = timezone.now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT + 5)
+    Turn.objects.filter(pk__in=[still_run.pk, abandoned.pk]).update(heartbeat_at=stale)
+
+    assert services.turns_heartbeat(worker_id=TEST_WORKER, turn_ids=[still_run.pk]) == 1
+
+    assert services.turns_reap_expired() == 1
+    abandoned.refresh_from_db()
+    still_run.refresh_from_db()
+    assert abandoned.status == TurnStatus.QUEUED
+    assert abandoned.worker_losses == 1
+    assert still_run.status == TurnStatus.RUNNING
 
 
 def test_it_accepts_the_writes_of_the_current_owner(taken_over):

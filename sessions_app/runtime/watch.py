@@ -33,7 +33,9 @@ async def keep_leases(host: "TurnHost") -> None:
         await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
         try:
             if time.monotonic() - last_beat >= settings.AGENT_HEARTBEAT_INTERVAL:
-                await host.watch_db(services.turns_heartbeat, worker_id=host.worker_id)
+                await host.watch_db(
+                    services.turns_heartbeat, worker_id=host.worker_id, turn_ids=list(host.turns)
+                )
                 last_beat = time.monotonic()
             await _look_at_rows(host)
         except Exception:
