@@ -392,11 +392,14 @@ def hosting_worker_pid(deployment: Deployment) -> int | None:
     return random.choice(ours) if ours else None
 
 
-async def housekeeping_loop(interval: float, until: asyncio.Event) -> None:
+async def housekeeping_loop(interval: float, until: asyncio.Event, findings: Findings) -> None:
     from sessions_app.tasks import housekeeping
 
     while not until.is_set():
-        await asyncio.to_thread(housekeeping)
+        try:
+            await asyncio.to_thread(housekeeping)
+        except Exception as exc:  # a failed run is a finding; the next run still happens
+            findings.violation(f"housekeeping failed: {exc!r}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(until.wait(), interval)
 
@@ -468,7 +471,7 @@ async def drive(deployment: Deployment, passwords: dict[str, str], findings: Fin
         await person.login()
     deadline = time.monotonic() + args.duration
     done = asyncio.Event()
-    housekeeping = asyncio.create_task(housekeeping_loop(args.housekeeping, done))
+    housekeeping = asyncio.create_task(housekeeping_loop(args.housekeeping, done, findings))
     decided: set[int] = set()
     try:
         await asyncio.gather(
@@ -592,6 +595,9 @@ def run(args) -> int:
             text=True,
         )
         report = json.loads(check.stdout or "{}")
+        findings.violations += [
+            f"{v['invariant']}: {v['subject']}: {v['detail']}" for v in report.get("violations", [])
+        ]
         check_texts_kept(findings)
         check_emails(folder, findings)
         problems = Counter()
@@ -600,10 +606,10 @@ def run(args) -> int:
         from django.db import connections
 
         connections.close_all()
-        storage.drop()
-    findings.violations += [
-        f"{v['invariant']}: {v['subject']}: {v['detail']}" for v in report.get("violations", [])
-    ]
+        if args.keep and findings.violations:
+            print(f"kept for a look: {folder}, {storage.environment()}")
+        else:
+            storage.drop()
     if "counts" not in report:
         findings.violation(f"check_invariants gave no report: {check.stderr[-2000:]}")
     print_report(args, findings, report.get("counts", {}), problems, time.monotonic() - started)
@@ -643,6 +649,9 @@ def main() -> None:
     parser.add_argument("--housekeeping", type=float, default=3.0, help="s between runs")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database and logs of a run with violations"
+    )
     args = parser.parse_args()
     args.seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     random.seed(args.seed)

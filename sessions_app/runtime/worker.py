@@ -27,6 +27,7 @@ import uuid
 from multiprocessing import Value
 
 from django.conf import settings
+from django.db import connections
 from django_q.cluster import Sentinel, get_mp_context
 from django_q.conf import Conf
 from django_q.worker import worker as django_q_worker
@@ -250,8 +251,13 @@ class DrainingSentinel(Sentinel):
         if start:
             self.start()
 
+    def spawn_process(self, target, *args):
+        _close_database_pools()
+        return super().spawn_process(target, *args)
+
     def spawn_worker(self):
         # As django-q2's own, with a worker that outlives its task loop while it hosts turns.
+        _close_database_pools()
         process = get_mp_context().Process(
             target=hosting_worker,
             args=(self.task_queue, self.result_queue, Value("f", -1), self.timeout),
@@ -270,3 +276,20 @@ class DrainingSentinel(Sentinel):
                 except ProcessLookupError:
                     continue
         super().stop()
+
+
+def _close_database_pools() -> None:
+    """Close this process's database connections, pooled ones included, before it forks.
+
+    django-q2 forks worker, pusher and monitor processes from the supervisor, and first closes
+    Django's connections; with a connection pool that only hands them back to the pool, which
+    stays open, and the forked child inherits it. Two processes then talk over one connection:
+    their statements interleave, each sees the other's results ("the last operation didn't
+    produce records"), and one's transaction commits the other's half-done work (the chaos
+    soak found sessions whose event counter fell behind their events). The supervisor opens a
+    new pool when it next needs one.
+    """
+    for connection in connections.all():
+        connection.close()
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()
