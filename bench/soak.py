@@ -40,6 +40,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,7 +252,11 @@ async def user_loop(user: User, deadline: float) -> None:
     actions = (send, send, send, cancel, cancel, reload_socket)
     while time.monotonic() < deadline:
         session = random.choice(user.sessions)
-        await random.choice(actions)(user, session)
+        action = random.choice(actions)
+        try:
+            await action(user, session)
+        except httpx.TransportError as exc:
+            user.findings.violation(f"{action.__name__} in session {session}: no answer, {exc!r}")
         await asyncio.sleep(random.uniform(0.2, 1.5))
 
 
@@ -337,17 +342,25 @@ async def reload_socket(user: User, session: str) -> None:
 async def approver_loop(approver: User, deadline: float, decided: set[int]) -> None:
     while time.monotonic() < deadline:
         await asyncio.sleep(random.uniform(0.5, 1.5))
-        pending = await approver.call("GET", "/api/approvals/?status=pending", {200})
-        for approval in pending.json():
-            if approval["id"] in decided:
-                continue
-            decided.add(approval["id"])
-            choice = random.choice(("approve", "approve", "reject", "ignore"))
-            approver.findings.operations[f"approval {choice}"] += 1
-            if choice != "ignore":
-                await approver.call(
-                    "POST", f"/api/approvals/{approval['id']}/{choice}/", {200, 409}, json={}
-                )
+        try:
+            await decide_pending(approver, decided)
+        except httpx.TransportError as exc:
+            approver.findings.violation(f"approvals: no answer, {exc!r}")
+
+
+async def decide_pending(approver: User, decided: set[int]) -> None:
+    """Approve, reject or ignore (let expire) each request once."""
+    pending = await approver.call("GET", "/api/approvals/?status=pending", {200})
+    for approval in pending.json():
+        if approval["id"] in decided:
+            continue
+        decided.add(approval["id"])
+        choice = random.choice(("approve", "approve", "reject", "ignore"))
+        approver.findings.operations[f"approval {choice}"] += 1
+        if choice != "ignore":
+            await approver.call(
+                "POST", f"/api/approvals/{approval['id']}/{choice}/", {200, 409}, json={}
+            )
 
 
 # Chaos
@@ -610,6 +623,7 @@ def run(args) -> int:
             print(f"kept for a look: {folder}, {storage.environment()}")
         else:
             storage.drop()
+            shutil.rmtree(folder, ignore_errors=True)
     if "counts" not in report:
         findings.violation(f"check_invariants gave no report: {check.stderr[-2000:]}")
     print_report(args, findings, report.get("counts", {}), problems, time.monotonic() - started)
