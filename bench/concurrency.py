@@ -899,6 +899,7 @@ def log_problems(log_text: str) -> dict[str, int]:
         else:
             continue
         message = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<uuid>", message)
+        message = re.sub(r"\b[0-9a-f]{32}\b", "<id>", message)
         message = re.sub(r"\d+", "N", message)[:200]
         problems[message] = problems.get(message, 0) + 1
     return dict(sorted(problems.items(), key=lambda item: -item[1])[:15])
