@@ -325,8 +325,8 @@ AGENT_MAX_MODEL_CALLS = env.int("AGENT_MAX_MODEL_CALLS", default=20)
 # Characters the model may write in one turn (text and tool calls, over all its model calls).
 # A model stuck in a loop, or a server streaming without end, would otherwise grow the answer
 # in the worker's memory and in the database without bound. 200,000 characters is about 50,000
-# tokens, more than a model's longest single answer (most cap one reply at 16-32k tokens), and
-# at most some 10 MB of text for a worker hosting 50 turns.
+# tokens, more than a model's longest single answer (most cap one reply at 16-32k tokens). A
+# sub-agent is a turn of its own with its own limit.
 AGENT_MAX_OUTPUT_CHARS = env.int("AGENT_MAX_OUTPUT_CHARS", default=200_000)
 AGENT_LEASE_TIMEOUT = env.float("AGENT_LEASE_TIMEOUT", default=30.0)
 AGENT_HEARTBEAT_INTERVAL = env.float("AGENT_HEARTBEAT_INTERVAL", default=5.0)

@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,14 +142,13 @@ class Deployment:
         """Every process of every living cluster (the cluster, its sentinel, its workers)."""
         pids: set[int] = set()
         for _, cluster in self.living_clusters():
-            pids |= {cluster.pid, *descendants(cluster.pid)}
+            pids |= group_members(cluster.pid)
         return pids
 
     def stop(self, process: subprocess.Popen, name: str) -> None:
         """SIGTERM and wait; a process that outstays the bound is killed and reported."""
         if process.poll() is not None:
             return
-        family = descendants(process.pid)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=PROCESS_EXIT_TIMEOUT)
@@ -157,12 +157,11 @@ class Deployment:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        left = {pid for pid in family if _running(pid)}
+        left = group_members(process.pid)
         if left:
             self.stopped_late.append(f"{name} left processes running: {sorted(left)}")
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
         for slot, cluster in enumerate(self.clusters):
@@ -172,29 +171,16 @@ class Deployment:
             self.stop(web, "daphne")
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
+def group_members(pgid: int) -> set[int]:
+    """Living processes of the process group ``pgid``: each web process and cluster starts a
+    session of its own, and every process a cluster forks stays in its group."""
+    members = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: set[int] = set()
-    pending = [pid]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            if child not in found:
-                found.add(child)
-                pending.append(child)
-    return found
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                members.add(int(stat.parent.name))
+    return members
 
 
 # Users
@@ -255,8 +241,8 @@ async def user_loop(user: User, deadline: float) -> None:
         action = random.choice(actions)
         try:
             await action(user, session)
-        except httpx.TransportError as exc:
-            user.findings.violation(f"{action.__name__} in session {session}: no answer, {exc!r}")
+        except Exception as exc:  # an answer that is no answer (or no JSON) is a finding
+            user.findings.violation(f"{action.__name__} in session {session}: {exc!r}")
         await asyncio.sleep(random.uniform(0.2, 1.5))
 
 
@@ -344,8 +330,8 @@ async def approver_loop(approver: User, deadline: float, decided: set[int]) -> N
         await asyncio.sleep(random.uniform(0.5, 1.5))
         try:
             await decide_pending(approver, decided)
-        except httpx.TransportError as exc:
-            approver.findings.violation(f"approvals: no answer, {exc!r}")
+        except Exception as exc:  # an answer that is no answer (or no JSON) is a finding
+            approver.findings.violation(f"approvals: {exc!r}")
 
 
 async def decide_pending(approver: User, decided: set[int]) -> None:
@@ -590,44 +576,54 @@ def run(args) -> int:
     deployment = Deployment(env, folder, args)
     deployment.web_ports[0] = demo_port
     started = time.monotonic()
-    report: dict = {}
     try:
         passwords = prepare_database(args.users)
         deployment.start_webs()
         for slot in range(args.clusters):
             deployment.start_cluster(slot)
         asyncio.run(drive(deployment, passwords, findings, args))
-    finally:
-        deployment.stop_all()
-        findings.violations += deployment.stopped_late
-        check = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "check_invariants", "--idle", "--json"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        report = json.loads(check.stdout or "{}")
-        findings.violations += [
-            f"{v['invariant']}: {v['subject']}: {v['detail']}" for v in report.get("violations", [])
-        ]
-        check_texts_kept(findings)
-        check_emails(folder, findings)
-        problems = Counter()
-        for log in folder.glob("*.log"):
-            problems.update(log_problems(log.read_text(errors="replace")))
-        from django.db import connections
+    except Exception:
+        # The soak itself failed: that is reported with everything else, and the run's
+        # database and logs are checked all the same.
+        findings.violation(f"the soak stopped early:\n{traceback.format_exc()}")
+    deployment.stop_all()
+    findings.violations += deployment.stopped_late
+    counts = check_invariants(env, findings)
+    check_texts_kept(findings)
+    check_emails(folder, findings)
+    problems = Counter()
+    for log in folder.glob("*.log"):
+        problems.update(log_problems(log.read_text(errors="replace")))
+    from django.db import connections
 
-        connections.close_all()
-        if args.keep and findings.violations:
-            print(f"kept for a look: {folder}, {storage.environment()}")
-        else:
-            storage.drop()
-            shutil.rmtree(folder, ignore_errors=True)
-    if "counts" not in report:
-        findings.violation(f"check_invariants gave no report: {check.stderr[-2000:]}")
-    print_report(args, findings, report.get("counts", {}), problems, time.monotonic() - started)
+    connections.close_all()
+    if args.keep and findings.violations:
+        print(f"kept for a look: {folder}, {storage.environment()}")
+    else:
+        storage.drop()
+        shutil.rmtree(folder, ignore_errors=True)
+    print_report(args, findings, counts, problems, time.monotonic() - started)
     return 1 if findings.violations else 0
+
+
+def check_invariants(env: dict[str, str], findings: Findings) -> dict:
+    """``manage.py check_invariants --idle``, as an operator runs it; returns its counts."""
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check_invariants", "--idle", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    try:
+        report = json.loads(check.stdout)
+    except json.JSONDecodeError:
+        findings.violation(f"check_invariants gave no report: {check.stderr[-2000:]}")
+        return {}
+    findings.violations += [
+        f"{v['invariant']}: {v['subject']}: {v['detail']}" for v in report["violations"]
+    ]
+    return report["counts"]
 
 
 def print_report(args, findings: Findings, counts: dict, problems: Counter, wall: float) -> None:

@@ -142,6 +142,27 @@ def test_it_reports_an_approved_call_that_ran_twice(written_by_the_app):
     assert broken(report) == {"approved_call_runs_once"}
 
 
+def test_two_approved_calls_of_one_turn_that_each_ran_once_are_fine(written_by_the_app):
+    emailed = written_by_the_app["emailed"]
+    first = emailed.approval_requests.get()
+    ApprovalRequest.objects.create(
+        turn=emailed,
+        tool_call_id="call_second",
+        tool_name=first.tool_name,
+        arguments=first.arguments,
+        arguments_hash=first.arguments_hash,
+        status=ApprovalStatus.APPROVED,
+        expires_at=first.expires_at,
+    )
+    add_event(
+        emailed,
+        EventKind.TOOL_RESULT,
+        {"tool_call_id": "call_second", "tool": first.tool_name, "ok": True, "result": "sent"},
+    )
+    code, report = check("--idle")
+    assert (code, report["violations"]) == (0, [])
+
+
 def test_it_reports_a_call_that_ran_although_it_was_rejected(written_by_the_app):
     ApprovalRequest.objects.filter(turn=written_by_the_app["emailed"]).update(
         status=ApprovalStatus.REJECTED
@@ -151,13 +172,10 @@ def test_it_reports_a_call_that_ran_although_it_was_rejected(written_by_the_app)
     assert broken(report) == {"approved_call_runs_once"}
 
 
-def test_it_reports_a_finished_turn_whose_text_is_still_streaming_or_lost(written_by_the_app):
+def test_it_reports_a_finished_turn_whose_text_is_still_streaming(written_by_the_app):
     message = written_by_the_app["stopped"].events.get(kind=EventKind.ASSISTANT_MESSAGE)
     assert message.data == {"text": "Once upon", "streaming": False}
     TimelineEvent.objects.filter(pk=message.pk).update(data={"text": "Once", "streaming": True})
-    code, report = check()
-    assert (code, broken(report)) == (1, {"partial_text_kept"})
-    TimelineEvent.objects.filter(pk=message.pk).update(data={"text": "", "streaming": False})
     code, report = check()
     assert (code, broken(report)) == (1, {"partial_text_kept"})
 

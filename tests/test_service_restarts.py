@@ -74,11 +74,15 @@ class Deployment:
             **extra_env,
         }
         self.serve = start_serve(self.port, self.env, self.log)
-        wait_until_serving(self.serve, f"{self.base_url}/accounts/login/", self.log, 90)
+        try:
+            wait_until_serving(self.serve, f"{self.base_url}/accounts/login/", self.log, 90)
+            token = self._token()
+        except BaseException:
+            # No test will stop it: stop it here (failing the test if it hangs), then report.
+            self.stop()
+            raise
         self.api = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Token {self._token()}"},
-            timeout=30,
+            base_url=self.base_url, headers={"Authorization": f"Token {token}"}, timeout=30
         )
 
     def _token(self) -> str:

@@ -16,22 +16,22 @@ import pytest
 from django.db import connection
 
 from tests.conftest import wait_for
-from tests.processes import descendants
+from tests.processes import children
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-POSTGRES_PORT_HEX = f"{5432:04X}"
 # The supervisor's scheduler first runs after about 30 s.
 SCHEDULER_BOUND = 90.0
 
 
 def postgres_sockets() -> set[str]:
-    """Inodes of this machine's TCP sockets connected to PostgreSQL's port."""
+    """Inodes of this machine's TCP sockets connected to this run's PostgreSQL port."""
+    port_hex = f"{int(connection.settings_dict['PORT'] or 5432):04X}"
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[2].endswith(f":{POSTGRES_PORT_HEX}"):
+            if fields[2].endswith(f":{port_hex}"):
                 found.add(fields[9])
     return found
 
@@ -46,14 +46,6 @@ def sockets_of(pid: int) -> set[str]:
         if match:
             inodes.add(match.group(1))
     return inodes
-
-
-def children(pid: int) -> set[int]:
-    return {p for p in descendants(pid) if Path(f"/proc/{p}/stat").exists() and _parent(p) == pid}
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 @pytest.mark.skipif(

@@ -81,7 +81,13 @@ class TurnHost:
         running = [hosted.task for hosted in self.turns.values() if hosted.task]
         for task in running:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        if running:
+            done, stuck = await asyncio.wait(running, timeout=BACKGROUND_STOP_TIMEOUT)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()
+            if stuck:
+                logger.warning("host %s: %d turns did not unwind", self.worker_id, len(stuck))
         self.closing = True
         await self.outbox.close(timeout=BACKGROUND_STOP_TIMEOUT)
         for task in self._background:

@@ -9,6 +9,7 @@ HTTP client and its channel layer.
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +39,11 @@ NO_SUB_AGENT_ANSWER = "(the sub-agent gave no answer)"
 # The database went away (restarted, unreachable, no pooled connection in time), as opposed to
 # refusing a statement.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
-# How long a turn waits before it tries again to record its end while the database is down.
+# How long a turn waits before it tries again to record its end while the database is down,
+# and for how long it keeps trying; after that, or once its host stops taking turns, it leaves
+# the turn to the reaper (its heartbeat stops with it), as a worker that died would.
 FINALIZE_RETRY_INTERVAL = 1.0
+FINALIZE_RETRY_FOR = 300.0
 
 
 @dataclass
@@ -80,9 +84,13 @@ class TurnRunner:
         except AgentStopped as stop:
             return await self._stopped(stop.reason)
         except asyncio.CancelledError:
-            # A parent cancelling this sub-agent's task: record the stop, then let it unwind.
-            if self.scope.cancelled:
-                await self._finalize(TurnStatus.STOPPED, stop_reason=StopReason.PARENT_STOPPED)
+            # A parent cancelling this sub-agent's task: record the stop (once: the parent waits
+            # for it), then let it unwind. A top-level turn's task is cancelled only by its host
+            # closing, which leaves the turn to the reaper.
+            if self.is_sub_agent and self.scope.cancelled:
+                await self._finalize(
+                    TurnStatus.STOPPED, stop_reason=StopReason.PARENT_STOPPED, retry=False
+                )
             raise
         except llm.LLMError as exc:
             logger.warning("turn %s: model failed: %s", self.turn_id, exc.user_message)
@@ -358,7 +366,13 @@ class TurnRunner:
         )
 
     async def _finalize(
-        self, status: str, *, stop_reason: str = "", error_code: str = "", detail: str = ""
+        self,
+        status: str,
+        *,
+        stop_reason: str = "",
+        error_code: str = "",
+        detail: str = "",
+        retry: bool = True,
     ) -> None:
         output = self.output
         if output:
@@ -367,9 +381,10 @@ class TurnRunner:
             # up to its kept text.
             output.flush_delta()
         # Until the turn's end is written it stays hosted here, and its heartbeat keeps its
-        # lease: a finalize that gave up while the database was down left the turn running
-        # for good, its lease kept alive by a host that no longer ran it. A finalize is
-        # idempotent and fenced by the lease, so it is simply tried again.
+        # lease. A finalize is idempotent and fenced by the lease, so while the database is
+        # unreachable it is tried again: the turn ends as it did, instead of being resumed by
+        # the reaper and answered a second time.
+        give_up_at = time.monotonic() + FINALIZE_RETRY_FOR
         while True:
             try:
                 await self.host.db(
@@ -388,6 +403,12 @@ class TurnRunner:
                 logger.warning("turn %s: lease lost before it could be finalized", self.turn_id)
                 return
             except DATABASE_UNAVAILABLE:
+                if not retry or not self.host.accepting or time.monotonic() >= give_up_at:
+                    logger.exception(
+                        "turn %s: its end could not be recorded; leaving it to the reaper",
+                        self.turn_id,
+                    )
+                    return
                 logger.warning(
                     "turn %s: its end could not be recorded; trying again",
                     self.turn_id,

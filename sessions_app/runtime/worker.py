@@ -291,5 +291,6 @@ def _close_database_pools() -> None:
     """
     for connection in connections.all():
         connection.close()
-        if getattr(connection, "pool", None) is not None:
-            connection.close_pool()
+        close_pool = getattr(connection, "close_pool", None)
+        if close_pool is not None:
+            close_pool()
