@@ -352,6 +352,16 @@ AGENT_TOOLS = env.list(
     ],
 )
 APPROVAL_TIMEOUT = env.float("APPROVAL_TIMEOUT", default=24 * 3600.0)
+# Notifications of approval requests (approvals_app/notifications.py). A worker process knows no
+# request's host, so links in e-mails and webhooks start with the address people reach the site at.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+APPROVAL_WEBHOOK_URL = env("APPROVAL_WEBHOOK_URL", default="")
+APPROVAL_WEBHOOK_SECRET = env("APPROVAL_WEBHOOK_SECRET", default="")
+APPROVAL_WEBHOOK_TIMEOUT = env.float("APPROVAL_WEBHOOK_TIMEOUT", default=10.0)
+# The task sleeps between attempts in a worker process that also takes turn deliveries: with
+# these defaults a receiver that is down holds it for about 7 s plus the attempts' timeouts.
+APPROVAL_WEBHOOK_ATTEMPTS = env.int("APPROVAL_WEBHOOK_ATTEMPTS", default=4)
+APPROVAL_WEBHOOK_RETRY_DELAY = env.float("APPROVAL_WEBHOOK_RETRY_DELAY", default=1.0)
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.05)
 
 LOGGING = {

@@ -10,6 +10,7 @@ from django.utils import timezone
 from sessions_app import events, services
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 
+from . import notifications
 from .models import ApprovalRequest, ApprovalStatus
 
 
@@ -70,6 +71,7 @@ def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "")
             approval.decided_at = timezone.now()
             approval.reason = reason.strip()[:2000]
             approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+            notifications.notify_on_commit(approval_id=approval.pk, status=approval.status)
             events.append(
                 session=session,
                 turn=turn,
@@ -106,9 +108,10 @@ def approval_claim_execution(*, approval_id: int, arguments: dict[str, Any]) -> 
 
 
 def _expire_locked(session, turn: Turn) -> None:
-    turn.approval_requests.filter(status=ApprovalStatus.PENDING).update(
-        status=ApprovalStatus.EXPIRED, decided_at=timezone.now()
-    )
+    pending = turn.approval_requests.filter(status=ApprovalStatus.PENDING)
+    for approval_id in pending.values_list("pk", flat=True):
+        notifications.notify_on_commit(approval_id=approval_id, status=ApprovalStatus.EXPIRED)
+    pending.update(status=ApprovalStatus.EXPIRED, decided_at=timezone.now())
     services.finalize_locked(
         session, turn, status=TurnStatus.STOPPED, stop_reason=StopReason.APPROVAL_EXPIRED
     )

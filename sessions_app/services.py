@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from approvals_app import notifications
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 
 from . import events
@@ -447,6 +448,7 @@ def turn_park_for_approval(
                 arguments_hash=arguments_hash(call["arguments"]),
                 expires_at=expires_at,
             )
+            notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
             events.append(
                 session=session,
                 turn=turn,

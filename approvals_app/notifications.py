@@ -1,0 +1,236 @@
+"""Telling people about approval requests: e-mail to the approvers and a signed webhook.
+
+Services only queue a notification (``notify_on_commit``); a django-q2 task sends it
+(``approvals_app.tasks.notify``), never the turn's worker loop, so a slow or failing mail server
+or webhook receiver delays no turn and undoes no decision. Delivery is at least once: a receiver
+may see the same notice twice and can tell by the approval's ``id`` and ``status``.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.db import transaction
+from django.db.models import QuerySet
+from django.urls import reverse
+from django_q.tasks import async_task
+
+from .models import ApprovalRequest, ApprovalStatus
+
+logger = logging.getLogger(__name__)
+
+DECIDE_PERMISSION = "approvals_app.decide_approvalrequest"
+# Where users' permissions live. Naming it is required (axes' backend is configured too), and
+# it is the backend whose answer ``services.can_decide`` gets from ``user.has_perm``.
+PERMISSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+SIGNATURE_HEADER = "X-Agentproj-Signature"
+# Arguments are shown in full in the e-mail and the JSON body; a chat message only needs a hint.
+TEXT_ARGUMENTS_MAX_CHARS = 300
+
+
+class WebhookFailed(Exception):
+    """The webhook receiver did not accept the notice (after retries where retrying helps)."""
+
+
+class NotificationFailed(Exception):
+    """A channel failed. Raised after every channel was tried, so django-q2 keeps the failure
+    where operators look for failed tasks."""
+
+
+def notify_on_commit(*, approval_id: int, status: str) -> None:
+    """Queue the notice that the approval is now ``status``, once the transaction commits.
+
+    ``robust``: a broker that is down loses the notice, never the committed change (a parked
+    turn, a decision) that it was about.
+    """
+    transaction.on_commit(
+        lambda: async_task(
+            "approvals_app.tasks.notify",
+            approval_id,
+            status,
+            q_options={"task_name": f"approval-{approval_id}-{status}", "group": "notifications"},
+        ),
+        robust=True,
+    )
+
+
+def eligible_approvers(approval: ApprovalRequest) -> QuerySet:
+    """Active users who may decide the request (``services.can_decide``), except its requester.
+
+    The one place that says who is asked, so that a policy naming a group can narrow it.
+    """
+    users = get_user_model().objects.with_perm(DECIDE_PERMISSION, backend=PERMISSION_BACKEND)
+    return users.exclude(pk=approval.turn.session.owner_id).order_by("pk")
+
+
+def approval_notify(*, approval_id: int, status: str) -> str:
+    """Tell the approvers (e-mail) and the webhook that the approval is now ``status``.
+
+    A request that is no longer ``status`` (or is gone with its session) is not announced: a
+    "waiting" notice that went out after the decision would send approvers to a request nobody
+    needs to decide, and the decision's own notice says what is true.
+    """
+    approval = (
+        ApprovalRequest.objects.select_related("turn__session__owner", "decided_by")
+        .filter(pk=approval_id)
+        .first()
+    )
+    if approval is None or approval.status != status:
+        return "nothing to announce"
+    failed = []
+    try:
+        mailed = send_mail_notices(approval)
+    except OSError:
+        logger.exception("approval %s: the %s e-mails were not sent", approval_id, status)
+        failed.append("mail")
+        mailed = 0
+    if settings.APPROVAL_WEBHOOK_URL:
+        try:
+            post_webhook(webhook_payload(approval))
+        except WebhookFailed:
+            logger.exception("approval %s: the %s webhook was not delivered", approval_id, status)
+            failed.append("webhook")
+    if failed:
+        raise NotificationFailed(f"approval {approval_id} {status}: {', '.join(failed)} failed")
+    return f"approval {approval_id} {status}: mailed {mailed}"
+
+
+# E-mail
+
+
+def mail_recipients(approval: ApprovalRequest) -> list[str]:
+    """Who was asked to decide hears how it ended too, so that nobody opens a request that is
+    settled; the one who decided needs no e-mail about their own decision. The requester is not
+    mailed: their session's timeline shows the decision as it happens."""
+    approvers = eligible_approvers(approval).exclude(email="")
+    if approval.decided_by_id:
+        approvers = approvers.exclude(pk=approval.decided_by_id)
+    return list(approvers.values_list("email", flat=True))
+
+
+def send_mail_notices(approval: ApprovalRequest) -> int:
+    """One message per approver, so that no approver learns the others' addresses."""
+    subject = mail_subject(approval)
+    body = f"{summary(approval)}\n\n{details(approval)}\n\nOpen it: {approval_url(approval)}\n"
+    messages = [mail.EmailMessage(subject, body, to=[to]) for to in mail_recipients(approval)]
+    if not messages:
+        return 0
+    return mail.get_connection().send_messages(messages)
+
+
+def mail_subject(approval: ApprovalRequest) -> str:
+    subjects = {
+        ApprovalStatus.PENDING: "Approval needed",
+        ApprovalStatus.APPROVED: "Approved",
+        ApprovalStatus.REJECTED: "Rejected",
+        ApprovalStatus.EXPIRED: "Expired",
+    }
+    return f"{subjects[approval.status]}: {approval.tool_name} (request {approval.pk})"
+
+
+# Texts
+
+
+def approval_url(approval: ApprovalRequest) -> str:
+    """The request's page in the admin queue, absolute: a worker knows no request's host."""
+    path = reverse("admin:approvals_app_approvalrequest_change", args=[approval.pk])
+    return settings.SITE_URL + path
+
+
+def summary(approval: ApprovalRequest) -> str:
+    requester = approval.turn.session.owner.get_username()
+    what = f"{approval.tool_name} (request {approval.pk}, asked for by {requester})"
+    if approval.status == ApprovalStatus.PENDING:
+        return f"{what} is waiting for approval."
+    if approval.status == ApprovalStatus.EXPIRED:
+        return f"{what} expired without a decision; its turn was stopped."
+    decider = approval.decided_by.get_username() if approval.decided_by else "someone"
+    reason = f": {approval.reason}" if approval.reason else "."
+    return f"{what} was {approval.status} by {decider}{reason}"
+
+
+def details(approval: ApprovalRequest) -> str:
+    arguments = json.dumps(approval.arguments, indent=2, sort_keys=True, ensure_ascii=False)
+    lines = [f"Arguments:\n{arguments}", f"Session: {approval.turn.session}"]
+    if approval.status == ApprovalStatus.PENDING:
+        lines.append(f"Expires: {approval.expires_at.isoformat()}")
+    return "\n".join(lines)
+
+
+def slack_text(approval: ApprovalRequest) -> str:
+    arguments = json.dumps(approval.arguments, sort_keys=True, ensure_ascii=False)
+    if len(arguments) > TEXT_ARGUMENTS_MAX_CHARS:
+        arguments = arguments[: TEXT_ARGUMENTS_MAX_CHARS - 1] + "…"
+    quoted = slack_escape(f"{summary(approval)} `{arguments}`")
+    return f"{quoted} <{approval_url(approval)}|Open request>"
+
+
+def slack_escape(text: str) -> str:
+    """Slack reads <…> as a link or a mention: arguments and reasons come from the model and
+    from people, and must show as they are written, not as a link someone slipped in."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Webhook
+
+
+def webhook_payload(approval: ApprovalRequest) -> dict[str, Any]:
+    turn = approval.turn
+    return {
+        "id": approval.pk,
+        "status": approval.status,
+        "tool": approval.tool_name,
+        "arguments": approval.arguments,
+        "session": str(turn.session_id),
+        "turn": turn.pk,
+        "requested_by": turn.session.owner.get_username(),
+        "decided_by": approval.decided_by.get_username() if approval.decided_by else None,
+        "reason": approval.reason,
+        "expires_at": approval.expires_at.isoformat(),
+        "url": approval_url(approval),
+        "text": slack_text(approval),
+    }
+
+
+def signature(body: bytes) -> str:
+    digest = hmac.new(settings.APPROVAL_WEBHOOK_SECRET.encode(), body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def post_webhook(payload: dict[str, Any]) -> int:
+    """POST the payload to ``APPROVAL_WEBHOOK_URL``; returns the receiver's status code.
+
+    Transport errors, 429 and 5xx are tried again with exponential back-off, up to
+    ``APPROVAL_WEBHOOK_ATTEMPTS`` in all; any other answer will not change on retrying. Every
+    attempt sends the same bytes, so the signature covers exactly what the receiver reads.
+    """
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json"}
+    if settings.APPROVAL_WEBHOOK_SECRET:
+        headers[SIGNATURE_HEADER] = signature(body)
+    # Zero attempts would mean a notice that silently never goes out.
+    attempts = max(1, settings.APPROVAL_WEBHOOK_ATTEMPTS)
+    with httpx.Client(timeout=settings.APPROVAL_WEBHOOK_TIMEOUT) as client:
+        for attempt in range(1, attempts + 1):
+            try:
+                response = client.post(settings.APPROVAL_WEBHOOK_URL, content=body, headers=headers)
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.is_success:
+                    return response.status_code
+                problem = f"HTTP {response.status_code}"
+                if response.status_code != 429 and not response.is_server_error:
+                    raise WebhookFailed(problem)
+            if attempt < attempts:
+                delay = settings.APPROVAL_WEBHOOK_RETRY_DELAY * 2 ** (attempt - 1)
+                logger.warning("approval webhook: %s; trying again in %.1fs", problem, delay)
+                time.sleep(delay)
+    raise WebhookFailed(f"{problem} after {attempts} attempts")

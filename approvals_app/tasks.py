@@ -1,0 +1,8 @@
+"""django-q2 tasks of approvals. Like views, they take ids and call the code that does the work."""
+
+from . import notifications
+
+
+def notify(approval_id: int, status: str) -> str:
+    """Queued by ``notifications.notify_on_commit`` when a request becomes ``status``."""
+    return notifications.approval_notify(approval_id=approval_id, status=status)
