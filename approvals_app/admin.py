@@ -18,13 +18,14 @@ from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_t
 from sessions_app.models import TurnStatus
 
 from . import services
-from .models import ApprovalRequest, ApprovalStatus
+from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus
 
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
+OWN_REQUEST = "You asked for it, and it needs another approver's approval."
 
 
 def reason_field(*, required: bool, **kwargs) -> forms.CharField:
@@ -50,6 +51,42 @@ class RejectForm(forms.Form):
     )
 
 
+class ApprovalDecisionInline(admin.TabularInline):
+    """Who has approved or rejected so far: a quorum's progress, read-only."""
+
+    model = ApprovalDecision
+    fields = ["approver", "decision", "reason", "at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return services.can_decide(request.user) or super().has_view_permission(request, obj)
+
+
+@admin.register(ApprovalDecision)
+class ApprovalDecisionAdmin(admin.ModelAdmin):
+    """The audit of decisions, by approver and date."""
+
+    list_display = ["at", "approver", "decision", "approval", "reason"]
+    list_filter = ["decision", "approver"]
+    list_select_related = ["approver", "approval"]
+    date_hierarchy = "at"
+    readonly_fields = ["approval", "approver", "decision", "reason", "at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
     list_display = [
@@ -66,8 +103,12 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     list_filter = ["status", "tool_name"]
     list_select_related = ["turn__session__owner"]
     actions = ["approve_selected", "reject_selected"]
+    inlines = [ApprovalDecisionInline]
     fields = [
         "status",
+        "approvals_needed",
+        "approvals_given",
+        "allow_self_approval",
         "session",
         "requested_by",
         "turn",
@@ -186,7 +227,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         )
 
     def _decide_many(self, request, queryset, *, approve: bool, reason: str) -> None:
-        decided, refused = 0, []
+        decided, refused, own = 0, [], []
         for approval in queryset.order_by("created_at", "pk"):
             try:
                 services.approval_decide(
@@ -194,16 +235,19 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 )
             except services.NotPending:
                 refused.append(approval)
+            except services.SelfApprovalForbidden:
+                own.append(approval)
             else:
                 decided += 1
         if decided:
             verb = "Approved" if approve else "Rejected"
             self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
-        if refused:
-            ids = ", ".join(f"#{a.pk}" for a in refused[:REFUSED_IDS_SHOWN])
-            if len(refused) > REFUSED_IDS_SHOWN:
-                ids += f" and {len(refused) - REFUSED_IDS_SHOWN} more"
-            self.message_user(request, f"Not decided: {ids}. {NOT_PENDING}", messages.ERROR)
+        for approvals, why in ((refused, NOT_PENDING), (own, OWN_REQUEST)):
+            if approvals:
+                ids = ", ".join(f"#{a.pk}" for a in approvals[:REFUSED_IDS_SHOWN])
+                if len(approvals) > REFUSED_IDS_SHOWN:
+                    ids += f" and {len(approvals) - REFUSED_IDS_SHOWN} more"
+                self.message_user(request, f"Not decided: {ids}. {why}", messages.ERROR)
 
     # The change page's Approve and Reject buttons
 
@@ -252,9 +296,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 approve=approve,
                 reason=form.cleaned_data["reason"],
             )
-        except services.NotPending:
+        except (services.NotPending, services.SelfApprovalForbidden) as refusal:
+            why = NOT_PENDING if isinstance(refusal, services.NotPending) else OWN_REQUEST
             self.message_user(
-                request, f"Request #{approval.pk} was not decided. {NOT_PENDING}", messages.ERROR
+                request, f"Request #{approval.pk} was not decided. {why}", messages.ERROR
             )
             return HttpResponseRedirect(change_url)
         verb = "Approved" if approve else "Rejected"

@@ -34,6 +34,9 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
     decided_by = serializers.CharField(
         source="decided_by.get_username", default=None, allow_null=True, read_only=True
     )
+    approvals_given = serializers.IntegerField(
+        read_only=True, help_text="Distinct approvers who approved so far."
+    )
 
     class Meta:
         model = ApprovalRequest
@@ -46,6 +49,8 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
             "tool_name",
             "arguments",
             "status",
+            "approvals_needed",
+            "approvals_given",
             "decided_by",
             "decided_at",
             "reason",
@@ -82,9 +87,11 @@ class ApprovalListApi(APIView):
         query = ApprovalsQuerySerializer(data=query_params(request))
         query.is_valid(raise_exception=True)
         services.approvals_expire()
-        approvals = ApprovalRequest.objects.select_related(
-            "turn__session__owner", "decided_by"
-        ).order_by("created_at")
+        approvals = (
+            ApprovalRequest.objects.select_related("turn__session__owner", "decided_by")
+            .prefetch_related("decisions")
+            .order_by("created_at")
+        )
         if "status" in query.validated_data:
             approvals = approvals.filter(status=query.validated_data["status"])
         return Response(ApprovalOutSerializer(approvals, many=True).data)

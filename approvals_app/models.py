@@ -27,6 +27,10 @@ class ApprovalRequest(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # Distinct approvers whose approval releases the call; any one rejection rejects it.
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    # Four-eyes when False: the session's owner, who asked for the call, may not approve it.
+    allow_self_approval = models.BooleanField(default=True)
     expires_at = models.DateTimeField()
     # Set once, by the one worker that claims the approved call; the claim makes it run once.
     executed_at = models.DateTimeField(null=True, blank=True)
@@ -40,6 +44,9 @@ class ApprovalRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=ApprovalStatus.values), name="approval_status_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(approvals_needed__gte=1), name="approval_needs_an_approver"
+            ),
         ]
 
     def __str__(self):
@@ -48,3 +55,40 @@ class ApprovalRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == ApprovalStatus.PENDING
+
+    @property
+    def approvals_given(self) -> int:
+        return sum(d.decision == Decision.APPROVE for d in self.decisions.all())
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ApprovalDecision(models.Model):
+    """One approver's say on a request: a quorum counts these, one per person."""
+
+    approval = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="decisions"
+    )
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["approval", "approver"], name="one_decision_per_approver"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__in=Decision.values), name="decision_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.approver} {self.decision}s {self.approval}"

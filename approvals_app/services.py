@@ -10,12 +10,17 @@ from django.utils import timezone
 from sessions_app import events, services
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 
-from .models import ApprovalRequest, ApprovalStatus
+from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Decision
 
 
 class NotPending(services.ServiceError):
     code = "not_pending"
     detail = "This approval request has already been decided, cancelled or expired."
+
+
+class SelfApprovalForbidden(services.ServiceError):
+    code = "self_approval_forbidden"
+    detail = "The person who asked for this call may not approve it; another approver must."
 
 
 class ArgumentsChanged(services.ServiceError):
@@ -47,11 +52,13 @@ def can_decide(user) -> bool:
 
 
 def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "") -> ApprovalRequest:
-    """Approve or reject a pending request of a turn that is still waiting for approval.
+    """Record one approver's decision on a pending request of a turn waiting for approval.
 
-    Takes the same session and turn locks as a cancel, so of a cancel and a decision arriving
-    together exactly one wins; the loser gets ``NotPending``. When no request of the turn is
-    pending any more the turn is queued and resumed from its checkpoint.
+    A rejection rejects at once; approvals release the call when ``approvals_needed`` distinct
+    approvers have given one (the same approver twice counts once). Takes the same session and
+    turn locks as a cancel, so of a cancel and a decision arriving together exactly one wins;
+    the loser gets ``NotPending``. When no request of the turn is pending any more the turn is
+    queued and resumed from its checkpoint.
     """
     turn_id = ApprovalRequest.objects.values_list("turn_id", flat=True).get(pk=approval_id)
     with transaction.atomic():
@@ -65,27 +72,48 @@ def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "")
             _expire_locked(session, turn)
             events.approval_queue_changed_on_commit()
         else:
-            approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-            approval.decided_by = actor
-            approval.decided_at = timezone.now()
-            approval.reason = reason.strip()[:2000]
-            approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
-            events.append(
-                session=session,
-                turn=turn,
-                kind=EventKind.APPROVAL_DECIDED,
-                data=approval_event_data(
-                    approval,
-                    decision=approval.status,
-                    decided_by=actor.get_username(),
-                    reason=approval.reason,
-                ),
-            )
-            services.turn_resume_after_decision(session=session, turn=turn)
-            events.approval_queue_changed_on_commit()
+            _decide_locked(session, turn, approval, actor=actor, approve=approve, reason=reason)
     if overdue:
         raise NotPending()
     return approval
+
+
+def _decide_locked(session, turn: Turn, approval: ApprovalRequest, *, actor, approve, reason):
+    if approve and not approval.allow_self_approval and actor.pk == session.owner_id:
+        raise SelfApprovalForbidden()
+    reason = reason.strip()[:2000]
+    decision = Decision.APPROVE if approve else Decision.REJECT
+    earlier = approval.decisions.filter(approver=actor).first()
+    if earlier is not None and earlier.decision == decision:
+        # A second click of the same approver: nothing new to count or to tell.
+        return
+    ApprovalDecision.objects.update_or_create(
+        approval=approval, approver=actor, defaults={"decision": decision, "reason": reason}
+    )
+    given = approval.approvals_given
+    if not approve or given >= approval.approvals_needed:
+        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        approval.decided_by = actor
+        approval.decided_at = timezone.now()
+        approval.reason = reason
+        approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+    events.append(
+        session=session,
+        turn=turn,
+        kind=EventKind.APPROVAL_DECIDED,
+        data=approval_event_data(
+            approval,
+            decision=ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED,
+            # Still "pending" while a quorum waits for more approvers.
+            status=approval.status,
+            approvals_given=given,
+            approvals_needed=approval.approvals_needed,
+            decided_by=actor.get_username(),
+            reason=reason,
+        ),
+    )
+    services.turn_resume_after_decision(session=session, turn=turn)
+    events.approval_queue_changed_on_commit()
 
 
 def approval_claim_execution(*, approval_id: int, arguments: dict[str, Any]) -> bool:

@@ -427,6 +427,9 @@ def turn_park_for_approval(
 ) -> bool:
     """running -> waiting_for_approval with one ApprovalRequest per call; the task then returns.
 
+    Each call is ``{"id", "name", "arguments"}``, and optionally the approval it needs:
+    ``approvals_needed`` (default 1) and ``allow_self_approval`` (default True).
+
     Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
     caller stops instead.
     """
@@ -445,6 +448,8 @@ def turn_park_for_approval(
                 tool_name=call["name"],
                 arguments=call["arguments"],
                 arguments_hash=arguments_hash(call["arguments"]),
+                approvals_needed=call.get("approvals_needed", 1),
+                allow_self_approval=call.get("allow_self_approval", True),
                 expires_at=expires_at,
             )
             events.append(
@@ -452,7 +457,10 @@ def turn_park_for_approval(
                 turn=turn,
                 kind=EventKind.APPROVAL_REQUESTED,
                 data=approval_event_data(
-                    approval, arguments=approval.arguments, expires_at=expires_at.isoformat()
+                    approval,
+                    arguments=approval.arguments,
+                    expires_at=expires_at.isoformat(),
+                    approvals_needed=approval.approvals_needed,
                 ),
             )
         _move(turn, S.WAITING_FOR_APPROVAL)
