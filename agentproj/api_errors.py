@@ -25,6 +25,7 @@ SERVICE_ERROR_STATUS = {
     "not_pending": status.HTTP_409_CONFLICT,
     "illegal_transition": status.HTTP_409_CONFLICT,
     "arguments_changed": status.HTTP_409_CONFLICT,
+    "invalid_arguments": status.HTTP_400_BAD_REQUEST,
 }
 
 

@@ -35,7 +35,10 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
         source="decided_by.get_username", default=None, allow_null=True, read_only=True
     )
     approvals_given = serializers.IntegerField(
-        read_only=True, help_text="Distinct approvers who approved so far."
+        read_only=True, help_text="Distinct approvers who approved the arguments as they stand."
+    )
+    edited_by = serializers.CharField(
+        source="edited_by.get_username", default=None, allow_null=True, read_only=True
     )
 
     class Meta:
@@ -48,6 +51,8 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
             "tool_call_id",
             "tool_name",
             "arguments",
+            "edited_arguments",
+            "edited_by",
             "status",
             "approvals_needed",
             "approvals_given",
@@ -97,38 +102,53 @@ class ApprovalListApi(APIView):
         return Response(ApprovalOutSerializer(approvals, many=True).data)
 
 
+class ApproveInSerializer(DecisionInSerializer):
+    arguments = serializers.DictField(
+        required=False,
+        help_text=(
+            "The call's arguments as the approver edited them; checked against the tool's "
+            "schema (400 invalid_arguments, the request stays pending). The call runs with these."
+        ),
+    )
+
+
+DECIDE_RESPONSES = {
+    200: ApprovalOutSerializer,
+    400: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+    **AUTH_ERRORS,
+    **THROTTLED_ERRORS,
+}
+
+
 class _DecideApi(APIView):
     permission_classes = [CanDecideApprovals]
     throttle_classes = [DecideThrottle]
-    approve: bool
 
-    @extend_schema(
-        request=DecisionInSerializer,
-        responses={
-            200: ApprovalOutSerializer,
-            400: ErrorSerializer,
-            404: ErrorSerializer,
-            409: ErrorSerializer,
-            **AUTH_ERRORS,
-            **THROTTLED_ERRORS,
-        },
-    )
-    def post(self, request, approval_id):
+    def decide(self, request, approval_id, *, approve: bool, serializer_class):
         get_object_or_404(ApprovalRequest, pk=approval_id)
-        data = DecisionInSerializer(data=request.data)
+        data = serializer_class(data=request.data)
         data.is_valid(raise_exception=True)
         approval = services.approval_decide(
             approval_id=approval_id,
             actor=request.user,
-            approve=self.approve,
+            approve=approve,
             reason=data.validated_data["reason"],
+            arguments=data.validated_data.get("arguments"),
         )
         return Response(ApprovalOutSerializer(approval).data)
 
 
 class ApprovalApproveApi(_DecideApi):
-    approve = True
+    @extend_schema(request=ApproveInSerializer, responses=DECIDE_RESPONSES)
+    def post(self, request, approval_id):
+        return self.decide(request, approval_id, approve=True, serializer_class=ApproveInSerializer)
 
 
 class ApprovalRejectApi(_DecideApi):
-    approve = False
+    @extend_schema(request=DecisionInSerializer, responses=DECIDE_RESPONSES)
+    def post(self, request, approval_id):
+        return self.decide(
+            request, approval_id, approve=False, serializer_class=DecisionInSerializer
+        )

@@ -17,7 +17,13 @@ class ApprovalRequest(models.Model):
     )
     tool_call_id = models.CharField(max_length=200)
     tool_name = models.CharField(max_length=100)
+    # As the model asked for them; an approver's edit goes to edited_arguments.
     arguments = models.JSONField(default=dict)
+    edited_arguments = models.JSONField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The hash of the arguments the call runs with (edited if edited): what approvers approve.
     arguments_hash = models.CharField(max_length=64)
     status = models.CharField(
         max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
@@ -57,8 +63,17 @@ class ApprovalRequest(models.Model):
         return self.status == ApprovalStatus.PENDING
 
     @property
+    def arguments_to_run(self) -> dict:
+        return self.arguments if self.edited_arguments is None else self.edited_arguments
+
+    @property
     def approvals_given(self) -> int:
-        return sum(d.decision == Decision.APPROVE for d in self.decisions.all())
+        """Distinct approvals of the arguments as they stand: an edit makes earlier approvals,
+        given to other arguments, stop counting."""
+        return sum(
+            d.decision == Decision.APPROVE and d.arguments_hash == self.arguments_hash
+            for d in self.decisions.all()
+        )
 
 
 class Decision(models.TextChoices):
@@ -76,6 +91,10 @@ class ApprovalDecision(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     decision = models.CharField(max_length=8, choices=Decision.choices)
+    # The arguments the approver approved (blank for a rejection); with edited_arguments set
+    # when this decision changed them.
+    arguments_hash = models.CharField(max_length=64, blank=True)
+    edited_arguments = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     at = models.DateTimeField(auto_now_add=True)
 

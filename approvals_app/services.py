@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from sessions_app import events, services
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.runtime import tools
 
 from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Decision
 
@@ -21,6 +22,14 @@ class NotPending(services.ServiceError):
 class SelfApprovalForbidden(services.ServiceError):
     code = "self_approval_forbidden"
     detail = "The person who asked for this call may not approve it; another approver must."
+
+
+class InvalidArguments(services.ServiceError):
+    code = "invalid_arguments"
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
 
 
 class ArgumentsChanged(services.ServiceError):
@@ -51,16 +60,30 @@ def can_decide(user) -> bool:
     )
 
 
-def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "") -> ApprovalRequest:
+def approval_decide(
+    *,
+    approval_id: int,
+    actor,
+    approve: bool,
+    reason: str = "",
+    arguments: dict[str, Any] | None = None,
+) -> ApprovalRequest:
     """Record one approver's decision on a pending request of a turn waiting for approval.
 
     A rejection rejects at once; approvals release the call when ``approvals_needed`` distinct
-    approvers have given one (the same approver twice counts once). Takes the same session and
+    approvers have given one (the same approver twice counts once). An approval may come with
+    edited ``arguments``, checked against the tool's schema (``InvalidArguments``, nothing
+    changes); the call then runs with those, and approvals of other arguments stop counting
+    towards the quorum. Takes the same session and
     turn locks as a cancel, so of a cancel and a decision arriving together exactly one wins;
     the loser gets ``NotPending``. When no request of the turn is pending any more the turn is
     queued and resumed from its checkpoint.
     """
-    turn_id = ApprovalRequest.objects.values_list("turn_id", flat=True).get(pk=approval_id)
+    turn_id, tool_name = ApprovalRequest.objects.values_list("turn_id", "tool_name").get(
+        pk=approval_id
+    )
+    if approve and arguments is not None:
+        _check_arguments(tool_name, arguments)
     with transaction.atomic():
         session, turn = services.lock_turn(turn_id)
         approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
@@ -72,23 +95,60 @@ def approval_decide(*, approval_id: int, actor, approve: bool, reason: str = "")
             _expire_locked(session, turn)
             events.approval_queue_changed_on_commit()
         else:
-            _decide_locked(session, turn, approval, actor=actor, approve=approve, reason=reason)
+            _decide_locked(
+                session,
+                turn,
+                approval,
+                actor=actor,
+                approve=approve,
+                reason=reason,
+                arguments=arguments if approve else None,
+            )
     if overdue:
         raise NotPending()
     return approval
 
 
-def _decide_locked(session, turn: Turn, approval: ApprovalRequest, *, actor, approve, reason):
+def _check_arguments(tool_name: str, arguments: dict[str, Any]) -> None:
+    tool = tools.registry().get(tool_name)
+    if tool is None:
+        raise InvalidArguments(f"The tool {tool_name} is not available any more.")
+    try:
+        tool.validate(arguments)
+    except tools.ToolError as exc:
+        raise InvalidArguments(str(exc)) from None
+
+
+def _decide_locked(
+    session, turn: Turn, approval: ApprovalRequest, *, actor, approve, reason, arguments
+):
     if approve and not approval.allow_self_approval and actor.pk == session.owner_id:
         raise SelfApprovalForbidden()
     reason = reason.strip()[:2000]
+    edited = arguments is not None and arguments_hash(arguments) != approval.arguments_hash
+    if edited:
+        approval.edited_arguments = arguments
+        approval.edited_by = actor
+        approval.arguments_hash = arguments_hash(arguments)
+        approval.save(update_fields=["edited_arguments", "edited_by", "arguments_hash"])
     decision = Decision.APPROVE if approve else Decision.REJECT
+    approved_hash = approval.arguments_hash if approve else ""
     earlier = approval.decisions.filter(approver=actor).first()
-    if earlier is not None and earlier.decision == decision:
+    if earlier is not None and (earlier.decision, earlier.arguments_hash) == (
+        decision,
+        approved_hash,
+    ):
         # A second click of the same approver: nothing new to count or to tell.
         return
     ApprovalDecision.objects.update_or_create(
-        approval=approval, approver=actor, defaults={"decision": decision, "reason": reason}
+        approval=approval,
+        approver=actor,
+        defaults={
+            "decision": decision,
+            "reason": reason,
+            "arguments_hash": approved_hash,
+            "edited_arguments": arguments if edited else None,
+        },
     )
     given = approval.approvals_given
     if not approve or given >= approval.approvals_needed:
@@ -97,6 +157,8 @@ def _decide_locked(session, turn: Turn, approval: ApprovalRequest, *, actor, app
         approval.decided_at = timezone.now()
         approval.reason = reason
         approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
+    # The requested arguments stay in the approval_requested event; an edit is told here.
+    edit = {"edited_arguments": arguments, "edited_by": actor.get_username()} if edited else {}
     events.append(
         session=session,
         turn=turn,
@@ -110,27 +172,37 @@ def _decide_locked(session, turn: Turn, approval: ApprovalRequest, *, actor, app
             approvals_needed=approval.approvals_needed,
             decided_by=actor.get_username(),
             reason=reason,
+            **edit,
         ),
     )
     services.turn_resume_after_decision(session=session, turn=turn)
     events.approval_queue_changed_on_commit()
 
 
-def approval_claim_execution(*, approval_id: int, arguments: dict[str, Any]) -> bool:
-    """Claim the right to run an approved call. True exactly once per approval.
+def approval_claim_execution(
+    *, approval_id: int, requested: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Claim the right to run an approved call: the arguments to run it with, exactly once per
+    approval (None for every later claim).
 
-    The arguments must hash to what the approver saw; a resume delivered twice finds the claim
-    taken and does not run the tool again.
+    ``requested`` are the call's arguments as the turn saved them: they must be the ones the
+    approvers were shown. The call runs with the approved arguments, edited or not, and the
+    claim holds only while they hash to what the approvers approved. A resume delivered twice
+    finds the claim taken and does not run the tool again.
     """
     approval = ApprovalRequest.objects.get(pk=approval_id)
     if approval.status != ApprovalStatus.APPROVED:
         raise NotPending()
-    if arguments_hash(arguments) != approval.arguments_hash:
+    if arguments_hash(requested) != arguments_hash(approval.arguments):
         raise ArgumentsChanged()
+    to_run = approval.arguments_to_run
     claimed = ApprovalRequest.objects.filter(
-        pk=approval_id, status=ApprovalStatus.APPROVED, executed_at__isnull=True
+        pk=approval_id,
+        status=ApprovalStatus.APPROVED,
+        arguments_hash=arguments_hash(to_run),
+        executed_at__isnull=True,
     ).update(executed_at=timezone.now())
-    return claimed == 1
+    return to_run if claimed == 1 else None
 
 
 def _expire_locked(session, turn: Turn) -> None:

@@ -244,32 +244,43 @@ class TurnRunner:
                     state, call["id"], call["name"], _rejection(approval), ok=False
                 )
                 continue
-            refusal = await self._claim(approval, call)
+            arguments, refusal = await self._claim(approval, call)
             if refusal:
                 await self._tool_result(state, call["id"], call["name"], refusal, ok=False)
                 continue
-            await self._run_tool(state, available[call["name"]], call["id"], call["arguments"])
+            await self._run_tool(
+                state, available[call["name"]], call["id"], arguments, note=_edit_note(approval)
+            )
         state.awaiting_approval = []
         await self._checkpoint(state)
 
-    async def _claim(self, approval, call: dict[str, Any]) -> str:
-        """Mark an approved call executed just before it runs; a refusal text if it may not."""
+    async def _claim(self, approval, call: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Mark an approved call executed just before it runs: the arguments to run it with, or
+        a refusal text if it may not run."""
         self.scope.raise_if_cancelled()
         try:
-            claimed = await self.host.db(
+            arguments = await self.host.db(
                 approval_services.approval_claim_execution,
                 approval_id=approval.pk,
-                arguments=call["arguments"],
+                requested=call["arguments"],
             )
         except approval_services.ArgumentsChanged:
-            return "Refused: the arguments differ from the ones that were approved."
-        if not claimed:
-            return "This approved call was already run once; it is not run again."
-        return ""
+            return {}, "Refused: the arguments differ from the ones that were approved."
+        if arguments is None:
+            return {}, "This approved call was already run once; it is not run again."
+        return arguments, ""
 
     async def _run_tool(
-        self, state: TurnState, tool: tools.Tool, call_id: str, arguments: dict[str, Any]
+        self,
+        state: TurnState,
+        tool: tools.Tool,
+        call_id: str,
+        arguments: dict[str, Any],
+        *,
+        note: str = "",
     ) -> None:
+        """Run a call and record its result, ``note`` (what the model should know about how
+        the call was made) ahead of it."""
         context = tools.ToolContext(
             turn_id=self.turn_id, tool_call_id=call_id, run_sub_agent=self._run_sub_agent
         )
@@ -278,19 +289,19 @@ class TurnRunner:
                 tool.run(arguments, context), interruptible=tool.interruptible
             )
         except tools.ToolError as exc:
-            await self._tool_result(state, call_id, tool.name, str(exc), ok=False)
+            await self._tool_result(state, call_id, tool.name, note + str(exc), ok=False)
             return
         except AgentStopped:
             raise
         except Exception:
             logger.exception("turn %s: tool %s failed", self.turn_id, tool.name)
             await self._tool_result(
-                state, call_id, tool.name, f"The tool {tool.name} failed.", ok=False
+                state, call_id, tool.name, f"{note}The tool {tool.name} failed.", ok=False
             )
             return
         # A non-interruptible tool finished although a stop arrived meanwhile: record its
         # result whatever happens next, then the next boundary stops the turn.
-        await self._tool_result(state, call_id, tool.name, result, ok=True, force=True)
+        await self._tool_result(state, call_id, tool.name, note + result, ok=True, force=True)
 
     async def _run_sub_agent(self, task: str) -> str:
         child = await self.host.db(
@@ -394,6 +405,17 @@ class TurnRunner:
                     exc_info=True,
                 )
                 await asyncio.sleep(FINALIZE_RETRY_INTERVAL)
+
+
+def _edit_note(approval) -> str:
+    if approval.edited_arguments is None:
+        return ""
+    who = approval.edited_by.get_username() if approval.edited_by else "an approver"
+    edited = json.dumps(approval.edited_arguments, sort_keys=True, ensure_ascii=False)
+    return (
+        f"Note: a person ({who}) changed the arguments of this call before approving it; "
+        f"it ran with {edited}.\n"
+    )
 
 
 def _rejection(approval) -> str:
