@@ -26,6 +26,7 @@ SERVICE_ERROR_STATUS = {
     "illegal_transition": status.HTTP_409_CONFLICT,
     "arguments_changed": status.HTTP_409_CONFLICT,
     "invalid_arguments": status.HTTP_400_BAD_REQUEST,
+    "not_eligible": status.HTTP_403_FORBIDDEN,
 }
 
 

@@ -18,14 +18,19 @@ from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_t
 from sessions_app.models import TurnStatus
 
 from . import services
-from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus
+from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule
 
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
-OWN_REQUEST = "You asked for it, and it needs another approver's approval."
+# Refusals a decision may meet, and what the queue says about each.
+REFUSALS = (services.NotPending, services.SelfApprovalForbidden, services.NotEligible)
+
+
+def refusal_text(refusal: Exception) -> str:
+    return NOT_PENDING if isinstance(refusal, services.NotPending) else refusal.detail
 
 
 def reason_field(*, required: bool, **kwargs) -> forms.CharField:
@@ -87,6 +92,46 @@ class ApprovalDecisionAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(PolicyRule)
+class PolicyRuleAdmin(admin.ModelAdmin):
+    """Policies are edited by superusers only: a rule decides who may run what."""
+
+    list_display = [
+        "tool_name",
+        "position",
+        "name",
+        "field",
+        "operator",
+        "value",
+        "outcome",
+        "group",
+        "quorum",
+        "allow_self_approval",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["tool_name", "outcome"]
+    fieldsets = [
+        (None, {"fields": ["name", "tool_name", "position"]}),
+        ("Condition (leave empty to match every call)", {"fields": ["field", "operator", "value"]}),
+        ("Outcome", {"fields": ["outcome", "group", "quorum", "allow_self_approval"]}),
+    ]
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
     list_display = [
@@ -109,6 +154,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "approvals_needed",
         "approvals_given",
         "allow_self_approval",
+        "group",
+        "edited_arguments",
+        "edited_by",
         "session",
         "requested_by",
         "turn",
@@ -227,22 +275,20 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         )
 
     def _decide_many(self, request, queryset, *, approve: bool, reason: str) -> None:
-        decided, refused, own = 0, [], []
+        decided, refused = 0, {}
         for approval in queryset.order_by("created_at", "pk"):
             try:
                 services.approval_decide(
                     approval_id=approval.pk, actor=request.user, approve=approve, reason=reason
                 )
-            except services.NotPending:
-                refused.append(approval)
-            except services.SelfApprovalForbidden:
-                own.append(approval)
+            except REFUSALS as refusal:
+                refused.setdefault(refusal_text(refusal), []).append(approval)
             else:
                 decided += 1
         if decided:
             verb = "Approved" if approve else "Rejected"
             self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
-        for approvals, why in ((refused, NOT_PENDING), (own, OWN_REQUEST)):
+        for why, approvals in refused.items():
             if approvals:
                 ids = ", ".join(f"#{a.pk}" for a in approvals[:REFUSED_IDS_SHOWN])
                 if len(approvals) > REFUSED_IDS_SHOWN:
@@ -296,10 +342,11 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 approve=approve,
                 reason=form.cleaned_data["reason"],
             )
-        except (services.NotPending, services.SelfApprovalForbidden) as refusal:
-            why = NOT_PENDING if isinstance(refusal, services.NotPending) else OWN_REQUEST
+        except REFUSALS as refusal:
             self.message_user(
-                request, f"Request #{approval.pk} was not decided. {why}", messages.ERROR
+                request,
+                f"Request #{approval.pk} was not decided. {refusal_text(refusal)}",
+                messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
         verb = "Approved" if approve else "Rejected"

@@ -40,6 +40,13 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
     edited_by = serializers.CharField(
         source="edited_by.get_username", default=None, allow_null=True, read_only=True
     )
+    group = serializers.CharField(
+        source="group.name",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="Only its members may decide (a policy's rule); null: any approver.",
+    )
 
     class Meta:
         model = ApprovalRequest
@@ -56,6 +63,8 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
             "status",
             "approvals_needed",
             "approvals_given",
+            "allow_self_approval",
+            "group",
             "decided_by",
             "decided_at",
             "reason",

@@ -1,6 +1,10 @@
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from .conditions import Operator, condition_problem
 
 
 class ApprovalStatus(models.TextChoices):
@@ -37,6 +41,10 @@ class ApprovalRequest(models.Model):
     approvals_needed = models.PositiveSmallIntegerField(default=1)
     # Four-eyes when False: the session's owner, who asked for the call, may not approve it.
     allow_self_approval = models.BooleanField(default=True)
+    # Only its members may decide; null: any approver.
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     expires_at = models.DateTimeField()
     # Set once, by the one worker that claims the approved call; the claim makes it run once.
     executed_at = models.DateTimeField(null=True, blank=True)
@@ -111,3 +119,61 @@ class ApprovalDecision(models.Model):
 
     def __str__(self):
         return f"{self.approver} {self.decision}s {self.approval}"
+
+
+class Outcome(models.TextChoices):
+    ALLOW = "allow"
+    DENY = "deny"
+    REQUIRE_APPROVAL = "require_approval"
+
+
+class PolicyRule(models.Model):
+    """One rule of a tool's policy: the first rule whose condition matches a call decides it.
+
+    A rule without a condition matches every call of its tool. Conditions are data compared by
+    ``approvals_app.conditions``, never code.
+    """
+
+    name = models.CharField(max_length=200, help_text="Named in the timeline and to the model.")
+    tool_name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0, help_text="Lower positions are tried first.")
+    field = models.CharField(
+        max_length=100, blank=True, help_text="The argument to test; blank matches every call."
+    )
+    operator = models.CharField(max_length=16, choices=Operator.choices, blank=True)
+    value = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who may decide (require_approval); blank: any approver.",
+    )
+    quorum = models.PositiveSmallIntegerField(
+        default=1, help_text="Distinct approvers needed (require_approval)."
+    )
+    allow_self_approval = models.BooleanField(
+        default=True, help_text="Whether the person who asked may approve (require_approval)."
+    )
+
+    class Meta:
+        ordering = ["tool_name", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="rule_outcome"),
+            models.CheckConstraint(
+                condition=Q(field="", operator="")
+                | (~Q(field="") & Q(operator__in=Operator.values)),
+                name="rule_condition_complete",
+            ),
+            models.CheckConstraint(condition=Q(quorum__gte=1), name="rule_quorum"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (#{self.pk})"
+
+    def clean(self):
+        problem = condition_problem(self.field, self.operator, self.value)
+        if problem:
+            raise ValidationError(problem)

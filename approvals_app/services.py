@@ -32,6 +32,11 @@ class InvalidArguments(services.ServiceError):
         self.detail = detail
 
 
+class NotEligible(services.ServiceError):
+    code = "not_eligible"
+    detail = "Only members of the group the policy names may decide this request."
+
+
 class ArgumentsChanged(services.ServiceError):
     code = "arguments_changed"
     detail = "The tool call's arguments differ from the ones that were approved."
@@ -122,6 +127,8 @@ def _check_arguments(tool_name: str, arguments: dict[str, Any]) -> None:
 def _decide_locked(
     session, turn: Turn, approval: ApprovalRequest, *, actor, approve, reason, arguments
 ):
+    if approval.group_id and not actor.groups.filter(pk=approval.group_id).exists():
+        raise NotEligible()
     if approve and not approval.allow_self_approval and actor.pk == session.owner_id:
         raise SelfApprovalForbidden()
     reason = reason.strip()[:2000]

@@ -428,7 +428,9 @@ def turn_park_for_approval(
     """running -> waiting_for_approval with one ApprovalRequest per call; the task then returns.
 
     Each call is ``{"id", "name", "arguments"}``, and optionally the approval it needs:
-    ``approvals_needed`` (default 1) and ``allow_self_approval`` (default True).
+    ``approvals_needed`` (default 1), ``allow_self_approval`` (default True), ``group`` (the
+    id of the group whose members decide; default any approver) and ``policy`` (the rule that
+    asked for the approval, named in the timeline).
 
     Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
     caller stops instead.
@@ -450,6 +452,7 @@ def turn_park_for_approval(
                 arguments_hash=arguments_hash(call["arguments"]),
                 approvals_needed=call.get("approvals_needed", 1),
                 allow_self_approval=call.get("allow_self_approval", True),
+                group_id=call.get("group"),
                 expires_at=expires_at,
             )
             events.append(
@@ -461,6 +464,7 @@ def turn_park_for_approval(
                     arguments=approval.arguments,
                     expires_at=expires_at.isoformat(),
                     approvals_needed=approval.approvals_needed,
+                    **({"policy": call["policy"]} if "policy" in call else {}),
                 ),
             )
         _move(turn, S.WAITING_FOR_APPROVAL)

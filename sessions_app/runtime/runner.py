@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from approvals_app import policies
 from approvals_app import services as approval_services
-from approvals_app.models import ApprovalStatus
+from approvals_app.models import ApprovalStatus, Outcome
 
 from .. import selectors, services
 from ..models import ErrorCode, EventKind, StopReason, TurnStatus
@@ -195,10 +196,6 @@ class TurnRunner:
         awaiting: list[dict[str, Any]] = []
         for call in calls:
             arguments, problem = _parse_arguments(call.arguments_json)
-            await self._record(
-                EventKind.TOOL_CALL,
-                {"tool_call_id": call.id, "tool": call.name, "arguments": arguments},
-            )
             tool = available.get(call.name)
             if problem is None and tool is None:
                 problem = f"Unknown tool: {call.name}"
@@ -207,10 +204,30 @@ class TurnRunner:
                     tool.validate(arguments)
                 except tools.ToolError as exc:
                     problem = str(exc)
+            recorded = {"tool_call_id": call.id, "tool": call.name, "arguments": arguments}
+            verdict = None
+            if problem is None:
+                verdict = await self.host.db(
+                    policies.policy_verdict,
+                    tool_name=tool.name,
+                    needs_approval=tool.needs_approval,
+                    arguments=arguments,
+                )
+                recorded["policy"] = verdict.as_event_data()
+            await self._record(EventKind.TOOL_CALL, recorded)
+            if verdict is not None:
+                problem = _policy_refusal(verdict, is_sub_agent=self.is_sub_agent)
             if problem is not None:
                 await self._tool_result(state, call.id, call.name, problem, ok=False)
-            elif tool.needs_approval:
-                awaiting.append({"id": call.id, "name": call.name, "arguments": arguments})
+            elif verdict.outcome == Outcome.REQUIRE_APPROVAL:
+                awaiting.append(
+                    {
+                        "id": call.id,
+                        "name": call.name,
+                        "arguments": arguments,
+                        **verdict.approval_needs(),
+                    }
+                )
             else:
                 await self._run_tool(state, tool, call.id, arguments)
             await self._checkpoint(state)
@@ -405,6 +422,19 @@ class TurnRunner:
                     exc_info=True,
                 )
                 await asyncio.sleep(FINALIZE_RETRY_INTERVAL)
+
+
+def _policy_refusal(verdict: policies.Verdict, *, is_sub_agent: bool) -> str | None:
+    """What the model is told when a policy keeps a call from running, else None."""
+    if verdict.outcome == Outcome.DENY:
+        return f'Refused by the policy rule "{verdict.rule_name}": not allowed.'
+    if verdict.outcome == Outcome.REQUIRE_APPROVAL and is_sub_agent:
+        # A sub-agent runs inside its parent's task and cannot park for a person.
+        return (
+            f'Refused: the policy rule "{verdict.rule_name}" requires a person\'s approval, '
+            "which a sub-agent cannot wait for."
+        )
+    return None
 
 
 def _edit_note(approval) -> str:
