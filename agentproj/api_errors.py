@@ -27,6 +27,8 @@ SERVICE_ERROR_STATUS = {
     "arguments_changed": status.HTTP_409_CONFLICT,
     "invalid_arguments": status.HTTP_400_BAD_REQUEST,
     "not_eligible": status.HTTP_403_FORBIDDEN,
+    "grant_not_allowed": status.HTTP_409_CONFLICT,
+    "invalid_grant": status.HTTP_400_BAD_REQUEST,
 }
 
 

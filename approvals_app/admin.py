@@ -18,7 +18,7 @@ from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_t
 from sessions_app.models import TurnStatus
 
 from . import services
-from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule
+from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule, SessionGrant
 
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
@@ -90,6 +90,53 @@ class ApprovalDecisionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(SessionGrant)
+class SessionGrantAdmin(admin.ModelAdmin):
+    """Session grants, and revoking them; they are made only by approving a request."""
+
+    list_display = ["pk", "session", "tool_name", "match", "granted_by", "created_at", "revoked_at"]
+    list_filter = ["tool_name", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["session", "granted_by"]
+    readonly_fields = [
+        "session",
+        "tool_name",
+        "match",
+        "approval",
+        "granted_by",
+        "created_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    actions = ["revoke_selected"]
+
+    def has_view_permission(self, request, obj=None):
+        return services.can_decide(request.user) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return services.can_decide(request.user)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Revoke selected grants", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        for grant in queryset:
+            services.grant_revoke(
+                session_id=grant.session_id, grant_id=grant.pk, actor=request.user
+            )
+        self.message_user(request, f"Revoked {queryset.count()} grant(s).", messages.SUCCESS)
 
 
 @admin.register(PolicyRule)

@@ -1,7 +1,7 @@
 """The approvals API: the same decisions as the admin queue, for approvers only."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -18,7 +18,7 @@ from sessions_app.api import (
 )
 
 from . import services
-from .models import ApprovalRequest, ApprovalStatus
+from .models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
 class CanDecideApprovals(BasePermission):
@@ -111,6 +111,39 @@ class ApprovalListApi(APIView):
         return Response(ApprovalOutSerializer(approvals, many=True).data)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "boolean"},
+            {
+                "type": "object",
+                "properties": {"match": {"type": "array", "items": {"type": "string"}}},
+                "required": ["match"],
+                "additionalProperties": False,
+            },
+        ],
+        "description": (
+            "Approve for the rest of the session: true for every later call of the tool, or "
+            '{"match": ["to"]} for those with the same values of the named arguments.'
+        ),
+    }
+)
+class GrantField(serializers.Field):
+    """``true`` / ``{"match": [...]}`` in, the argument names to match out (None: no grant)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return [] if data else None
+        if (
+            isinstance(data, dict)
+            and set(data) == {"match"}
+            and isinstance(data["match"], list)
+            and all(isinstance(name, str) for name in data["match"])
+        ):
+            return data["match"]
+        raise serializers.ValidationError('Give true, or {"match": [argument names]}.')
+
+
 class ApproveInSerializer(DecisionInSerializer):
     arguments = serializers.DictField(
         required=False,
@@ -119,6 +152,7 @@ class ApproveInSerializer(DecisionInSerializer):
             "schema (400 invalid_arguments, the request stays pending). The call runs with these."
         ),
     )
+    grant = GrantField(required=False)
 
 
 DECIDE_RESPONSES = {
@@ -145,6 +179,7 @@ class _DecideApi(APIView):
             approve=approve,
             reason=data.validated_data["reason"],
             arguments=data.validated_data.get("arguments"),
+            grant=data.validated_data.get("grant"),
         )
         return Response(ApprovalOutSerializer(approval).data)
 
@@ -161,3 +196,45 @@ class ApprovalRejectApi(_DecideApi):
         return self.decide(
             request, approval_id, approve=False, serializer_class=DecisionInSerializer
         )
+
+
+class GrantOutSerializer(serializers.ModelSerializer):
+    granted_by = serializers.CharField(
+        source="granted_by.get_username", default=None, allow_null=True, read_only=True
+    )
+    revoked_by = serializers.CharField(
+        source="revoked_by.get_username", default=None, allow_null=True, read_only=True
+    )
+
+    class Meta:
+        model = SessionGrant
+        fields = [
+            "id",
+            "session",
+            "tool_name",
+            "match",
+            "approval",
+            "granted_by",
+            "created_at",
+            "revoked_at",
+            "revoked_by",
+        ]
+
+
+class SessionGrantRevokeApi(APIView):
+    permission_classes = [CanDecideApprovals]
+    throttle_classes = [DecideThrottle]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: GrantOutSerializer,
+            404: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
+        },
+    )
+    def post(self, request, session_id, grant_id):
+        get_object_or_404(SessionGrant, pk=grant_id, session_id=session_id)
+        grant = services.grant_revoke(session_id=session_id, grant_id=grant_id, actor=request.user)
+        return Response(GrantOutSerializer(grant).data)

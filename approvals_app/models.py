@@ -177,3 +177,29 @@ class PolicyRule(models.Model):
         problem = condition_problem(self.field, self.operator, self.value)
         if problem:
             raise ValidationError(problem)
+
+
+class SessionGrant(models.Model):
+    """An approver's "approve for the rest of this session": later calls of the tool in the
+    session whose arguments equal ``match`` (all calls when empty) run without waiting."""
+
+    session = models.ForeignKey(
+        "sessions_app.AgentSession", on_delete=models.CASCADE, related_name="approval_grants"
+    )
+    tool_name = models.CharField(max_length=100)
+    match = models.JSONField(default=dict, blank=True)
+    approval = models.OneToOneField(ApprovalRequest, on_delete=models.CASCADE, related_name="grant")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.tool_name} for session {self.session_id}"

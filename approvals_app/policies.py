@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import conditions
-from .models import Outcome, PolicyRule
+from .models import Outcome, PolicyRule, SessionGrant
 
 TOOL_DEFAULT = "the tool's default"
 
@@ -48,3 +48,39 @@ def policy_verdict(*, tool_name: str, needs_approval: bool, arguments: dict[str,
             )
     default = Outcome.REQUIRE_APPROVAL if needs_approval else Outcome.ALLOW
     return Verdict(outcome=default, rule_id=None, rule_name=TOOL_DEFAULT)
+
+
+@dataclass(frozen=True)
+class GrantUse:
+    grant_id: int
+    granted_by: str
+
+    def as_event_data(self, *, tool_call_id: str, tool: str) -> dict[str, Any]:
+        """The approval_decided event of a call a grant let through."""
+        return {
+            "tool_call_id": tool_call_id,
+            "tool": tool,
+            "decision": "approved",
+            "status": "approved",
+            "grant": self.grant_id,
+            "decided_by": self.granted_by,
+        }
+
+
+def session_grant_for(
+    *, session_id, tool_name: str, arguments: dict[str, Any], verdict: Verdict
+) -> GrantUse | None:
+    """The session grant that approves this call now, if any. A grant stands in for one
+    approver only: a call whose rule asks for more waits as usual."""
+    if verdict.outcome != Outcome.REQUIRE_APPROVAL or verdict.approvals_needed > 1:
+        return None
+    grants = SessionGrant.objects.filter(
+        session_id=session_id, tool_name=tool_name, revoked_at__isnull=True
+    ).select_related("granted_by")
+    for grant in grants:
+        if all(
+            name in arguments and arguments[name] == value for name, value in grant.match.items()
+        ):
+            who = grant.granted_by.get_username() if grant.granted_by else "an approver"
+            return GrantUse(grant_id=grant.pk, granted_by=who)
+    return None

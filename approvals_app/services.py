@@ -11,7 +11,7 @@ from sessions_app import events, services
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 from sessions_app.runtime import tools
 
-from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Decision
+from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Decision, SessionGrant
 
 
 class NotPending(services.ServiceError):
@@ -35,6 +35,16 @@ class InvalidArguments(services.ServiceError):
 class NotEligible(services.ServiceError):
     code = "not_eligible"
     detail = "Only members of the group the policy names may decide this request."
+
+
+class GrantNotAllowed(services.ServiceError):
+    code = "grant_not_allowed"
+    detail = "A request that needs several approvers cannot be approved for the whole session."
+
+
+class InvalidGrant(services.ServiceError):
+    code = "invalid_grant"
+    detail = "A grant can only match arguments the approved call has."
 
 
 class ArgumentsChanged(services.ServiceError):
@@ -72,6 +82,7 @@ def approval_decide(
     approve: bool,
     reason: str = "",
     arguments: dict[str, Any] | None = None,
+    grant: list[str] | None = None,
 ) -> ApprovalRequest:
     """Record one approver's decision on a pending request of a turn waiting for approval.
 
@@ -79,7 +90,9 @@ def approval_decide(
     approvers have given one (the same approver twice counts once). An approval may come with
     edited ``arguments``, checked against the tool's schema (``InvalidArguments``, nothing
     changes); the call then runs with those, and approvals of other arguments stop counting
-    towards the quorum. Takes the same session and
+    towards the quorum. With ``grant`` (argument names, possibly none) an approval of a
+    single-approver request also approves later calls of the tool in the session whose
+    arguments have the same values of those names. Takes the same session and
     turn locks as a cancel, so of a cancel and a decision arriving together exactly one wins;
     the loser gets ``NotPending``. When no request of the turn is pending any more the turn is
     queued and resumed from its checkpoint.
@@ -108,6 +121,7 @@ def approval_decide(
                 approve=approve,
                 reason=reason,
                 arguments=arguments if approve else None,
+                grant=grant if approve else None,
             )
     if overdue:
         raise NotPending()
@@ -125,12 +139,19 @@ def _check_arguments(tool_name: str, arguments: dict[str, Any]) -> None:
 
 
 def _decide_locked(
-    session, turn: Turn, approval: ApprovalRequest, *, actor, approve, reason, arguments
+    session, turn: Turn, approval: ApprovalRequest, *, actor, approve, reason, arguments, grant
 ):
     if approval.group_id and not actor.groups.filter(pk=approval.group_id).exists():
         raise NotEligible()
     if approve and not approval.allow_self_approval and actor.pk == session.owner_id:
         raise SelfApprovalForbidden()
+    if grant is not None:
+        # A grant skips every later request: it may not stand in for several approvers.
+        if approval.approvals_needed > 1:
+            raise GrantNotAllowed()
+        approved_arguments = approval.arguments_to_run if arguments is None else arguments
+        if not set(grant) <= set(approved_arguments):
+            raise InvalidGrant()
     reason = reason.strip()[:2000]
     edited = arguments is not None and arguments_hash(arguments) != approval.arguments_hash
     if edited:
@@ -165,7 +186,16 @@ def _decide_locked(
         approval.reason = reason
         approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
     # The requested arguments stay in the approval_requested event; an edit is told here.
-    edit = {"edited_arguments": arguments, "edited_by": actor.get_username()} if edited else {}
+    told = {"edited_arguments": arguments, "edited_by": actor.get_username()} if edited else {}
+    if grant is not None:
+        granted = SessionGrant.objects.create(
+            session=session,
+            tool_name=approval.tool_name,
+            match={name: approval.arguments_to_run[name] for name in grant},
+            approval=approval,
+            granted_by=actor,
+        )
+        told["grant"] = {"id": granted.pk, "match": granted.match}
     events.append(
         session=session,
         turn=turn,
@@ -179,7 +209,7 @@ def _decide_locked(
             approvals_needed=approval.approvals_needed,
             decided_by=actor.get_username(),
             reason=reason,
-            **edit,
+            **told,
         ),
     )
     services.turn_resume_after_decision(session=session, turn=turn)
@@ -210,6 +240,17 @@ def approval_claim_execution(
         executed_at__isnull=True,
     ).update(executed_at=timezone.now())
     return to_run if claimed == 1 else None
+
+
+def grant_revoke(*, session_id, grant_id: int, actor) -> SessionGrant:
+    """Stop a session grant from applying to later calls; revoking twice changes nothing."""
+    with transaction.atomic():
+        grant = SessionGrant.objects.select_for_update().get(pk=grant_id, session_id=session_id)
+        if grant.revoked_at is None:
+            grant.revoked_at = timezone.now()
+            grant.revoked_by = actor
+            grant.save(update_fields=["revoked_at", "revoked_by"])
+    return grant
 
 
 def _expire_locked(session, turn: Turn) -> None:

@@ -220,14 +220,28 @@ class TurnRunner:
             if problem is not None:
                 await self._tool_result(state, call.id, call.name, problem, ok=False)
             elif verdict.outcome == Outcome.REQUIRE_APPROVAL:
-                awaiting.append(
-                    {
-                        "id": call.id,
-                        "name": call.name,
-                        "arguments": arguments,
-                        **verdict.approval_needs(),
-                    }
+                granted = await self.host.db(
+                    policies.session_grant_for,
+                    session_id=self.session_id,
+                    tool_name=tool.name,
+                    arguments=arguments,
+                    verdict=verdict,
                 )
+                if granted is None:
+                    awaiting.append(
+                        {
+                            "id": call.id,
+                            "name": call.name,
+                            "arguments": arguments,
+                            **verdict.approval_needs(),
+                        }
+                    )
+                else:
+                    await self._record(
+                        EventKind.APPROVAL_DECIDED,
+                        granted.as_event_data(tool_call_id=call.id, tool=call.name),
+                    )
+                    await self._run_tool(state, tool, call.id, arguments)
             else:
                 await self._run_tool(state, tool, call.id, arguments)
             await self._checkpoint(state)

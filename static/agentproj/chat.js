@@ -481,6 +481,9 @@ class ChatPage {
     if (item.data.status === "pending") {
       text += ` (${item.data.approvals_given} of ${item.data.approvals_needed})`;
     }
+    // A number names the grant that let this call through; an object is a grant being made.
+    if (typeof item.data.grant === "number") text += " (approved for this session)";
+    else if (item.data.grant) text += ", and for the rest of this session";
     if (item.data.reason) text += `: ${item.data.reason}`;
     item.el = el("li", { class: `notice decision ${approved ? "approved" : "rejected"}` }, text);
     const approval = this.approvals.get(item.data.approval);
