@@ -4,6 +4,8 @@ own declaration (``needs_approval``)."""
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import F
+
 from . import conditions
 from .models import Outcome, PolicyRule, SessionGrant
 
@@ -71,12 +73,18 @@ def session_grant_for(
     *, session_id, tool_name: str, arguments: dict[str, Any], verdict: Verdict
 ) -> GrantUse | None:
     """The session grant that approves this call now, if any. A grant stands in for one
-    approver only: a call whose rule asks for more waits as usual."""
+    approval by its granter, so it applies only where the call's rule would have accepted that
+    approval alone: a single approver, of the rule's group, not the requester under four-eyes.
+    """
     if verdict.outcome != Outcome.REQUIRE_APPROVAL or verdict.approvals_needed > 1:
         return None
     grants = SessionGrant.objects.filter(
         session_id=session_id, tool_name=tool_name, revoked_at__isnull=True
     ).select_related("granted_by")
+    if verdict.group_id:
+        grants = grants.filter(granted_by__groups=verdict.group_id)
+    if not verdict.allow_self_approval:
+        grants = grants.exclude(granted_by=F("session__owner"))
     for grant in grants:
         if all(
             name in arguments and arguments[name] == value for name, value in grant.match.items()

@@ -1,6 +1,7 @@
 """Approve for the session: later matching calls of the tool run without waiting, until revoked."""
 
 import pytest
+from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
 from approvals_app.models import Outcome, PolicyRule, SessionGrant
@@ -156,3 +157,39 @@ def test_it_revokes_grants_from_the_admin(granted, client, approver):
     assert response.status_code == 302
     grant.refresh_from_db()
     assert grant.revoked_at is not None and grant.revoked_by == approver
+
+
+def test_it_applies_a_grant_only_where_its_granter_could_approve(granted, ask, django_user_model):
+    session, _ = granted(True)
+    mail_approvers = Group.objects.create(name="mail approvers")
+    PolicyRule.objects.create(
+        name="Mail approvers decide",
+        tool_name="send_email",
+        outcome=Outcome.REQUIRE_APPROVAL,
+        group=mail_approvers,
+    )
+
+    later = ask(session, "please send an email to x@example.com")
+
+    assert later.status == TurnStatus.WAITING_FOR_APPROVAL
+
+
+def test_it_does_not_let_the_requesters_own_grant_skip_four_eyes(user, ask, run_turn_in_thread):
+    user.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    own_api = APIClient()
+    own_api.force_authenticate(user)
+    session = services.session_create(owner=user)
+    first = ask(session, "please send an email to x@example.com")
+    approval = first.approval_requests.get()
+    own_api.post(f"/api/approvals/{approval.pk}/approve/", {"grant": True}, format="json")
+    assert run_turn_in_thread(first.pk).join() == TurnStatus.COMPLETED
+    PolicyRule.objects.create(
+        name="Four eyes",
+        tool_name="send_email",
+        outcome=Outcome.REQUIRE_APPROVAL,
+        allow_self_approval=False,
+    )
+
+    later = ask(session, "please send an email to x@example.com")
+
+    assert later.status == TurnStatus.WAITING_FOR_APPROVAL
