@@ -25,6 +25,10 @@ SERVICE_ERROR_STATUS = {
     "not_pending": status.HTTP_409_CONFLICT,
     "illegal_transition": status.HTTP_409_CONFLICT,
     "arguments_changed": status.HTTP_409_CONFLICT,
+    "invalid_arguments": status.HTTP_400_BAD_REQUEST,
+    "not_eligible": status.HTTP_403_FORBIDDEN,
+    "grant_not_allowed": status.HTTP_409_CONFLICT,
+    "invalid_grant": status.HTTP_400_BAD_REQUEST,
 }
 
 

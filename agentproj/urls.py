@@ -36,6 +36,11 @@ api = [
         sessions_api.SessionEventsApi.as_view(),
         name="api-events",
     ),
+    path(
+        "sessions/<uuid:session_id>/grants/<int:grant_id>/revoke/",
+        approvals_api.SessionGrantRevokeApi.as_view(),
+        name="api-session-grant-revoke",
+    ),
     path("approvals/", approvals_api.ApprovalListApi.as_view(), name="api-approvals"),
     path(
         "approvals/<int:approval_id>/approve/",

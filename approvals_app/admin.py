@@ -18,13 +18,19 @@ from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_t
 from sessions_app.models import TurnStatus
 
 from . import services
-from .models import ApprovalRequest, ApprovalStatus
+from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule, SessionGrant
 
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
+# Refusals a decision may meet, and what the queue says about each.
+REFUSALS = (services.NotPending, services.SelfApprovalForbidden, services.NotEligible)
+
+
+def refusal_text(refusal: Exception) -> str:
+    return NOT_PENDING if isinstance(refusal, services.NotPending) else refusal.detail
 
 
 def reason_field(*, required: bool, **kwargs) -> forms.CharField:
@@ -50,6 +56,129 @@ class RejectForm(forms.Form):
     )
 
 
+class ApprovalDecisionInline(admin.TabularInline):
+    """Who has approved or rejected so far: a quorum's progress, read-only."""
+
+    model = ApprovalDecision
+    fields = ["approver", "decision", "reason", "at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return services.can_decide(request.user) or super().has_view_permission(request, obj)
+
+
+@admin.register(ApprovalDecision)
+class ApprovalDecisionAdmin(admin.ModelAdmin):
+    """The audit of decisions, by approver and date."""
+
+    list_display = ["at", "approver", "decision", "approval", "reason"]
+    list_filter = ["decision", "approver"]
+    list_select_related = ["approver", "approval"]
+    date_hierarchy = "at"
+    readonly_fields = ["approval", "approver", "decision", "reason", "at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SessionGrant)
+class SessionGrantAdmin(admin.ModelAdmin):
+    """Session grants, and revoking them; they are made only by approving a request."""
+
+    list_display = ["pk", "session", "tool_name", "match", "granted_by", "created_at", "revoked_at"]
+    list_filter = ["tool_name", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["session", "granted_by"]
+    readonly_fields = [
+        "session",
+        "tool_name",
+        "match",
+        "approval",
+        "granted_by",
+        "created_at",
+        "revoked_at",
+        "revoked_by",
+    ]
+    actions = ["revoke_selected"]
+
+    def has_view_permission(self, request, obj=None):
+        return services.can_decide(request.user) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_revoke_permission(self, request) -> bool:
+        return services.can_decide(request.user)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Revoke selected grants", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        for grant in queryset:
+            services.grant_revoke(
+                session_id=grant.session_id, grant_id=grant.pk, actor=request.user
+            )
+        self.message_user(request, f"Revoked {queryset.count()} grant(s).", messages.SUCCESS)
+
+
+@admin.register(PolicyRule)
+class PolicyRuleAdmin(admin.ModelAdmin):
+    """Policies are edited by superusers only: a rule decides who may run what."""
+
+    list_display = [
+        "tool_name",
+        "position",
+        "name",
+        "field",
+        "operator",
+        "value",
+        "outcome",
+        "group",
+        "quorum",
+        "allow_self_approval",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["tool_name", "outcome"]
+    fieldsets = [
+        (None, {"fields": ["name", "tool_name", "position"]}),
+        ("Condition (leave empty to match every call)", {"fields": ["field", "operator", "value"]}),
+        ("Outcome", {"fields": ["outcome", "group", "quorum", "allow_self_approval"]}),
+    ]
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
     list_display = [
@@ -66,8 +195,15 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     list_filter = ["status", "tool_name"]
     list_select_related = ["turn__session__owner"]
     actions = ["approve_selected", "reject_selected"]
+    inlines = [ApprovalDecisionInline]
     fields = [
         "status",
+        "approvals_needed",
+        "approvals_given",
+        "allow_self_approval",
+        "group",
+        "edited_arguments",
+        "edited_by",
         "session",
         "requested_by",
         "turn",
@@ -186,24 +322,25 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         )
 
     def _decide_many(self, request, queryset, *, approve: bool, reason: str) -> None:
-        decided, refused = 0, []
+        decided, refused = 0, {}
         for approval in queryset.order_by("created_at", "pk"):
             try:
                 services.approval_decide(
                     approval_id=approval.pk, actor=request.user, approve=approve, reason=reason
                 )
-            except services.NotPending:
-                refused.append(approval)
+            except REFUSALS as refusal:
+                refused.setdefault(refusal_text(refusal), []).append(approval)
             else:
                 decided += 1
         if decided:
             verb = "Approved" if approve else "Rejected"
             self.message_user(request, f"{verb} {decided} request(s).", messages.SUCCESS)
-        if refused:
-            ids = ", ".join(f"#{a.pk}" for a in refused[:REFUSED_IDS_SHOWN])
-            if len(refused) > REFUSED_IDS_SHOWN:
-                ids += f" and {len(refused) - REFUSED_IDS_SHOWN} more"
-            self.message_user(request, f"Not decided: {ids}. {NOT_PENDING}", messages.ERROR)
+        for why, approvals in refused.items():
+            if approvals:
+                ids = ", ".join(f"#{a.pk}" for a in approvals[:REFUSED_IDS_SHOWN])
+                if len(approvals) > REFUSED_IDS_SHOWN:
+                    ids += f" and {len(approvals) - REFUSED_IDS_SHOWN} more"
+                self.message_user(request, f"Not decided: {ids}. {why}", messages.ERROR)
 
     # The change page's Approve and Reject buttons
 
@@ -252,9 +389,11 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 approve=approve,
                 reason=form.cleaned_data["reason"],
             )
-        except services.NotPending:
+        except REFUSALS as refusal:
             self.message_user(
-                request, f"Request #{approval.pk} was not decided. {NOT_PENDING}", messages.ERROR
+                request,
+                f"Request #{approval.pk} was not decided. {refusal_text(refusal)}",
+                messages.ERROR,
             )
             return HttpResponseRedirect(change_url)
         verb = "Approved" if approve else "Rejected"

@@ -1,7 +1,7 @@
 """The approvals API: the same decisions as the admin queue, for approvers only."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -18,7 +18,7 @@ from sessions_app.api import (
 )
 
 from . import services
-from .models import ApprovalRequest, ApprovalStatus
+from .models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
 class CanDecideApprovals(BasePermission):
@@ -34,6 +34,19 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
     decided_by = serializers.CharField(
         source="decided_by.get_username", default=None, allow_null=True, read_only=True
     )
+    approvals_given = serializers.IntegerField(
+        read_only=True, help_text="Distinct approvers who approved the arguments as they stand."
+    )
+    edited_by = serializers.CharField(
+        source="edited_by.get_username", default=None, allow_null=True, read_only=True
+    )
+    group = serializers.CharField(
+        source="group.name",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="Only its members may decide (a policy's rule); null: any approver.",
+    )
 
     class Meta:
         model = ApprovalRequest
@@ -45,7 +58,13 @@ class ApprovalOutSerializer(serializers.ModelSerializer):
             "tool_call_id",
             "tool_name",
             "arguments",
+            "edited_arguments",
+            "edited_by",
             "status",
+            "approvals_needed",
+            "approvals_given",
+            "allow_self_approval",
+            "group",
             "decided_by",
             "decided_at",
             "reason",
@@ -82,46 +101,140 @@ class ApprovalListApi(APIView):
         query = ApprovalsQuerySerializer(data=query_params(request))
         query.is_valid(raise_exception=True)
         services.approvals_expire()
-        approvals = ApprovalRequest.objects.select_related(
-            "turn__session__owner", "decided_by"
-        ).order_by("created_at")
+        approvals = (
+            ApprovalRequest.objects.select_related("turn__session__owner", "decided_by")
+            .prefetch_related("decisions")
+            .order_by("created_at")
+        )
         if "status" in query.validated_data:
             approvals = approvals.filter(status=query.validated_data["status"])
         return Response(ApprovalOutSerializer(approvals, many=True).data)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "boolean"},
+            {
+                "type": "object",
+                "properties": {"match": {"type": "array", "items": {"type": "string"}}},
+                "required": ["match"],
+                "additionalProperties": False,
+            },
+        ],
+        "description": (
+            "Approve for the rest of the session: true for every later call of the tool, or "
+            '{"match": ["to"]} for those with the same values of the named arguments.'
+        ),
+    }
+)
+class GrantField(serializers.Field):
+    """``true`` / ``{"match": [...]}`` in, the argument names to match out (None: no grant)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return [] if data else None
+        if (
+            isinstance(data, dict)
+            and set(data) == {"match"}
+            and isinstance(data["match"], list)
+            and all(isinstance(name, str) for name in data["match"])
+        ):
+            return data["match"]
+        raise serializers.ValidationError('Give true, or {"match": [argument names]}.')
+
+
+class ApproveInSerializer(DecisionInSerializer):
+    arguments = serializers.DictField(
+        required=False,
+        help_text=(
+            "The call's arguments as the approver edited them; checked against the tool's "
+            "schema (400 invalid_arguments, the request stays pending). The call runs with these."
+        ),
+    )
+    grant = GrantField(required=False)
+
+
+DECIDE_RESPONSES = {
+    200: ApprovalOutSerializer,
+    400: ErrorSerializer,
+    404: ErrorSerializer,
+    409: ErrorSerializer,
+    **AUTH_ERRORS,
+    **THROTTLED_ERRORS,
+}
+
+
 class _DecideApi(APIView):
     permission_classes = [CanDecideApprovals]
     throttle_classes = [DecideThrottle]
-    approve: bool
 
-    @extend_schema(
-        request=DecisionInSerializer,
-        responses={
-            200: ApprovalOutSerializer,
-            400: ErrorSerializer,
-            404: ErrorSerializer,
-            409: ErrorSerializer,
-            **AUTH_ERRORS,
-            **THROTTLED_ERRORS,
-        },
-    )
-    def post(self, request, approval_id):
+    def decide(self, request, approval_id, *, approve: bool, serializer_class):
         get_object_or_404(ApprovalRequest, pk=approval_id)
-        data = DecisionInSerializer(data=request.data)
+        data = serializer_class(data=request.data)
         data.is_valid(raise_exception=True)
         approval = services.approval_decide(
             approval_id=approval_id,
             actor=request.user,
-            approve=self.approve,
+            approve=approve,
             reason=data.validated_data["reason"],
+            arguments=data.validated_data.get("arguments"),
+            grant=data.validated_data.get("grant"),
         )
         return Response(ApprovalOutSerializer(approval).data)
 
 
 class ApprovalApproveApi(_DecideApi):
-    approve = True
+    @extend_schema(request=ApproveInSerializer, responses=DECIDE_RESPONSES)
+    def post(self, request, approval_id):
+        return self.decide(request, approval_id, approve=True, serializer_class=ApproveInSerializer)
 
 
 class ApprovalRejectApi(_DecideApi):
-    approve = False
+    @extend_schema(request=DecisionInSerializer, responses=DECIDE_RESPONSES)
+    def post(self, request, approval_id):
+        return self.decide(
+            request, approval_id, approve=False, serializer_class=DecisionInSerializer
+        )
+
+
+class GrantOutSerializer(serializers.ModelSerializer):
+    granted_by = serializers.CharField(
+        source="granted_by.get_username", default=None, allow_null=True, read_only=True
+    )
+    revoked_by = serializers.CharField(
+        source="revoked_by.get_username", default=None, allow_null=True, read_only=True
+    )
+
+    class Meta:
+        model = SessionGrant
+        fields = [
+            "id",
+            "session",
+            "tool_name",
+            "match",
+            "approval",
+            "granted_by",
+            "created_at",
+            "revoked_at",
+            "revoked_by",
+        ]
+
+
+class SessionGrantRevokeApi(APIView):
+    permission_classes = [CanDecideApprovals]
+    throttle_classes = [DecideThrottle]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: GrantOutSerializer,
+            404: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
+        },
+    )
+    def post(self, request, session_id, grant_id):
+        get_object_or_404(SessionGrant, pk=grant_id, session_id=session_id)
+        grant = services.grant_revoke(session_id=session_id, grant_id=grant_id, actor=request.user)
+        return Response(GrantOutSerializer(grant).data)

@@ -1,6 +1,10 @@
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from .conditions import Operator, condition_problem
 
 
 class ApprovalStatus(models.TextChoices):
@@ -17,7 +21,13 @@ class ApprovalRequest(models.Model):
     )
     tool_call_id = models.CharField(max_length=200)
     tool_name = models.CharField(max_length=100)
+    # As the model asked for them; an approver's edit goes to edited_arguments.
     arguments = models.JSONField(default=dict)
+    edited_arguments = models.JSONField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The hash of the arguments the call runs with (edited if edited): what approvers approve.
     arguments_hash = models.CharField(max_length=64)
     status = models.CharField(
         max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
@@ -27,6 +37,14 @@ class ApprovalRequest(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # Distinct approvers whose approval releases the call; any one rejection rejects it.
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    # Four-eyes when False: the session's owner, who asked for the call, may not approve it.
+    allow_self_approval = models.BooleanField(default=True)
+    # Only its members may decide; null: any approver.
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     expires_at = models.DateTimeField()
     # Set once, by the one worker that claims the approved call; the claim makes it run once.
     executed_at = models.DateTimeField(null=True, blank=True)
@@ -40,6 +58,9 @@ class ApprovalRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=ApprovalStatus.values), name="approval_status_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(approvals_needed__gte=1), name="approval_needs_an_approver"
+            ),
         ]
 
     def __str__(self):
@@ -48,3 +69,137 @@ class ApprovalRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == ApprovalStatus.PENDING
+
+    @property
+    def arguments_to_run(self) -> dict:
+        return self.arguments if self.edited_arguments is None else self.edited_arguments
+
+    @property
+    def approvals_given(self) -> int:
+        """Distinct approvals of the arguments as they stand: an edit makes earlier approvals,
+        given to other arguments, stop counting."""
+        return sum(
+            d.decision == Decision.APPROVE and d.arguments_hash == self.arguments_hash
+            for d in self.decisions.all()
+        )
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ApprovalDecision(models.Model):
+    """One approver's say on a request: a quorum counts these, one per person."""
+
+    approval = models.ForeignKey(
+        ApprovalRequest, on_delete=models.CASCADE, related_name="decisions"
+    )
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    # The arguments the approver approved (blank for a rejection); with edited_arguments set
+    # when this decision changed them.
+    arguments_hash = models.CharField(max_length=64, blank=True)
+    edited_arguments = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["approval", "approver"], name="one_decision_per_approver"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__in=Decision.values), name="decision_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.approver} {self.decision}s {self.approval}"
+
+
+class Outcome(models.TextChoices):
+    ALLOW = "allow"
+    DENY = "deny"
+    REQUIRE_APPROVAL = "require_approval"
+
+
+class PolicyRule(models.Model):
+    """One rule of a tool's policy: the first rule whose condition matches a call decides it.
+
+    A rule without a condition matches every call of its tool. Conditions are data compared by
+    ``approvals_app.conditions``, never code.
+    """
+
+    name = models.CharField(max_length=200, help_text="Named in the timeline and to the model.")
+    tool_name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0, help_text="Lower positions are tried first.")
+    field = models.CharField(
+        max_length=100, blank=True, help_text="The argument to test; blank matches every call."
+    )
+    operator = models.CharField(max_length=16, choices=Operator.choices, blank=True)
+    value = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Who may decide (require_approval); blank: any approver.",
+    )
+    quorum = models.PositiveSmallIntegerField(
+        default=1, help_text="Distinct approvers needed (require_approval)."
+    )
+    allow_self_approval = models.BooleanField(
+        default=True, help_text="Whether the person who asked may approve (require_approval)."
+    )
+
+    class Meta:
+        ordering = ["tool_name", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(outcome__in=Outcome.values), name="rule_outcome"),
+            models.CheckConstraint(
+                condition=Q(field="", operator="")
+                | (~Q(field="") & Q(operator__in=Operator.values)),
+                name="rule_condition_complete",
+            ),
+            models.CheckConstraint(condition=Q(quorum__gte=1), name="rule_quorum"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (#{self.pk})"
+
+    def clean(self):
+        problem = condition_problem(self.field, self.operator, self.value)
+        if problem:
+            raise ValidationError(problem)
+
+
+class SessionGrant(models.Model):
+    """An approver's "approve for the rest of this session": later calls of the tool in the
+    session whose arguments equal ``match`` (all calls when empty) run without waiting."""
+
+    session = models.ForeignKey(
+        "sessions_app.AgentSession", on_delete=models.CASCADE, related_name="approval_grants"
+    )
+    tool_name = models.CharField(max_length=100)
+    match = models.JSONField(default=dict, blank=True)
+    approval = models.OneToOneField(ApprovalRequest, on_delete=models.CASCADE, related_name="grant")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.tool_name} for session {self.session_id}"

@@ -64,9 +64,12 @@ def notify_on_commit(*, approval_id: int, status: str) -> None:
 def eligible_approvers(approval: ApprovalRequest) -> QuerySet:
     """Active users who may decide the request (``services.can_decide``), except its requester.
 
-    The one place that says who is asked, so that a policy naming a group can narrow it.
+    A policy rule that names a group narrows it to the group's members, as it narrows who may
+    decide (``services.NotEligible``).
     """
     users = get_user_model().objects.with_perm(DECIDE_PERMISSION, backend=PERMISSION_BACKEND)
+    if approval.group_id:
+        users = users.filter(groups=approval.group_id)
     return users.exclude(pk=approval.turn.session.owner_id).order_by("pk")
 
 

@@ -76,7 +76,9 @@ def turn_to_run(turn_id: int) -> Turn:
 
 
 def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
-    requests = ApprovalRequest.objects.filter(turn_id=turn_id).select_related("decided_by")
+    requests = ApprovalRequest.objects.filter(turn_id=turn_id).select_related(
+        "decided_by", "edited_by"
+    )
     return {request.tool_call_id: request for request in requests}
 
 

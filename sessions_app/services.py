@@ -428,6 +428,11 @@ def turn_park_for_approval(
 ) -> bool:
     """running -> waiting_for_approval with one ApprovalRequest per call; the task then returns.
 
+    Each call is ``{"id", "name", "arguments"}``, and optionally the approval it needs:
+    ``approvals_needed`` (default 1), ``allow_self_approval`` (default True), ``group`` (the
+    id of the group whose members decide; default any approver) and ``policy`` (the rule that
+    asked for the approval, named in the timeline).
+
     Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
     caller stops instead.
     """
@@ -446,6 +451,9 @@ def turn_park_for_approval(
                 tool_name=call["name"],
                 arguments=call["arguments"],
                 arguments_hash=arguments_hash(call["arguments"]),
+                approvals_needed=call.get("approvals_needed", 1),
+                allow_self_approval=call.get("allow_self_approval", True),
+                group_id=call.get("group"),
                 expires_at=expires_at,
             )
             notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
@@ -454,7 +462,11 @@ def turn_park_for_approval(
                 turn=turn,
                 kind=EventKind.APPROVAL_REQUESTED,
                 data=approval_event_data(
-                    approval, arguments=approval.arguments, expires_at=expires_at.isoformat()
+                    approval,
+                    arguments=approval.arguments,
+                    expires_at=expires_at.isoformat(),
+                    approvals_needed=approval.approvals_needed,
+                    **({"policy": call["policy"]} if "policy" in call else {}),
                 ),
             )
         _move(turn, S.WAITING_FOR_APPROVAL)

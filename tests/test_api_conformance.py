@@ -16,6 +16,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from approvals_app.models import ApprovalRequest
 from tests.turn_states import waiting_turn
@@ -104,4 +105,10 @@ def api_data(django_user_model, settings):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_it_conforms_to_its_schema(case, api_data):
-    case.call_and_validate()
+    # Edited arguments must fit the schema of the approval's own tool, and a grant can match
+    # only arguments of the approval's call, neither of which the API's schema can name: a
+    # schema-valid body may rightly be refused there (400 invalid_arguments, invalid_grant).
+    call_specific = isinstance(case.body, dict) and (
+        "arguments" in case.body or isinstance(case.body.get("grant"), dict)
+    )
+    case.call_and_validate(excluded_checks=[positive_data_acceptance] if call_specific else None)

@@ -30,6 +30,12 @@ ENDPOINTS = {
     ("/api/approvals/", "get"): {"200", "400", "403"},
     ("/api/approvals/{approval_id}/approve/", "post"): {"200", "400", "403", "404", "409", "429"},
     ("/api/approvals/{approval_id}/reject/", "post"): {"200", "400", "403", "404", "409", "429"},
+    ("/api/sessions/{session_id}/grants/{grant_id}/revoke/", "post"): {
+        "200",
+        "403",
+        "404",
+        "429",
+    },
 }
 
 
@@ -149,3 +155,12 @@ def test_it_documents_the_query_parameters_as_validated(schema):
         if p["name"] == "wait"
     )
     assert wait["schema"]["type"] == "boolean"
+
+
+def test_it_documents_quorum_edits_and_grants_of_a_decision(schema):
+    components = schema["components"]["schemas"]
+    approval = components["ApprovalOut"]["properties"]
+    assert {"approvals_needed", "approvals_given", "edited_arguments", "edited_by"} <= set(approval)
+    approve = components["ApproveInRequest"]["properties"]
+    assert approve["arguments"]["type"] == "object"
+    assert [option["type"] for option in approve["grant"]["oneOf"]] == ["boolean", "object"]

@@ -58,6 +58,9 @@ def test_it_sends_the_approved_email_once_and_completes(
         "tool_call_id": approval.tool_call_id,
         "tool": "send_email",
         "decision": "approved",
+        "status": "approved",
+        "approvals_given": 1,
+        "approvals_needed": 1,
         "decided_by": "carol",
         "reason": "fine",
     }

@@ -54,7 +54,7 @@ def test_it_does_not_run_a_call_another_delivery_already_claimed(
     # An earlier delivery claimed the call (and sent the email) but its worker died before it
     # could record the result; the turn is resumed from the checkpoint taken before the claim.
     assert approval_services.approval_claim_execution(
-        approval_id=approval.pk, arguments=approval.arguments
+        approval_id=approval.pk, requested=approval.arguments
     )
 
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED

@@ -43,14 +43,17 @@ def running_turn(owner, session: AgentSession | None = None) -> tuple[Turn, Any]
     return turn, lease
 
 
-def waiting_turn(owner, session: AgentSession | None = None) -> tuple[Turn, ApprovalRequest]:
-    """A turn parked on a ``send_email`` call, and its pending approval request."""
+def waiting_turn(
+    owner, session: AgentSession | None = None, **needs: Any
+) -> tuple[Turn, ApprovalRequest]:
+    """A turn parked on a ``send_email`` call, and its pending approval request; ``needs`` are
+    the approval's requirements (``approvals_needed``, ``allow_self_approval``)."""
     turn, lease = running_turn(owner, session)
     parked = services.turn_park_for_approval(
         turn_id=turn.pk,
         lease_token=lease,
         checkpoint={"messages": [{"role": "user", "content": turn.user_message}]},
-        calls=[EMAIL_CALL],
+        calls=[{**EMAIL_CALL, **needs}],
     )
     assert parked
     turn.refresh_from_db()

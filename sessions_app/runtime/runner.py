@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from approvals_app import policies
 from approvals_app import services as approval_services
-from approvals_app.models import ApprovalStatus
+from approvals_app.models import ApprovalStatus, Outcome
 
 from .. import selectors, services
 from ..models import ErrorCode, EventKind, StopReason, TurnStatus
@@ -203,10 +204,6 @@ class TurnRunner:
         awaiting: list[dict[str, Any]] = []
         for call in calls:
             arguments, problem = _parse_arguments(call.arguments_json)
-            await self._record(
-                EventKind.TOOL_CALL,
-                {"tool_call_id": call.id, "tool": call.name, "arguments": arguments},
-            )
             tool = available.get(call.name)
             if problem is None and tool is None:
                 problem = f"Unknown tool: {call.name}"
@@ -215,10 +212,44 @@ class TurnRunner:
                     tool.validate(arguments)
                 except tools.ToolError as exc:
                     problem = str(exc)
+            recorded = {"tool_call_id": call.id, "tool": call.name, "arguments": arguments}
+            verdict = None
+            if problem is None:
+                verdict = await self.host.db(
+                    policies.policy_verdict,
+                    tool_name=tool.name,
+                    needs_approval=tool.needs_approval,
+                    arguments=arguments,
+                )
+                recorded["policy"] = verdict.as_event_data()
+            await self._record(EventKind.TOOL_CALL, recorded)
+            if verdict is not None:
+                problem = _policy_refusal(verdict, is_sub_agent=self.is_sub_agent)
             if problem is not None:
                 await self._tool_result(state, call.id, call.name, problem, ok=False)
-            elif tool.needs_approval:
-                awaiting.append({"id": call.id, "name": call.name, "arguments": arguments})
+            elif verdict.outcome == Outcome.REQUIRE_APPROVAL:
+                granted = await self.host.db(
+                    policies.session_grant_for,
+                    session_id=self.session_id,
+                    tool_name=tool.name,
+                    arguments=arguments,
+                    verdict=verdict,
+                )
+                if granted is None:
+                    awaiting.append(
+                        {
+                            "id": call.id,
+                            "name": call.name,
+                            "arguments": arguments,
+                            **verdict.approval_needs(),
+                        }
+                    )
+                else:
+                    await self._record(
+                        EventKind.APPROVAL_DECIDED,
+                        granted.as_event_data(tool_call_id=call.id, tool=call.name),
+                    )
+                    await self._run_tool(state, tool, call.id, arguments)
             else:
                 await self._run_tool(state, tool, call.id, arguments)
             await self._checkpoint(state)
@@ -252,32 +283,43 @@ class TurnRunner:
                     state, call["id"], call["name"], _rejection(approval), ok=False
                 )
                 continue
-            refusal = await self._claim(approval, call)
+            arguments, refusal = await self._claim(approval, call)
             if refusal:
                 await self._tool_result(state, call["id"], call["name"], refusal, ok=False)
                 continue
-            await self._run_tool(state, available[call["name"]], call["id"], call["arguments"])
+            await self._run_tool(
+                state, available[call["name"]], call["id"], arguments, note=_edit_note(approval)
+            )
         state.awaiting_approval = []
         await self._checkpoint(state)
 
-    async def _claim(self, approval, call: dict[str, Any]) -> str:
-        """Mark an approved call executed just before it runs; a refusal text if it may not."""
+    async def _claim(self, approval, call: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """Mark an approved call executed just before it runs: the arguments to run it with, or
+        a refusal text if it may not run."""
         self.scope.raise_if_cancelled()
         try:
-            claimed = await self.host.db(
+            arguments = await self.host.db(
                 approval_services.approval_claim_execution,
                 approval_id=approval.pk,
-                arguments=call["arguments"],
+                requested=call["arguments"],
             )
         except approval_services.ArgumentsChanged:
-            return "Refused: the arguments differ from the ones that were approved."
-        if not claimed:
-            return "This approved call was already run once; it is not run again."
-        return ""
+            return {}, "Refused: the arguments differ from the ones that were approved."
+        if arguments is None:
+            return {}, "This approved call was already run once; it is not run again."
+        return arguments, ""
 
     async def _run_tool(
-        self, state: TurnState, tool: tools.Tool, call_id: str, arguments: dict[str, Any]
+        self,
+        state: TurnState,
+        tool: tools.Tool,
+        call_id: str,
+        arguments: dict[str, Any],
+        *,
+        note: str = "",
     ) -> None:
+        """Run a call and record its result, ``note`` (what the model should know about how
+        the call was made) ahead of it."""
         context = tools.ToolContext(
             turn_id=self.turn_id, tool_call_id=call_id, run_sub_agent=self._run_sub_agent
         )
@@ -286,19 +328,19 @@ class TurnRunner:
                 tool.run(arguments, context), interruptible=tool.interruptible
             )
         except tools.ToolError as exc:
-            await self._tool_result(state, call_id, tool.name, str(exc), ok=False)
+            await self._tool_result(state, call_id, tool.name, note + str(exc), ok=False)
             return
         except AgentStopped:
             raise
         except Exception:
             logger.exception("turn %s: tool %s failed", self.turn_id, tool.name)
             await self._tool_result(
-                state, call_id, tool.name, f"The tool {tool.name} failed.", ok=False
+                state, call_id, tool.name, f"{note}The tool {tool.name} failed.", ok=False
             )
             return
         # A non-interruptible tool finished although a stop arrived meanwhile: record its
         # result whatever happens next, then the next boundary stops the turn.
-        await self._tool_result(state, call_id, tool.name, result, ok=True, force=True)
+        await self._tool_result(state, call_id, tool.name, note + result, ok=True, force=True)
 
     async def _run_sub_agent(self, task: str) -> str:
         child = await self.host.db(
@@ -415,6 +457,30 @@ class TurnRunner:
                     exc_info=True,
                 )
                 await asyncio.sleep(FINALIZE_RETRY_INTERVAL)
+
+
+def _policy_refusal(verdict: policies.Verdict, *, is_sub_agent: bool) -> str | None:
+    """What the model is told when a policy keeps a call from running, else None."""
+    if verdict.outcome == Outcome.DENY:
+        return f'Refused by the policy rule "{verdict.rule_name}": not allowed.'
+    if verdict.outcome == Outcome.REQUIRE_APPROVAL and is_sub_agent:
+        # A sub-agent runs inside its parent's task and cannot park for a person.
+        return (
+            f'Refused: the policy rule "{verdict.rule_name}" requires a person\'s approval, '
+            "which a sub-agent cannot wait for."
+        )
+    return None
+
+
+def _edit_note(approval) -> str:
+    if approval.edited_arguments is None:
+        return ""
+    who = approval.edited_by.get_username() if approval.edited_by else "an approver"
+    edited = json.dumps(approval.edited_arguments, sort_keys=True, ensure_ascii=False)
+    return (
+        f"Note: a person ({who}) changed the arguments of this call before approving it; "
+        f"it ran with {edited}.\n"
+    )
 
 
 def _rejection(approval) -> str:

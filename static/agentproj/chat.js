@@ -455,7 +455,11 @@ class ChatPage {
     const turn = this.turns.get(item.turnId);
     let state = "pending";
     let text = "Waiting for approval";
-    if (decision) {
+    // A quorum's early approvals leave the request pending, and decidable by the others.
+    const final = decision && decision.status !== "pending";
+    if (decision && !final) {
+      text = `Approved by ${decision.decided_by} (${decision.approvals_given} of ${decision.approvals_needed})`;
+    } else if (decision) {
       state = decision.decision;
       text = `${decision.decision === "approved" ? "Approved" : "Rejected"} by ${decision.decided_by}`;
       if (decision.reason) text += `: ${decision.reason}`;
@@ -466,7 +470,7 @@ class ChatPage {
     item.el.dataset.state = state;
     item.state.textContent = text;
     const decidable =
-      this.canDecide && !decision && turn && turn.status === "waiting_for_approval";
+      this.canDecide && !final && turn && turn.status === "waiting_for_approval";
     item.actions.hidden = !decidable;
   }
 
@@ -474,6 +478,12 @@ class ChatPage {
     this.decisions.set(item.data.approval, item.data);
     const approved = item.data.decision === "approved";
     let text = `${approved ? "Approved" : "Rejected"} by ${item.data.decided_by}`;
+    if (item.data.status === "pending") {
+      text += ` (${item.data.approvals_given} of ${item.data.approvals_needed})`;
+    }
+    // A number names the grant that let this call through; an object is a grant being made.
+    if (typeof item.data.grant === "number") text += " (approved for this session)";
+    else if (item.data.grant) text += ", and for the rest of this session";
     if (item.data.reason) text += `: ${item.data.reason}`;
     item.el = el("li", { class: `notice decision ${approved ? "approved" : "rejected"}` }, text);
     const approval = this.approvals.get(item.data.approval);

@@ -1,0 +1,94 @@
+"""Which outcome a tool call gets: the first matching policy rule of its tool, else the tool's
+own declaration (``needs_approval``)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F
+
+from . import conditions
+from .models import Outcome, PolicyRule, SessionGrant
+
+TOOL_DEFAULT = "the tool's default"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str
+    rule_id: int | None
+    rule_name: str
+    approvals_needed: int = 1
+    allow_self_approval: bool = True
+    group_id: int | None = None
+
+    def as_event_data(self) -> dict[str, Any]:
+        """How the timeline names the rule that decided a call."""
+        return {"rule": self.rule_id, "name": self.rule_name, "outcome": self.outcome}
+
+    def approval_needs(self) -> dict[str, Any]:
+        """What the approval request of a call must satisfy (see ``turn_park_for_approval``)."""
+        return {
+            "approvals_needed": self.approvals_needed,
+            "allow_self_approval": self.allow_self_approval,
+            "group": self.group_id,
+            "policy": self.as_event_data(),
+        }
+
+
+def policy_verdict(*, tool_name: str, needs_approval: bool, arguments: dict[str, Any]) -> Verdict:
+    for rule in PolicyRule.objects.filter(tool_name=tool_name).order_by("position", "id"):
+        if conditions.matches(
+            arguments, field=rule.field, operator=rule.operator, value=rule.value
+        ):
+            return Verdict(
+                outcome=rule.outcome,
+                rule_id=rule.pk,
+                rule_name=rule.name,
+                approvals_needed=rule.quorum,
+                allow_self_approval=rule.allow_self_approval,
+                group_id=rule.group_id,
+            )
+    default = Outcome.REQUIRE_APPROVAL if needs_approval else Outcome.ALLOW
+    return Verdict(outcome=default, rule_id=None, rule_name=TOOL_DEFAULT)
+
+
+@dataclass(frozen=True)
+class GrantUse:
+    grant_id: int
+    granted_by: str
+
+    def as_event_data(self, *, tool_call_id: str, tool: str) -> dict[str, Any]:
+        """The approval_decided event of a call a grant let through."""
+        return {
+            "tool_call_id": tool_call_id,
+            "tool": tool,
+            "decision": "approved",
+            "status": "approved",
+            "grant": self.grant_id,
+            "decided_by": self.granted_by,
+        }
+
+
+def session_grant_for(
+    *, session_id, tool_name: str, arguments: dict[str, Any], verdict: Verdict
+) -> GrantUse | None:
+    """The session grant that approves this call now, if any. A grant stands in for one
+    approval by its granter, so it applies only where the call's rule would have accepted that
+    approval alone: a single approver, of the rule's group, not the requester under four-eyes.
+    """
+    if verdict.outcome != Outcome.REQUIRE_APPROVAL or verdict.approvals_needed > 1:
+        return None
+    grants = SessionGrant.objects.filter(
+        session_id=session_id, tool_name=tool_name, revoked_at__isnull=True
+    ).select_related("granted_by")
+    if verdict.group_id:
+        grants = grants.filter(granted_by__groups=verdict.group_id)
+    if not verdict.allow_self_approval:
+        grants = grants.exclude(granted_by=F("session__owner"))
+    for grant in grants:
+        if all(
+            name in arguments and arguments[name] == value for name, value in grant.match.items()
+        ):
+            who = grant.granted_by.get_username() if grant.granted_by else "an approver"
+            return GrantUse(grant_id=grant.pk, granted_by=who)
+    return None
