@@ -22,7 +22,7 @@ from django_q.signing import SignedPackage
 
 from approvals_app import notifications
 from approvals_app import services as approval_services
-from approvals_app.models import ApprovalStatus
+from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
 from sessions_app import services
 from sessions_app.models import Turn, TurnStatus
 from tests.conftest import ASK_FOR_EMAIL, wait_for
@@ -169,6 +169,24 @@ def test_it_emails_each_eligible_approver_when_a_turn_parks(
     assert link in message.body
     turn.refresh_from_db()
     assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
+
+
+def test_a_rule_naming_a_group_tells_only_its_members(
+    email_waiting_for_approval, approvers, outbox
+):
+    """Who is told is who may decide: a rule's group narrows both (a superuser outside it too)."""
+    PolicyRule.objects.create(
+        name="Mail waits for the deciders",
+        tool_name="send_email",
+        outcome=Outcome.REQUIRE_APPROVAL,
+        group=Group.objects.get(name="deciders"),
+    )
+    _turn, approval = email_waiting_for_approval()
+
+    run_notification_tasks({approval.pk})
+
+    assert [user.username for user in notifications.eligible_approvers(approval)] == ["erin"]
+    assert [message.to for message in outbox] == [["erin@example.org"]]
 
 
 def test_it_emails_the_other_approvers_the_decision(
