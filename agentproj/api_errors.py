@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from agentproj.api_auth import CsrfFailed
-from sessions_app.services import ServiceError
+from agentproj.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
-from . import services
+from . import errors, services
 from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule, SessionGrant
 
 # A select-across on a long queue must not turn into a wall of ids.
@@ -26,11 +26,11 @@ NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
 # Refusals a decision may meet, and what the queue says about each.
-REFUSALS = (services.NotPending, services.SelfApprovalForbidden, services.NotEligible)
+REFUSALS = (errors.NotPending, errors.SelfApprovalForbidden, errors.NotEligible)
 
 
 def refusal_text(refusal: Exception) -> str:
-    return NOT_PENDING if isinstance(refusal, services.NotPending) else refusal.detail
+    return NOT_PENDING if isinstance(refusal, errors.NotPending) else refusal.detail
 
 
 def reason_field(*, required: bool, **kwargs) -> forms.CharField:

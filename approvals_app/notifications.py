@@ -134,6 +134,7 @@ def mail_subject(approval: ApprovalRequest) -> str:
         ApprovalStatus.APPROVED: "Approved",
         ApprovalStatus.REJECTED: "Rejected",
         ApprovalStatus.EXPIRED: "Expired",
+        ApprovalStatus.CANCELLED: "Cancelled",
     }
     return f"{subjects[approval.status]}: {approval.tool_name} (request {approval.pk})"
 
@@ -154,6 +155,8 @@ def summary(approval: ApprovalRequest) -> str:
         return f"{what} is waiting for approval."
     if approval.status == ApprovalStatus.EXPIRED:
         return f"{what} expired without a decision; its turn was stopped."
+    if approval.status == ApprovalStatus.CANCELLED:
+        return f"{what} is no longer needed: its turn was stopped before a decision."
     decider = approval.decided_by.get_username() if approval.decided_by else "someone"
     reason = f": {approval.reason}" if approval.reason else "."
     return f"{what} was {approval.status} by {decider}{reason}"

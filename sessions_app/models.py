@@ -50,6 +50,7 @@ class EventKind(models.TextChoices):
     TOOL_RESULT = "tool_result"
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
+    APPROVAL_GRANT_REVOKED = "approval_grant_revoked"
     STATUS = "status"
     INTERRUPT = "interrupt"
     ERROR = "error"

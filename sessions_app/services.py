@@ -16,10 +16,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from approvals_app import notifications
-from approvals_app.models import ApprovalRequest, ApprovalStatus
+from agentproj.errors import ServiceError
+from approvals_app import records as approval_records
+from approvals_app.models import ApprovalStatus
 
-from . import events
+from . import delivery, events
 from .models import (
     TERMINAL_STATUSES,
     AgentSession,
@@ -68,11 +69,6 @@ INTERRUPT_TEXT = {
 }
 
 
-class ServiceError(Exception):
-    code = "error"
-    detail = "The request could not be completed."
-
-
 class SessionBusy(ServiceError):
     code = "session_busy"
     detail = "A turn is already active in this session."
@@ -116,7 +112,7 @@ def lock_turn(turn_id: int) -> tuple[AgentSession, Turn]:
     return session, turn
 
 
-def _lock_session(session_id) -> AgentSession:
+def lock_session(session_id) -> AgentSession:
     return AgentSession.objects.select_for_update().get(pk=session_id)
 
 
@@ -146,12 +142,10 @@ def _enqueue_on_commit(turn: Turn) -> None:
     ``robust``: a broker that is down must not turn a committed change into an error for the
     caller; the turn stays queued and housekeeping hands it over again (``turns_redeliver``).
     """
-    from . import tasks
-
     turn.enqueued_at = _now()
     Turn.objects.filter(pk=turn.pk).update(enqueued_at=turn.enqueued_at)
     turn_id = turn.pk
-    transaction.on_commit(lambda: tasks.enqueue(turn_id), robust=True)
+    transaction.on_commit(lambda: delivery.turn_enqueue(turn_id), robust=True)
 
 
 def _next_index(session: AgentSession) -> int:
@@ -180,7 +174,7 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     turns_reap_expired(session_id=session.pk)
     try:
         with transaction.atomic():
-            locked = _lock_session(session.pk)
+            locked = lock_session(session.pk)
             current = active_turn(locked)
             waiting = locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
             if current is not None or waiting:
@@ -436,39 +430,13 @@ def turn_park_for_approval(
     Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
     caller stops instead.
     """
-    from approvals_app.services import approval_event_data, arguments_hash
-
     with transaction.atomic():
         session, turn = lock_turn(turn_id)
         _require_lease(turn, lease_token)
         if turn.status != S.RUNNING:
             return False
         expires_at = _now() + timedelta(seconds=settings.APPROVAL_TIMEOUT)
-        for call in calls:
-            approval = ApprovalRequest.objects.create(
-                turn=turn,
-                tool_call_id=call["id"],
-                tool_name=call["name"],
-                arguments=call["arguments"],
-                arguments_hash=arguments_hash(call["arguments"]),
-                approvals_needed=call.get("approvals_needed", 1),
-                allow_self_approval=call.get("allow_self_approval", True),
-                group_id=call.get("group"),
-                expires_at=expires_at,
-            )
-            notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
-            events.append(
-                session=session,
-                turn=turn,
-                kind=EventKind.APPROVAL_REQUESTED,
-                data=approval_event_data(
-                    approval,
-                    arguments=approval.arguments,
-                    expires_at=expires_at.isoformat(),
-                    approvals_needed=approval.approvals_needed,
-                    **({"policy": call["policy"]} if "policy" in call else {}),
-                ),
-            )
+        approval_records.requests_open(session, turn, calls=calls, expires_at=expires_at)
         _move(turn, S.WAITING_FOR_APPROVAL)
         turn.checkpoint = checkpoint
         turn.lease_token = None
@@ -500,7 +468,7 @@ def turn_request_cancel(
 ) -> CancelOutcome:
     """Stop the session's active turn (or the named one) as in DESIGN.md section 5."""
     with transaction.atomic():
-        locked = _lock_session(session.pk)
+        locked = lock_session(session.pk)
         if turn_id is not None:
             turn = locked.turns.filter(pk=turn_id, parent__isnull=True).first()
             if turn is None:
@@ -617,11 +585,7 @@ def finalize_locked(
         if event.data.get("streaming"):
             events.update(event=event, data={**event.data, "streaming": False})
 
-    cancelled = turn.approval_requests.filter(status=ApprovalStatus.PENDING).update(
-        status=ApprovalStatus.CANCELLED, decided_at=_now()
-    )
-    if cancelled:
-        events.approval_queue_changed_on_commit()
+    approval_records.requests_close(turn, status=ApprovalStatus.CANCELLED)
 
     for child in turn.children.exclude(status__in=TERMINAL_STATUSES):
         child = Turn.objects.select_for_update().get(pk=child.pk)

@@ -4,39 +4,22 @@ Delivery is at least once: running a turn takes its lease first, so a task deliv
 runs the turn once.
 """
 
-from django_q.tasks import async_task
-
 from approvals_app.services import approvals_expire
 
 from . import services
+from .delivery import turn_enqueue
 from .runtime import worker
-
-# django-q2's time limit must never kill a process that hosts turns.
-NO_TIME_LIMIT = -1
-
-
-def enqueue(turn_id: int) -> None:
-    """Hand a queued turn to the broker: a first run and a resume are the same task, since a
-    turn always continues from its checkpoint."""
-    async_task(
-        "sessions_app.tasks.run_turn",
-        turn_id,
-        group="turns",
-        # A delivery's result says nothing the turn row does not: saving it would add a write
-        # per turn to the busiest table of the embedded SQLite database. Failures are kept.
-        q_options={"task_name": f"turn-{turn_id}", "timeout": NO_TIME_LIMIT, "save": False},
-    )
 
 
 def run_turn(turn_id: int) -> str:
     outcome = worker.deliver(turn_id)
     if outcome == worker.FULL:
-        enqueue(turn_id)
+        turn_enqueue(turn_id)
         worker.wait_for_slot()
     elif outcome == worker.REFUSED:
         # This process was told to shut down and has drained: the turn is still queued, so
         # hand it to another process, and leave now, between tasks, where leaving is safe.
-        enqueue(turn_id)
+        turn_enqueue(turn_id)
         raise SystemExit(0)
     return outcome
 

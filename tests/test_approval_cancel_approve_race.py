@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 from django.core import mail
 
+from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app import services
@@ -50,7 +51,7 @@ def test_it_never_runs_the_tool_after_a_stop_whoever_wins(
         assert turn.stop_reason == StopReason.USER_CANCEL
         assert interrupts(turn) == 1
         if decided[0] == "error":
-            assert isinstance(decided[1], approval_services.NotPending), decided
+            assert isinstance(decided[1], approval_errors.NotPending), decided
             assert approval.status == ApprovalStatus.CANCELLED
             assert approval.decided_by is None
             assert not turn.events.filter(kind=EventKind.APPROVAL_DECIDED).exists()

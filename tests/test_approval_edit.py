@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from approvals_app import services as approval_services
+from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
 from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import EMAIL_CALL, assert_error, waiting_turn
@@ -48,7 +48,7 @@ def test_it_runs_the_call_once_with_exactly_the_edited_arguments(
     ]
     approval.refresh_from_db()
     assert approval.executed_at is not None
-    assert approval.arguments_hash == approval_services.arguments_hash(EDITED)
+    assert approval.arguments_hash == approval_records.arguments_hash(EDITED)
     # The timeline keeps both versions and who changed them.
     requested = turn.events.get(kind=EventKind.APPROVAL_REQUESTED)
     decided = turn.events.get(kind=EventKind.APPROVAL_DECIDED)

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app import services, tasks
@@ -84,7 +85,7 @@ def test_it_expires_requests_created_with_a_tiny_timeout(
     assert approval_services.approvals_expire() == 1
 
     assert_expired(turn, approval)
-    with pytest.raises(approval_services.NotPending):
+    with pytest.raises(approval_errors.NotPending):
         approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
     assert_expired(turn, approval)
 
@@ -95,7 +96,7 @@ def test_it_expires_an_overdue_request_that_an_approver_tries_to_decide(
     turn, approval = waiting(user, run_turn_in_thread)
     make_overdue(approval)
 
-    with pytest.raises(approval_services.NotPending):
+    with pytest.raises(approval_errors.NotPending):
         approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
 
     assert_expired(turn, approval)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from approvals_app import records as approval_records
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app.models import EventKind, TurnStatus
@@ -21,7 +22,7 @@ def test_it_waits_for_approval_without_running_the_tool(email_waiting_for_approv
     assert approval.status == ApprovalStatus.PENDING
     assert approval.tool_name == "send_email"
     assert approval.arguments["to"] == "x@example.com"
-    assert approval.arguments_hash == approval_services.arguments_hash(approval.arguments)
+    assert approval.arguments_hash == approval_records.arguments_hash(approval.arguments)
     assert approval.expires_at > approval.created_at
     requested = turn.events.get(kind=EventKind.APPROVAL_REQUESTED)
     assert requested.data["approval"] == approval.pk

@@ -91,6 +91,24 @@ def test_it_stops_applying_a_revoked_grant(granted, ask, approver_api, approver)
     assert grant.revoked_at is not None and grant.revoked_by == approver
 
 
+def test_it_tells_the_timeline_of_a_revocation_once(granted, approver_api):
+    session, grant = granted({"match": ["to"]})
+
+    for _ in range(2):
+        response = approver_api.post(f"/api/sessions/{session.pk}/grants/{grant.pk}/revoke/")
+        assert response.status_code == 200
+
+    [revoked] = session.events.filter(kind=EventKind.APPROVAL_GRANT_REVOKED)
+    assert revoked.turn is None
+    assert revoked.data == {
+        "grant": grant.pk,
+        "tool": "send_email",
+        "match": {"to": "x@example.com"},
+        "revoked_by": "carol",
+    }
+    assert revoked.seq == session.events.order_by("-seq").first().seq
+
+
 def test_it_never_applies_a_grant_outside_its_session(granted, ask, user):
     session, grant = granted(True)
 

@@ -299,6 +299,31 @@ def test_it_announces_an_expiry(email_waiting_for_approval, webhook):
     assert "expired without a decision" in payload["text"]
 
 
+def test_it_tells_the_approvers_when_a_stop_cancels_the_request(
+    email_waiting_for_approval, approvers, user, webhook, outbox
+):
+    turn, approval = email_waiting_for_approval()
+    run_notification_tasks({approval.pk})
+    webhook.requests.clear()
+    outbox.clear()
+
+    services.turn_request_cancel(session=turn.session, actor=user)
+    run_notification_tasks({approval.pk})
+
+    [payload] = webhook.payloads()
+    assert payload["id"] == approval.pk
+    assert payload["status"] == "cancelled"
+    assert "no longer needed" in payload["text"]
+    assert sorted(to for message in outbox for to in message.to) == [
+        "carol@example.org",
+        "dave@example.org",
+        "erin@example.org",
+    ]
+    assert {message.subject for message in outbox} == {
+        f"Cancelled: send_email (request {approval.pk})"
+    }
+
+
 def test_it_parks_and_resumes_the_turn_while_the_webhook_is_down(
     email_waiting_for_approval, refused_url, approvers, outbox, run_turn_in_thread, settings
 ):

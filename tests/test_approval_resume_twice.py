@@ -3,6 +3,7 @@
 import pytest
 from django.core import mail
 
+from approvals_app import records as approval_records
 from approvals_app import services as approval_services
 from sessions_app.models import EventKind, TurnStatus
 
@@ -53,9 +54,7 @@ def test_it_does_not_run_a_call_another_delivery_already_claimed(
     turn, approval = approved_turn
     # An earlier delivery claimed the call (and sent the email) but its worker died before it
     # could record the result; the turn is resumed from the checkpoint taken before the claim.
-    assert approval_services.approval_claim_execution(
-        approval_id=approval.pk, requested=approval.arguments
-    )
+    assert approval_records.execution_claim(approval_id=approval.pk, requested=approval.arguments)
 
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
 

@@ -4,6 +4,7 @@ lock)."""
 
 import pytest
 
+from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app import services
@@ -58,7 +59,7 @@ def test_it_lets_exactly_one_of_cancel_and_approve_win(round_, user, approver):
     statuses = [e.data["status"] for e in turn.events.filter(kind=EventKind.STATUS).order_by("seq")]
     if approve_kind == "error":
         # The cancel won: the approval is withdrawn and the approver is told it is not pending.
-        assert isinstance(approve_value, approval_services.NotPending), approve_value
+        assert isinstance(approve_value, approval_errors.NotPending), approve_value
         assert approval.status == ApprovalStatus.CANCELLED
         assert not turn.events.filter(kind=EventKind.APPROVAL_DECIDED).exists()
         assert statuses[-2:] == [TurnStatus.WAITING_FOR_APPROVAL, TurnStatus.STOPPED]
@@ -76,7 +77,7 @@ def test_it_lets_exactly_one_of_cancel_and_approve_win(round_, user, approver):
 def test_it_refuses_an_approval_after_the_cancel_won(user, approver):
     turn, approval = waiting_turn(user)
     services.turn_request_cancel(session=turn.session, actor=user)
-    with pytest.raises(approval_services.NotPending):
+    with pytest.raises(approval_errors.NotPending):
         approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
     turn.refresh_from_db()
     approval.refresh_from_db()

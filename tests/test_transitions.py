@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app import services
@@ -380,7 +381,7 @@ def test_it_refuses_an_illegal_finalize_and_writes_nothing(user):
 def test_it_refuses_a_decision_once_the_turn_is_no_longer_waiting(user):
     turn, approval = waiting_turn(user)
     services.turn_request_cancel(session=turn.session, actor=user)
-    with pytest.raises(approval_services.NotPending):
+    with pytest.raises(approval_errors.NotPending):
         approval_services.approval_decide(approval_id=approval.pk, actor=user, approve=True)
     turn.refresh_from_db()
     approval.refresh_from_db()

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from approvals_app import errors as approval_errors
 from approvals_app import policies
-from approvals_app import services as approval_services
+from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus, Outcome
 
 from .. import selectors, services
@@ -299,11 +300,11 @@ class TurnRunner:
         self.scope.raise_if_cancelled()
         try:
             arguments = await self.host.db(
-                approval_services.approval_claim_execution,
+                approval_records.execution_claim,
                 approval_id=approval.pk,
                 requested=call["arguments"],
             )
-        except approval_services.ArgumentsChanged:
+        except approval_errors.ArgumentsChanged:
             return {}, "Refused: the arguments differ from the ones that were approved."
         if arguments is None:
             return {}, "This approved call was already run once; it is not run again."
