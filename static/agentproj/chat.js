@@ -98,13 +98,19 @@ function isPlainObject(value) {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-// How a grant's match reads: "" matches any call, else `to is "x@example.com"` for each field,
-// in name order.
+// How a grant's match reads, the same as the page's server-rendered grant list: "" matches any
+// call, else `to is "x@example.com"` for each field, in name order.
 function matchConditions(match) {
   return Object.keys(match || {})
     .sort()
     .map((name) => `${name} is ${JSON.stringify(match[name])}`)
     .join(" and ");
+}
+
+// Minutes in UTC, as the server renders times (its TIME_ZONE is UTC).
+function timeElement(iso) {
+  const text = iso ? new Date(iso).toISOString().slice(0, 16).replace("T", " ") : "";
+  return el("time", { datetime: iso || null }, text);
 }
 
 function insertBySeq(list, node) {
@@ -116,6 +122,74 @@ function insertBySeq(list, node) {
     }
   }
   list.append(node);
+}
+
+// The session's grants ("approve for this session"). The server renders the list; the events
+// that make and revoke grants keep it current, building rows like the server's.
+class GrantList {
+  constructor(section) {
+    this.section = section;
+    this.list = section.querySelector(".grant-list");
+    this.error = section.querySelector(".grant-error");
+    this.revokeUrl = section.dataset.revokeUrl;
+    this.canRevoke = section.dataset.canRevoke === "1";
+    for (const row of this.list.children) this.wire(row);
+  }
+
+  row(id) {
+    return this.list.querySelector(`[data-grant="${id}"]`);
+  }
+
+  add({ id, tool, match, grantedBy, at }) {
+    if (this.row(id)) return;
+    const conditions = matchConditions(match);
+    const row = el(
+      "li",
+      { class: "grant", "data-grant": id, "data-state": "active" },
+      el("code", { class: "grant-tool" }, tool),
+      el("span", { class: "grant-match" }, conditions ? `when ${conditions}` : "every call"),
+      el("span", { class: "grant-made" }, `granted by ${grantedBy}, `, timeElement(at)),
+      el("span", { class: "grant-state" }, "Active"),
+      this.canRevoke ? el("button", { type: "button", class: "revoke" }, "Revoke") : null,
+    );
+    this.list.append(row);
+    this.wire(row);
+    this.section.hidden = false;
+  }
+
+  markRevoked(id, revokedBy, at) {
+    const row = this.row(id);
+    if (!row || row.dataset.state === "revoked") return;
+    row.dataset.state = "revoked";
+    row.querySelector(".grant-state").replaceChildren(`Revoked by ${revokedBy}, `, timeElement(at));
+    const button = row.querySelector("button.revoke");
+    if (button) button.remove();
+  }
+
+  wire(row) {
+    const button = row.querySelector("button.revoke");
+    if (button) button.addEventListener("click", () => this.revoke(row, button));
+  }
+
+  async revoke(row, button) {
+    button.disabled = true;
+    const url = this.revokeUrl.replace("/grants/0/", `/grants/${row.dataset.grant}/`);
+    const result = await postJSON(url, {});
+    if (result.ok) {
+      // The answer is enough to show it: the revocation's event may come later, or from a
+      // replay, and changes nothing more.
+      this.markRevoked(result.data.id, result.data.revoked_by, result.data.revoked_at);
+      this.showError("");
+    } else {
+      button.disabled = false;
+      this.showError(readableError(result));
+    }
+  }
+
+  showError(text) {
+    this.error.textContent = text;
+    this.error.hidden = !text;
+  }
 }
 
 class ChatPage {
@@ -135,6 +209,7 @@ class ChatPage {
     this.form = root.querySelector("#composer");
     this.message = root.querySelector("#message");
     this.notice = root.querySelector("#notice");
+    this.grants = new GrantList(root.querySelector("#grants"));
     this.buttons = {
       send: root.querySelector("#send"),
       interrupt: root.querySelector("#send-interrupt"),
@@ -271,7 +346,13 @@ class ChatPage {
     }
     this.lastSeq = Math.max(this.lastSeq, event.seq);
     const stick = this.nearBottom();
-    const item = { seq: event.seq, kind: event.kind, turnId: event.turn, data: event.data || {} };
+    const item = {
+      seq: event.seq,
+      kind: event.kind,
+      turnId: event.turn,
+      data: event.data || {},
+      at: event.created_at,
+    };
     this.items.set(event.seq, item);
     const turn = event.turn === null || event.turn === undefined ? null : this.turnFor(event);
     const render = {
@@ -281,6 +362,7 @@ class ChatPage {
       tool_result: () => this.renderToolResult(item),
       approval_requested: () => this.renderApproval(item),
       approval_decided: () => this.renderDecision(item),
+      approval_grant_revoked: () => this.renderGrantRevoked(item),
       interrupt: () => this.renderInterrupt(item),
       error: () => this.renderError(item, turn),
       status: () => this.applyStatus(item, turn),
@@ -565,6 +647,13 @@ class ChatPage {
     else if (data.grant) {
       const conditions = matchConditions(data.grant.match);
       text += `, and for the rest of this session${conditions ? ` when ${conditions}` : ""}`;
+      this.grants.add({
+        id: data.grant.id,
+        tool: data.tool,
+        match: data.grant.match,
+        grantedBy: data.decided_by,
+        at: item.at,
+      });
     }
     if (data.reason) text += `: ${data.reason}`;
     // The card keeps the requested arguments; the decision shows what runs instead, and who
@@ -588,6 +677,13 @@ class ChatPage {
     // A quorum's later approvers edit from the arguments an earlier one changed.
     if (data.edited_arguments) approval.current = data.edited_arguments;
     this.renderApprovalState(approval);
+  }
+
+  renderGrantRevoked(item) {
+    const { grant, tool, revoked_by: revokedBy } = item.data;
+    const text = `Grant for ${tool} revoked by ${revokedBy}`;
+    item.el = el("li", { class: "notice grant-revoked" }, text);
+    this.grants.markRevoked(grant, revokedBy, item.at);
   }
 
   renderInterrupt(item) {
