@@ -1,18 +1,21 @@
 """The approval queue: approvers decide pending tool calls here, through the same service as the
-API. Nothing is edited by form; a decision is a POST to an action or to a change-page button."""
+API. The request itself is never edited by form; a decision is a POST to an action or to a
+change-page button, and the change page's approval may carry edited arguments and a grant."""
 
+import copy
 import json
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, Value, When
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 from sessions_app.models import TurnStatus
@@ -20,11 +23,27 @@ from sessions_app.models import TurnStatus
 from . import errors, services
 from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule, SessionGrant
 
+# The change page's approval form (``approve-arguments``, ...): ids apart from the page's own.
+APPROVE_FORM_ID = "approve-%s"
+# What the change page says at the top about each field of a decision form it refused.
+FIELD_PROBLEMS = {
+    "reason": "The reason was not accepted",
+    "arguments": "The arguments were not accepted",
+    "grant": "The grant was not accepted",
+    "grant_match": "The grant was not accepted",
+}
+# Refusals of an approval that are about what the form sent, and the field each is about.
+FORM_REFUSALS = {
+    errors.InvalidArguments: "arguments",
+    errors.InvalidGrant: "grant_match",
+    errors.GrantNotAllowed: "grant",
+}
 # A select-across on a long queue must not turn into a wall of ids.
 REFUSED_IDS_SHOWN = 10
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
+ARGUMENTS_NOT_AN_OBJECT = "Give the arguments as a JSON object: names and values in braces."
 # Refusals a decision may meet, and what the queue says about each.
 REFUSALS = (errors.NotPending, errors.SelfApprovalForbidden, errors.NotEligible)
 
@@ -46,8 +65,73 @@ def reason_field(*, required: bool, **kwargs) -> forms.CharField:
     )
 
 
+class ArgumentsField(forms.JSONField):
+    """A tool call's arguments: a JSON object, shown indented to be edited by hand."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is not None and not isinstance(value, dict):
+            raise ValidationError(ARGUMENTS_NOT_AN_OBJECT)
+        return value
+
+
 class ApproveForm(forms.Form):
+    """An approval from the change page: the arguments to run (edited or not), and optionally
+    for the rest of the session. A request that needs several approvers offers no grant."""
+
+    arguments = ArgumentsField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 60, "class": "approval-arguments-editor"}),
+        help_text=(
+            "The call runs with these. Edit them to approve it with other arguments: they are "
+            "checked against the tool's schema. Left empty, the call runs as it stands."
+        ),
+    )
+    grant = forms.BooleanField(
+        required=False,
+        label="Approve for this session",
+        help_text="Later calls of this tool in this session run without waiting, until revoked.",
+    )
+    grant_match = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Only when these arguments are the same",
+    )
     reason = reason_field(required=False)
+
+    def __init__(self, *args, approval: ApprovalRequest, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.approval = approval
+        self.fields["arguments"].initial = approval.arguments_to_run
+        self.offers_grant = approval.approvals_needed == 1
+        if self.offers_grant:
+            self.fields["grant_match"].choices = [
+                (name, name) for name in sorted(approval.arguments_to_run)
+            ]
+        else:
+            del self.fields["grant"], self.fields["grant_match"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("grant_match") and not cleaned.get("grant"):
+            self.add_error(
+                "grant_match", "Tick “Approve for this session” to approve later calls too."
+            )
+        return cleaned
+
+    def arguments_to_approve(self) -> dict | None:
+        """The arguments to approve when they differ from the ones that stand (None: as is)."""
+        arguments = self.cleaned_data["arguments"]
+        return None if arguments in (None, self.approval.arguments_to_run) else arguments
+
+    def grant_to_make(self) -> list[str] | None:
+        """The argument names a grant matches on; None when the approval makes no grant."""
+        return self.cleaned_data["grant_match"] if self.cleaned_data.get("grant") else None
 
 
 class RejectForm(forms.Form):
@@ -268,10 +352,13 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             and self.has_decide_permission(request)
         )
         extra_context = {
+            "approve_form": ApproveForm(approval=approval, auto_id=APPROVE_FORM_ID)
+            if decidable
+            else None,
+            "reject_form": RejectForm(),
+            # An approval the form refused comes back with what was sent and what was wrong.
             **(extra_context or {}),
             "decidable": decidable,
-            "approve_form": ApproveForm(auto_id="approve-%s"),
-            "reject_form": RejectForm(),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -349,54 +436,83 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return [
             path(
                 "<path:object_id>/approve/",
-                self.admin_site.admin_view(self.approve_view),
+                self.admin_site.admin_view(require_POST(self.approve_view)),
                 name=f"{prefix}_approve",
             ),
             path(
                 "<path:object_id>/reject/",
-                self.admin_site.admin_view(self.reject_view),
+                self.admin_site.admin_view(require_POST(self.reject_view)),
                 name=f"{prefix}_reject",
             ),
             *super().get_urls(),
         ]
 
     def approve_view(self, request, object_id):
-        return self._decide_one(request, object_id, approve=True)
+        approval, change_url = self._button_target(request, object_id)
+        form = ApproveForm(request.POST, approval=approval, auto_id=APPROVE_FORM_ID)
+        if form.is_valid():
+            try:
+                services.approval_decide(
+                    approval_id=approval.pk,
+                    actor=request.user,
+                    approve=True,
+                    reason=form.cleaned_data["reason"],
+                    arguments=form.arguments_to_approve(),
+                    grant=form.grant_to_make(),
+                )
+            except tuple(FORM_REFUSALS) as refusal:
+                form.add_error(FORM_REFUSALS[type(refusal)], refusal.detail)
+            except REFUSALS as refusal:
+                return self._not_decided(request, approval, refusal, change_url)
+            else:
+                return self._decided(request, approval, "Approved")
+        for name, problems in form.errors.items():
+            self.message_user(
+                request, f"{FIELD_PROBLEMS[name]}: {' '.join(problems)}", messages.ERROR
+            )
+        # The change view would treat a POST as saving the (read-only) request: it shows the
+        # page as for a GET, with the approval form as it was sent.
+        page_request = copy.copy(request)
+        page_request.method = "GET"
+        return self.change_view(page_request, object_id, extra_context={"approve_form": form})
 
     def reject_view(self, request, object_id):
-        return self._decide_one(request, object_id, approve=False)
-
-    def _decide_one(self, request, object_id, *, approve: bool):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        self._require_decide(request)
-        approval = self.get_object(request, unquote(object_id))
-        if approval is None:
-            raise Http404
-        change_url = reverse("admin:approvals_app_approvalrequest_change", args=[approval.pk])
-        form = (ApproveForm if approve else RejectForm)(request.POST)
+        approval, change_url = self._button_target(request, object_id)
+        form = RejectForm(request.POST)
         if not form.is_valid():
-            if not approve and not request.POST.get("reason", "").strip():
+            if not request.POST.get("reason", "").strip():
                 problem = "Give a reason to reject this request."
             else:
-                problem = f"The reason was not accepted: {' '.join(form.errors['reason'])}"
+                problem = f"{FIELD_PROBLEMS['reason']}: {' '.join(form.errors['reason'])}"
             self.message_user(request, problem, messages.ERROR)
             return HttpResponseRedirect(change_url)
         try:
             services.approval_decide(
                 approval_id=approval.pk,
                 actor=request.user,
-                approve=approve,
+                approve=False,
                 reason=form.cleaned_data["reason"],
             )
         except REFUSALS as refusal:
-            self.message_user(
-                request,
-                f"Request #{approval.pk} was not decided. {refusal_text(refusal)}",
-                messages.ERROR,
-            )
-            return HttpResponseRedirect(change_url)
-        verb = "Approved" if approve else "Rejected"
+            return self._not_decided(request, approval, refusal, change_url)
+        return self._decided(request, approval, "Rejected")
+
+    def _button_target(self, request, object_id) -> tuple[ApprovalRequest, str]:
+        self._require_decide(request)
+        approval = self.get_object(request, unquote(object_id))
+        if approval is None:
+            raise Http404
+        return approval, reverse("admin:approvals_app_approvalrequest_change", args=[approval.pk])
+
+    def _not_decided(self, request, approval, refusal, change_url):
+        self.message_user(
+            request,
+            f"Request #{approval.pk} was not decided. {refusal_text(refusal)}",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(change_url)
+
+    def _decided(self, request, approval, verb: str):
         self.message_user(
             request, f"{verb} request #{approval.pk} ({approval.tool_name}).", messages.SUCCESS
         )

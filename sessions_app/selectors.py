@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 
-from approvals_app.models import ApprovalRequest
+from approvals_app.models import ApprovalRequest, SessionGrant
 
 from .events import serialize_event
 from .models import (
@@ -80,6 +80,11 @@ def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
         "decided_by", "edited_by"
     )
     return {request.tool_call_id: request for request in requests}
+
+
+def session_grants(session: AgentSession):
+    """The session's grants, revoked ones too, oldest first."""
+    return SessionGrant.objects.filter(session=session).select_related("granted_by", "revoked_by")
 
 
 def turn_answer(turn_id: int) -> str:

@@ -1,5 +1,8 @@
-"""Server-rendered pages. The chat page renders its frame; the page script fills the timeline
-from the websocket (a full replay, then live events) so that one code path draws every event."""
+"""Server-rendered pages. The chat page renders its frame and the session's grants; the page
+script fills the timeline from the websocket (a full replay, then live events) so that one code
+path draws every event, and keeps the grants current from the same events."""
+
+import json
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -17,6 +20,15 @@ SESSION_STATUS_LABELS = {
     "waiting_for_approval": "Waiting for approval",
     "stopping": "Stopping…",
 }
+
+
+def match_conditions(match: dict) -> str:
+    """How a grant's match reads: ``to is "x@example.com"`` per field, in name order; the page
+    script words the grants that events bring in the same way (``matchConditions``)."""
+    return " and ".join(
+        f"{name} is {json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
+        for name, value in sorted(match.items())
+    )
 
 
 class SessionForm(forms.ModelForm):
@@ -62,5 +74,9 @@ def session_detail(request, session_id):
             # Lets Stop work before the websocket has replayed anything.
             "active_turn": selectors.session_active_turn(session),
             "can_decide": can_decide(request.user),
+            "grants": [
+                {"grant": grant, "conditions": match_conditions(grant.match)}
+                for grant in selectors.session_grants(session)
+            ],
         },
     )

@@ -94,6 +94,25 @@ function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
+function isPlainObject(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+// How a grant's match reads, the same as the page's server-rendered grant list: "" matches any
+// call, else `to is "x@example.com"` for each field, in name order.
+function matchConditions(match) {
+  return Object.keys(match || {})
+    .sort()
+    .map((name) => `${name} is ${JSON.stringify(match[name])}`)
+    .join(" and ");
+}
+
+// Minutes in UTC, as the server renders times (its TIME_ZONE is UTC).
+function timeElement(iso) {
+  const text = iso ? new Date(iso).toISOString().slice(0, 16).replace("T", " ") : "";
+  return el("time", { datetime: iso || null }, text);
+}
+
 function insertBySeq(list, node) {
   const seq = Number(node.dataset.seq);
   for (const child of list.children) {
@@ -103,6 +122,74 @@ function insertBySeq(list, node) {
     }
   }
   list.append(node);
+}
+
+// The session's grants ("approve for this session"). The server renders the list; the events
+// that make and revoke grants keep it current, building rows like the server's.
+class GrantList {
+  constructor(section) {
+    this.section = section;
+    this.list = section.querySelector(".grant-list");
+    this.error = section.querySelector(".grant-error");
+    this.revokeUrl = section.dataset.revokeUrl;
+    this.canRevoke = section.dataset.canRevoke === "1";
+    for (const row of this.list.children) this.wire(row);
+  }
+
+  row(id) {
+    return this.list.querySelector(`[data-grant="${id}"]`);
+  }
+
+  add({ id, tool, match, grantedBy, at }) {
+    if (this.row(id)) return;
+    const conditions = matchConditions(match);
+    const row = el(
+      "li",
+      { class: "grant", "data-grant": id, "data-state": "active" },
+      el("code", { class: "grant-tool" }, tool),
+      el("span", { class: "grant-match" }, conditions ? `when ${conditions}` : "every call"),
+      el("span", { class: "grant-made" }, `granted by ${grantedBy}, `, timeElement(at)),
+      el("span", { class: "grant-state" }, "Active"),
+      this.canRevoke ? el("button", { type: "button", class: "revoke" }, "Revoke") : null,
+    );
+    this.list.append(row);
+    this.wire(row);
+    this.section.hidden = false;
+  }
+
+  markRevoked(id, revokedBy, at) {
+    const row = this.row(id);
+    if (!row || row.dataset.state === "revoked") return;
+    row.dataset.state = "revoked";
+    row.querySelector(".grant-state").replaceChildren(`Revoked by ${revokedBy}, `, timeElement(at));
+    const button = row.querySelector("button.revoke");
+    if (button) button.remove();
+  }
+
+  wire(row) {
+    const button = row.querySelector("button.revoke");
+    if (button) button.addEventListener("click", () => this.revoke(row, button));
+  }
+
+  async revoke(row, button) {
+    button.disabled = true;
+    const url = this.revokeUrl.replace("/grants/0/", `/grants/${row.dataset.grant}/`);
+    const result = await postJSON(url, {});
+    if (result.ok) {
+      // The answer is enough to show it: the revocation's event may come later, or from a
+      // replay, and changes nothing more.
+      this.markRevoked(result.data.id, result.data.revoked_by, result.data.revoked_at);
+      this.showError("");
+    } else {
+      button.disabled = false;
+      this.showError(readableError(result));
+    }
+  }
+
+  showError(text) {
+    this.error.textContent = text;
+    this.error.hidden = !text;
+  }
 }
 
 class ChatPage {
@@ -122,6 +209,7 @@ class ChatPage {
     this.form = root.querySelector("#composer");
     this.message = root.querySelector("#message");
     this.notice = root.querySelector("#notice");
+    this.grants = new GrantList(root.querySelector("#grants"));
     this.buttons = {
       send: root.querySelector("#send"),
       interrupt: root.querySelector("#send-interrupt"),
@@ -258,7 +346,13 @@ class ChatPage {
     }
     this.lastSeq = Math.max(this.lastSeq, event.seq);
     const stick = this.nearBottom();
-    const item = { seq: event.seq, kind: event.kind, turnId: event.turn, data: event.data || {} };
+    const item = {
+      seq: event.seq,
+      kind: event.kind,
+      turnId: event.turn,
+      data: event.data || {},
+      at: event.created_at,
+    };
     this.items.set(event.seq, item);
     const turn = event.turn === null || event.turn === undefined ? null : this.turnFor(event);
     const render = {
@@ -268,6 +362,7 @@ class ChatPage {
       tool_result: () => this.renderToolResult(item),
       approval_requested: () => this.renderApproval(item),
       approval_decided: () => this.renderDecision(item),
+      approval_grant_revoked: () => this.renderGrantRevoked(item),
       interrupt: () => this.renderInterrupt(item),
       error: () => this.renderError(item, turn),
       status: () => this.applyStatus(item, turn),
@@ -422,7 +517,40 @@ class ChatPage {
 
   renderApproval(item) {
     item.approvalId = item.data.approval;
+    // The arguments as they stand: the requested ones until an approver of a quorum edits them.
+    item.current = item.data.arguments || {};
     item.state = el("p", { class: "approval-state" });
+    // Only those who may decide get the controls; for the others the card is a record.
+    item.actions = this.canDecide ? this.renderDecisionControls(item) : null;
+    item.el = el(
+      "li",
+      { class: "approval", "data-approval": item.approvalId },
+      el("div", { class: "tool-head" }, "Approval needed for ", el("code", {}, item.data.tool || "")),
+      el("pre", { class: "requested-arguments" }, pretty(item.data.arguments)),
+      item.state,
+      item.actions,
+    );
+    this.approvals.set(item.approvalId, item);
+    // The approval card shows the arguments; the call it belongs to need not repeat them.
+    const call = this.toolCalls.get(item.data.tool_call_id);
+    if (call && call.el) call.el.classList.add("has-approval");
+    this.renderApprovalState(item);
+  }
+
+  renderDecisionControls(item) {
+    item.editToggle = el(
+      "button",
+      { type: "button", class: "edit-arguments", "aria-expanded": "false" },
+      "Edit arguments",
+    );
+    item.editToggle.addEventListener("click", () => this.toggleEditor(item));
+    item.editor = el("textarea", {
+      class: "arguments-editor",
+      rows: Math.min(16, pretty(item.current).split("\n").length + 1),
+      spellcheck: "false",
+      "aria-label": "Arguments (JSON)",
+      hidden: true,
+    });
     item.reason = el("input", {
       type: "text",
       class: "reason",
@@ -434,20 +562,51 @@ class ChatPage {
     item.reject = el("button", { type: "button", class: "reject" }, "Reject");
     item.approve.addEventListener("click", () => this.decide(item, "approve"));
     item.reject.addEventListener("click", () => this.decide(item, "reject"));
-    item.actions = el("div", { class: "approval-actions" }, item.reason, item.approve, item.reject);
-    item.el = el(
-      "li",
-      { class: "approval", "data-approval": item.approvalId },
-      el("div", { class: "tool-head" }, "Approval needed for ", el("code", {}, item.data.tool || "")),
-      el("pre", {}, pretty(item.data.arguments)),
-      item.state,
-      item.actions,
+    item.error = el("p", { class: "approval-error", role: "alert", hidden: true });
+    return el(
+      "div",
+      { class: "approval-actions" },
+      el("div", { class: "approval-edit" }, item.editToggle, item.editor),
+      this.renderGrantOptions(item),
+      el("div", { class: "approval-buttons" }, item.reason, item.approve, item.reject),
+      item.error,
     );
-    this.approvals.set(item.approvalId, item);
-    // The approval card shows the arguments; the call it belongs to need not repeat them.
-    const call = this.toolCalls.get(item.data.tool_call_id);
-    if (call && call.el) call.el.classList.add("has-approval");
-    this.renderApprovalState(item);
+  }
+
+  // "Approve for this session", optionally only for calls with the same values of chosen
+  // fields. A grant lets later calls skip every approver, so a quorum's request offers none.
+  renderGrantOptions(item) {
+    item.grantFields = [];
+    if ((item.data.approvals_needed || 1) > 1) return null;
+    item.grant = el("input", { type: "checkbox", class: "approve-for-session" });
+    const choices = Object.keys(item.current)
+      .sort()
+      .map((name) => {
+        const box = el("input", { type: "checkbox", class: "grant-field", value: name });
+        item.grantFields.push(box);
+        return el("label", {}, box, " only when ", el("code", {}, name), " is the same");
+      });
+    const fields = el("div", { class: "grant-fields", hidden: true }, ...choices);
+    item.grant.addEventListener("change", () => {
+      fields.hidden = !item.grant.checked;
+    });
+    return el(
+      "div",
+      { class: "approval-grant" },
+      el("label", {}, item.grant, " Approve for this session"),
+      fields,
+    );
+  }
+
+  toggleEditor(item) {
+    const opening = item.editor.hidden;
+    // Closing discards the edit: an approval then approves the arguments as they stand.
+    item.editor.value = pretty(item.current);
+    item.editor.hidden = !opening;
+    item.editToggle.textContent = opening ? "Discard edit" : "Edit arguments";
+    item.editToggle.setAttribute("aria-expanded", String(opening));
+    this.showCardError(item, "");
+    if (opening) item.editor.focus();
   }
 
   renderApprovalState(item) {
@@ -469,25 +628,62 @@ class ChatPage {
     }
     item.el.dataset.state = state;
     item.state.textContent = text;
-    const decidable =
-      this.canDecide && !final && turn && turn.status === "waiting_for_approval";
-    item.actions.hidden = !decidable;
+    if (item.actions) {
+      const decidable = !final && turn && turn.status === "waiting_for_approval";
+      item.actions.hidden = !decidable;
+    }
   }
 
   renderDecision(item) {
-    this.decisions.set(item.data.approval, item.data);
-    const approved = item.data.decision === "approved";
-    let text = `${approved ? "Approved" : "Rejected"} by ${item.data.decided_by}`;
-    if (item.data.status === "pending") {
-      text += ` (${item.data.approvals_given} of ${item.data.approvals_needed})`;
+    const data = item.data;
+    this.decisions.set(data.approval, data);
+    const approved = data.decision === "approved";
+    let text = `${approved ? "Approved" : "Rejected"} by ${data.decided_by}`;
+    if (data.status === "pending") {
+      text += ` (${data.approvals_given} of ${data.approvals_needed})`;
     }
     // A number names the grant that let this call through; an object is a grant being made.
-    if (typeof item.data.grant === "number") text += " (approved for this session)";
-    else if (item.data.grant) text += ", and for the rest of this session";
-    if (item.data.reason) text += `: ${item.data.reason}`;
-    item.el = el("li", { class: `notice decision ${approved ? "approved" : "rejected"}` }, text);
-    const approval = this.approvals.get(item.data.approval);
-    if (approval) this.renderApprovalState(approval);
+    if (typeof data.grant === "number") text += " (approved for this session)";
+    else if (data.grant) {
+      const conditions = matchConditions(data.grant.match);
+      text += `, and for the rest of this session${conditions ? ` when ${conditions}` : ""}`;
+      this.grants.add({
+        id: data.grant.id,
+        tool: data.tool,
+        match: data.grant.match,
+        grantedBy: data.decided_by,
+        at: item.at,
+      });
+    }
+    if (data.reason) text += `: ${data.reason}`;
+    // The card keeps the requested arguments; the decision shows what runs instead, and who
+    // changed it.
+    const edited = data.edited_arguments
+      ? el(
+          "div",
+          { class: "edited" },
+          `Arguments changed by ${data.edited_by}:`,
+          el("pre", { class: "edited-arguments" }, pretty(data.edited_arguments)),
+        )
+      : null;
+    item.el = el(
+      "li",
+      { class: `notice decision ${approved ? "approved" : "rejected"}` },
+      el("span", { class: "decision-text" }, text),
+      edited,
+    );
+    const approval = this.approvals.get(data.approval);
+    if (!approval) return;
+    // A quorum's later approvers edit from the arguments an earlier one changed.
+    if (data.edited_arguments) approval.current = data.edited_arguments;
+    this.renderApprovalState(approval);
+  }
+
+  renderGrantRevoked(item) {
+    const { grant, tool, revoked_by: revokedBy } = item.data;
+    const text = `Grant for ${tool} revoked by ${revokedBy}`;
+    item.el = el("li", { class: "notice grant-revoked" }, text);
+    this.grants.markRevoked(grant, revokedBy, item.at);
   }
 
   renderInterrupt(item) {
@@ -546,14 +742,48 @@ class ChatPage {
   }
 
   async decide(item, action) {
+    const { body, problem } =
+      action === "approve"
+        ? this.approvalBody(item)
+        : { body: { reason: item.reason.value.trim() } };
+    // A refusal stays on the card it is about; the request stays pending and editable.
+    this.showCardError(item, problem || "");
+    if (problem) return;
     item.approve.disabled = true;
     item.reject.disabled = true;
     const template = action === "approve" ? this.urls.approve : this.urls.reject;
     const url = template.replace("/0/", `/${item.approvalId}/`);
-    const result = await postJSON(url, { reason: item.reason.value.trim() });
+    const result = await postJSON(url, body);
     item.approve.disabled = false;
     item.reject.disabled = false;
-    if (!result.ok) this.showNotice(readableError(result));
+    if (!result.ok) this.showCardError(item, readableError(result));
+  }
+
+  // An approval sends the edited arguments while the editor is open, and the grant if chosen.
+  approvalBody(item) {
+    const body = { reason: item.reason.value.trim() };
+    if (!item.editor.hidden) {
+      let edited;
+      try {
+        edited = JSON.parse(item.editor.value);
+      } catch (error) {
+        return { problem: `The arguments are not valid JSON: ${error.message}` };
+      }
+      if (!isPlainObject(edited)) {
+        return { problem: "The arguments must be a JSON object: names and values in braces." };
+      }
+      body.arguments = edited;
+    }
+    if (item.grant && item.grant.checked) {
+      const match = item.grantFields.filter((box) => box.checked).map((box) => box.value);
+      body.grant = match.length ? { match } : true;
+    }
+    return { body };
+  }
+
+  showCardError(item, text) {
+    item.error.textContent = text;
+    item.error.hidden = !text;
   }
 
   updateControls() {
