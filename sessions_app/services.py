@@ -20,8 +20,10 @@ from approvals_app import notifications
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 
 from . import events
+from .agents import agent_snapshot
 from .models import (
     TERMINAL_STATUSES,
+    Agent,
     AgentSession,
     ErrorCode,
     EventKind,
@@ -30,6 +32,7 @@ from .models import (
     Turn,
     TurnStatus,
 )
+from .selectors import agent_default
 from .selectors import session_active_turn as active_turn
 
 S = TurnStatus
@@ -161,8 +164,10 @@ def _next_index(session: AgentSession) -> int:
 # Sessions
 
 
-def session_create(*, owner, title: str = "") -> AgentSession:
-    return AgentSession.objects.create(owner=owner, title=title.strip()[:200])
+def session_create(*, owner, title: str = "", agent: Agent | None = None) -> AgentSession:
+    return AgentSession.objects.create(
+        owner=owner, title=title.strip()[:200], agent=agent or agent_default()
+    )
 
 
 # Starting turns
@@ -210,6 +215,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 user_message=message,
                 status=S.PENDING if still_busy else S.QUEUED,
                 jumps_queue=still_busy and on_busy == "interrupt",
+                agent=locked.agent,
+                agent_snapshot=agent_snapshot(locked.agent),
             )
             events.append(
                 session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}
@@ -270,6 +277,8 @@ def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
             started_at=now,
             heartbeat_at=now,
             attempts=1,
+            agent_id=parent.agent_id,
+            agent_snapshot=parent.agent_snapshot,
         )
         _status_event(session, child, task=task)
         return child
