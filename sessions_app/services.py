@@ -170,6 +170,14 @@ def session_create(*, owner, title: str = "", agent: Agent | None = None) -> Age
     )
 
 
+def agent_make_default(*, agent_id: int) -> None:
+    """Make a profile the one sessions get when created without a choice. There is one default
+    (a partial unique constraint): the previous one is unmarked first."""
+    with transaction.atomic():
+        Agent.objects.filter(is_default=True).exclude(pk=agent_id).update(is_default=False)
+        Agent.objects.filter(pk=agent_id).update(is_default=True)
+
+
 # Starting turns
 
 
