@@ -41,6 +41,7 @@ api = [
         approvals_api.SessionGrantRevokeApi.as_view(),
         name="api-session-grant-revoke",
     ),
+    path("agents/", sessions_api.AgentListApi.as_view(), name="api-agents"),
     path("approvals/", approvals_api.ApprovalListApi.as_view(), name="api-approvals"),
     path(
         "approvals/<int:approval_id>/approve/",

@@ -1,11 +1,68 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
-from .models import AgentSession, TimelineEvent, Turn
+from . import services
+from .models import Agent, AgentSession, TimelineEvent, Turn
+from .runtime import tools
+
+
+class AgentForm(forms.ModelForm):
+    class Meta:
+        model = Agent
+        fields = ["name", "instructions", "model", "all_tools", "tools", "max_model_calls"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        built_in = ", ".join(sorted(tools.registry()))
+        self.fields["tools"].help_text += f" Built-in tools here: {built_in}."
+
+    def clean_tools(self):
+        tools_listed = self.cleaned_data["tools"]
+        # An emptied box means no tools, not a missing value.
+        return [] if tools_listed is None else tools_listed
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    """Profiles are edited by superusers only: a profile decides which tools its sessions get."""
+
+    form = AgentForm
+    list_display = ["name", "model", "all_tools", "tools", "max_model_calls", "is_default"]
+    search_fields = ["name"]
+    # Which profile is the default changes by the action, which unmarks the previous one.
+    readonly_fields = ["is_default"]
+    actions = ["make_default"]
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        # Sessions created without a choice get the default profile.
+        return request.user.is_superuser and not (obj and obj.is_default)
+
+    @admin.action(description="Make the selected profile the default", permissions=["change"])
+    def make_default(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select one profile to make the default.", messages.ERROR)
+            return
+        agent = queryset.get()
+        services.agent_make_default(agent_id=agent.pk)
+        self.message_user(request, f"{agent} is now the default profile.", messages.SUCCESS)
 
 
 @admin.register(AgentSession)
 class AgentSessionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "created_at"]
+    list_display = ["__str__", "owner", "agent", "created_at"]
+    list_filter = ["agent"]
     search_fields = ["title", "owner__username"]
     readonly_fields = ["last_seq"]
 

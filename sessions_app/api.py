@@ -15,7 +15,7 @@ from agentproj.throttling import CancelThrottle, SendThrottle
 from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 
 from . import selectors, services
-from .models import ACTIVE_STATUSES, AgentSession, Turn
+from .models import ACTIVE_STATUSES, Agent, AgentSession, Turn
 
 CANCEL_WAIT_SECONDS = 5.0
 CANCEL_WAIT_POLL = 0.05
@@ -28,6 +28,16 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """An id, and only an id: DRF's field looks up "3" (and True) as 3, where the schema says the
+    field is an integer."""
+
+    def to_internal_value(self, data):
+        if type(data) is not int:
+            self.fail("incorrect_type", data_type=type(data).__name__)
         return super().to_internal_value(data)
 
 
@@ -63,14 +73,38 @@ class TurnOutSerializer(serializers.ModelSerializer):
         ]
 
 
+class AgentRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Agent
+        fields = ["id", "name"]
+        read_only_fields = fields
+
+
+class AgentOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Agent
+        fields = ["id", "name", "is_default"]
+        read_only_fields = fields
+
+
 class SessionOutSerializer(serializers.ModelSerializer):
+    agent = AgentRefSerializer(read_only=True)
     status = serializers.SerializerMethodField()
     turn_status = serializers.SerializerMethodField()
     active_turn = serializers.SerializerMethodField()
 
     class Meta:
         model = AgentSession
-        fields = ["id", "title", "status", "turn_status", "active_turn", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "title",
+            "agent",
+            "status",
+            "turn_status",
+            "active_turn",
+            "created_at",
+            "updated_at",
+        ]
 
     def _active(self, session) -> Turn | None:
         if hasattr(session, "active_turns"):
@@ -96,12 +130,19 @@ class SessionInSerializer(serializers.ModelSerializer):
         **serializers.ModelSerializer.serializer_field_mapping,
         models.CharField: StrictCharField,
     }
+    serializer_related_field = StrictPrimaryKeyRelatedField
 
     class Meta:
         model = AgentSession
-        fields = ["title"]
-        # The rules judge the title as sent; the service strips what it stores.
-        extra_kwargs = {"title": {"trim_whitespace": False}}
+        fields = ["title", "agent"]
+        extra_kwargs = {
+            # The rules judge the title as sent; the service strips what it stores.
+            "title": {"trim_whitespace": False},
+            "agent": {
+                "required": False,
+                "help_text": "The agent profile's id (GET /api/agents/); else the default one.",
+            },
+        }
 
 
 class TurnInSerializer(serializers.Serializer):
@@ -193,6 +234,12 @@ class SessionListApi(APIView):
         data.is_valid(raise_exception=True)
         session = services.session_create(owner=request.user, **data.validated_data)
         return Response(SessionOutSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class AgentListApi(APIView):
+    @extend_schema(responses={200: AgentOutSerializer(many=True), **AUTH_ERRORS})
+    def get(self, request):
+        return Response(AgentOutSerializer(selectors.agents_to_pick(), many=True).data)
 
 
 class SessionDetailApi(APIView):

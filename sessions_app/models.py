@@ -1,10 +1,13 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from agentproj.validators import TITLE_MAX_LENGTH, plain_text
+
+from .agents import validate_tool_entries
 
 
 class TurnStatus(models.TextChoices):
@@ -56,12 +59,65 @@ class EventKind(models.TextChoices):
     ERROR = "error"
 
 
+class Agent(models.Model):
+    """A profile a session talks to: its instructions, model, tools and limits. Turns keep a
+    snapshot of it (``agents.agent_snapshot``), so an edit applies to turns created after it."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[plain_text])
+    instructions = models.TextField(
+        blank=True, help_text="The system prompt. Left empty, the model gets none."
+    )
+    model = models.CharField(
+        max_length=200, blank=True, help_text="Model name sent to the LLM server; empty: LLM_MODEL."
+    )
+    tools = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_tool_entries],
+        help_text='A JSON list of the tools it may use: built-in tool names, "<server>__<tool>" '
+        'for one tool of an MCP server, "<server>__*" for all of its tools.',
+    )
+    all_tools = models.BooleanField(
+        default=False,
+        help_text="May use every tool, including every configured MCP server's (the list above "
+        "is then not used).",
+    )
+    max_model_calls = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Model calls per turn; empty: AGENT_MAX_MODEL_CALLS.",
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="The profile of a session created without choosing one."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_agent"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_model_calls__isnull=True) | Q(max_model_calls__gte=1),
+                name="agent_max_model_calls_positive",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class AgentSession(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_sessions"
     )
     title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, validators=[plain_text])
+    # A profile in use cannot be deleted: its sessions' next turns need it.
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="sessions")
     # The last timeline sequence number handed out; bumped under this row's lock.
     last_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -104,6 +160,12 @@ class Turn(models.Model):
     jumps_queue = models.BooleanField(default=False)
     checkpoint = models.JSONField(default=dict, blank=True)
     usage = models.JSONField(default=dict, blank=True)
+    # The profile the turn runs with, as it was when the turn was created (a sub-agent's turn
+    # takes its parent's); ``agent`` only says which profile that was.
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="turns"
+    )
+    agent_snapshot = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["session", "index"]

@@ -9,6 +9,7 @@ from .events import serialize_event
 from .models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
+    Agent,
     AgentSession,
     EventKind,
     Turn,
@@ -28,7 +29,18 @@ def user_owns_session(user, session_id) -> bool:
 
 
 def sessions_of(user):
-    return AgentSession.objects.filter(owner=user).order_by("-created_at")
+    return AgentSession.objects.filter(owner=user).select_related("agent").order_by("-created_at")
+
+
+def agents_to_pick():
+    """The agent profiles a user may start a session with: all of them, by name."""
+    return Agent.objects.order_by("name")
+
+
+def agent_default() -> Agent | None:
+    """The profile of a session created without a choice: the one marked default, else the
+    first by name."""
+    return Agent.objects.order_by("-is_default", "name").first()
 
 
 def session_active_turn(session: AgentSession) -> Turn | None:

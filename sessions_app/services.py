@@ -21,8 +21,10 @@ from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
 
 from . import delivery, events
+from .agents import agent_snapshot
 from .models import (
     TERMINAL_STATUSES,
+    Agent,
     AgentSession,
     ErrorCode,
     EventKind,
@@ -31,6 +33,7 @@ from .models import (
     Turn,
     TurnStatus,
 )
+from .selectors import agent_default
 from .selectors import session_active_turn as active_turn
 
 S = TurnStatus
@@ -155,8 +158,18 @@ def _next_index(session: AgentSession) -> int:
 # Sessions
 
 
-def session_create(*, owner, title: str = "") -> AgentSession:
-    return AgentSession.objects.create(owner=owner, title=title.strip()[:200])
+def session_create(*, owner, title: str = "", agent: Agent | None = None) -> AgentSession:
+    return AgentSession.objects.create(
+        owner=owner, title=title.strip()[:200], agent=agent or agent_default()
+    )
+
+
+def agent_make_default(*, agent_id: int) -> None:
+    """Make a profile the one sessions get when created without a choice. There is one default
+    (a partial unique constraint): the previous one is unmarked first."""
+    with transaction.atomic():
+        Agent.objects.filter(is_default=True).exclude(pk=agent_id).update(is_default=False)
+        Agent.objects.filter(pk=agent_id).update(is_default=True)
 
 
 # Starting turns
@@ -204,6 +217,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 user_message=message,
                 status=S.PENDING if still_busy else S.QUEUED,
                 jumps_queue=still_busy and on_busy == "interrupt",
+                agent=locked.agent,
+                agent_snapshot=agent_snapshot(locked.agent),
             )
             events.append(
                 session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}
@@ -264,6 +279,8 @@ def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
             started_at=now,
             heartbeat_at=now,
             attempts=1,
+            agent_id=parent.agent_id,
+            agent_snapshot=parent.agent_snapshot,
         )
         _status_event(session, child, task=task)
         return child

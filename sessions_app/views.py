@@ -36,12 +36,20 @@ class SessionForm(forms.ModelForm):
 
     class Meta:
         model = AgentSession
-        fields = ["title"]
+        fields = ["title", "agent"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The rules judge the title as sent, as the API does; the service strips what it stores.
         self.fields["title"].strip = False
+        agent = self.fields["agent"]
+        agent.queryset = selectors.agents_to_pick()
+        # Not chosen (as by the API), the session gets the default profile, preselected here.
+        agent.required = False
+        agent.empty_label = None
+        default = selectors.agent_default()
+        agent.initial = default.pk if default else None
+        agent.widget.attrs.update({"aria-label": "Agent"})
 
 
 @login_required
@@ -49,7 +57,9 @@ class SessionForm(forms.ModelForm):
 def session_list(request):
     form = SessionForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        session = services.session_create(owner=request.user, title=form.cleaned_data["title"])
+        session = services.session_create(
+            owner=request.user, title=form.cleaned_data["title"], agent=form.cleaned_data["agent"]
+        )
         return redirect("session-detail", session_id=session.pk)
     rows = []
     for session in selectors.sessions_of(request.user):

@@ -61,6 +61,35 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="session")
+def migrated_agent_profiles(django_db_setup, django_db_blocker) -> list[dict]:
+    """The agent profiles the migrations create (the default one), as they made them."""
+    from sessions_app.models import Agent
+
+    with django_db_blocker.unblock():
+        fields = [f.attname for f in Agent._meta.concrete_fields if not f.primary_key]
+        return list(Agent.objects.values(*fields))
+
+
+@pytest.fixture(autouse=True)
+def agent_profiles_as_migrated(request):
+    """Every test that uses the database starts with the agent profiles a migrated database has.
+    A transactional test ends by emptying every table, and those rows with them; a deployment
+    never loses them."""
+    marked = request.node.get_closest_marker("django_db") is not None
+    requested = [name for name in ("transactional_db", "db") if name in request.fixturenames]
+    if not (marked or requested):
+        return
+    if requested:
+        request.getfixturevalue(requested[0])
+    from sessions_app.models import Agent
+
+    # Read once, by the first test that uses the database: before any flush.
+    migrated = request.getfixturevalue("migrated_agent_profiles")
+    if not Agent.objects.exists():
+        Agent.objects.bulk_create(Agent(**values) for values in migrated)
+
+
 @pytest.fixture(autouse=True)
 def fresh_rate_counts():
     """API rate counts live in the (local-memory) cache, which outlives a test's database: user

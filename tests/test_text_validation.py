@@ -58,7 +58,9 @@ def test_it_refuses_a_title_in_the_admin_as_well(user, django_user_model):
     session = services.session_create(owner=user, title="Before")
     url = reverse("admin:sessions_app_agentsession_change", args=[session.pk])
 
-    response = logged_in(admin).post(url, {"owner": user.pk, "title": "noncharacter \uffff"})
+    response = logged_in(admin).post(
+        url, {"owner": user.pk, "agent": session.agent_id, "title": "noncharacter \uffff"}
+    )
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {

@@ -93,6 +93,7 @@ def make_client(*, connections: int) -> httpx.AsyncClient:
 async def stream_chat(
     client: httpx.AsyncClient,
     *,
+    model: str,
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]],
     scope: CancelScope,
@@ -111,7 +112,7 @@ async def stream_chat(
     the same request would most likely run on just as long again.
     """
     payload: dict[str, Any] = {
-        "model": settings.LLM_MODEL,
+        "model": model,
         "messages": messages,
         "stream": True,
         "stream_options": {"include_usage": True},

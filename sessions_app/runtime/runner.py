@@ -21,7 +21,7 @@ from approvals_app import policies
 from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus, Outcome
 
-from .. import selectors, services
+from .. import agents, selectors, services
 from ..models import ErrorCode, EventKind, StopReason, TurnStatus
 from . import llm, tools
 from .cancel import LEASE_LOST, AgentStopped, CancelScope, current_scope
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_PROMPT = (
-    "You are a helpful assistant in agentproj. Use the tools you are given when they help. "
-    "Some tools need a human's approval; if a call is rejected, say so and carry on."
-)
 REQUEUED = "requeued"
 NO_SUB_AGENT_ANSWER = "(the sub-agent gave no answer)"
 # The database went away (restarted, unreachable, no pooled connection in time), as opposed to
@@ -77,6 +73,8 @@ class TurnRunner:
         self.host = host
         self.session_id = None
         self.is_sub_agent = False
+        # The turn's snapshot of its agent profile (``agents.agent_snapshot``).
+        self.agent: dict[str, Any] = {}
         self.output: AssistantOutput | None = None
 
     async def run(self) -> str:
@@ -127,7 +125,7 @@ class TurnRunner:
             await self._apply_decisions(state, available)
         while True:
             self.scope.raise_if_cancelled()
-            if state.model_calls >= settings.AGENT_MAX_MODEL_CALLS:
+            if state.model_calls >= agents.max_model_calls_for(self.agent):
                 await self._finalize(TurnStatus.FAILED, error_code=ErrorCode.MODEL_CALL_LIMIT)
                 return TurnStatus.FAILED
             reply = await self._call_model(state, available)
@@ -139,11 +137,15 @@ class TurnRunner:
                 return await self._park(state, awaiting)
 
     async def _load(self) -> tuple[TurnState, dict[str, tools.Tool]]:
-        """The turn's checkpoint, or a fresh conversation; and the tools it may use."""
+        """The turn's checkpoint, or a fresh conversation; and the tools it may use: those of
+        its kind of turn that its agent profile allows."""
         turn = await self.host.db(selectors.turn_to_run, self.turn_id)
         self.session_id = turn.session_id
         self.is_sub_agent = turn.parent_id is not None
-        available = tools.for_turn(is_sub_agent=self.is_sub_agent)
+        self.agent = turn.agent_snapshot
+        available = agents.tools_for_agent(
+            self.agent, tools.for_turn(is_sub_agent=self.is_sub_agent)
+        )
         saved = turn.checkpoint or {}
         if saved.get("messages"):
             state = TurnState(
@@ -158,7 +160,9 @@ class TurnRunner:
                 [] if self.is_sub_agent else await self.host.db(selectors.earlier_exchanges, turn)
             )
             state = TurnState(
-                messages=_initial_messages(exchanges, turn.user_message),
+                messages=_initial_messages(
+                    self.agent["instructions"], exchanges, turn.user_message
+                ),
                 usage=dict(turn.usage or {}),
             )
         _answer_dangling_calls(state.messages, exclude=state.awaiting_approval)
@@ -169,6 +173,7 @@ class TurnRunner:
         self.output = AssistantOutput(self)
         reply = await llm.stream_chat(
             self.host.client,
+            model=agents.model_for(self.agent),
             messages=state.messages,
             tools=[tool.openai_spec() for tool in available.values()],
             scope=self.scope,
@@ -519,8 +524,12 @@ def _answer_dangling_calls(
                 )
 
 
-def _initial_messages(exchanges: list[tuple[str, str]], user_message: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+def _initial_messages(
+    instructions: str, exchanges: list[tuple[str, str]], user_message: str
+) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = (
+        [{"role": "system", "content": instructions}] if instructions else []
+    )
     for asked, answer in exchanges:
         messages.append({"role": "user", "content": asked})
         if answer:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0005_session_title_plain_text'),
+        ('sessions_app', '0006_agent_profiles'),
     ]
 
     operations = [
