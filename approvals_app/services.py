@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from sessions_app import events, services
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
-from sessions_app.runtime import tools
+from sessions_app.runtime import mcp, tools
 
 from . import notifications
 from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Decision, SessionGrant
@@ -130,7 +130,7 @@ def approval_decide(
 
 
 def _check_arguments(tool_name: str, arguments: dict[str, Any]) -> None:
-    tool = tools.registry().get(tool_name)
+    tool = tools.registry().get(tool_name) or mcp.cached_tool(tool_name)
     if tool is None:
         raise InvalidArguments(f"The tool {tool_name} is not available any more.")
     try:

@@ -11,6 +11,7 @@ from .models import (
     TERMINAL_STATUSES,
     AgentSession,
     EventKind,
+    McpServer,
     Turn,
     TurnStatus,
 )
@@ -94,3 +95,8 @@ def earlier_exchanges(turn: Turn) -> list[tuple[str, str]]:
         parent__isnull=True, index__lt=turn.index, status__in=TERMINAL_STATUSES
     ).order_by("index")
     return [(previous.user_message, turn_answer(previous.pk)) for previous in earlier]
+
+
+def mcp_servers_enabled() -> list[McpServer]:
+    """The MCP servers whose tools turns are offered, with their cached tool lists."""
+    return list(McpServer.objects.filter(enabled=True).order_by("name"))

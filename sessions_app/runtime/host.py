@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from channels.layers import channel_layers
 from django.conf import settings
 
-from .. import events, services
+from .. import events, mcp_servers, services
 from ..models import StopReason
 from . import llm, watch
 from .cancel import LEASE_LOST, CancelScope, current_scope
 from .db import DatabaseThreads
+from .mcp import McpConnections
 from .output import Checkpointer
 from .runner import TurnRunner
 
@@ -69,6 +70,11 @@ class TurnHost:
         self.layer = channel_layers.make_backend("default")
         self.outbox = events.Outbox(self.layer)
         self.checkpoints = Checkpointer(self)
+        self.mcp = McpConnections(db=self.db)
+        try:
+            await self.db(mcp_servers.mcp_server_sync_declared)
+        except Exception:
+            logger.exception("the MCP servers of AGENT_MCP_SERVERS could not be recorded")
         self._background = [
             asyncio.create_task(self.checkpoints.run()),
             asyncio.create_task(watch.listen_for_control(self)),
@@ -89,6 +95,7 @@ class TurnHost:
             if stuck:
                 logger.warning("host %s: %d turns did not unwind", self.worker_id, len(stuck))
         self.closing = True
+        await self.mcp.close()
         await self.outbox.close(timeout=BACKGROUND_STOP_TIMEOUT)
         for task in self._background:
             task.cancel()
