@@ -192,6 +192,10 @@ def result_text(result: mcp_types.CallToolResult) -> str:
 
 
 def _same_json(text: str, value: Any) -> bool:
+    """Whether a text part already says what the structured content does: its JSON (as the
+    spec asks servers to send along), or the plain value that SDKs wrap as {"result": value}."""
+    if value == {"result": text}:
+        return True
     try:
         return json.loads(text) == value
     except ValueError:
