@@ -202,7 +202,7 @@ def _same_json(text: str, value: Any) -> bool:
         return False
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """A short reason from what opening a connection raised (often an anyio exception group)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
@@ -392,7 +392,7 @@ class McpConnections:
                 )
                 raise ToolError(f"The MCP server {spec.name} {problem}.") from None
             except Exception as exc:
-                problem = f"could not be started: {_describe(exc)}"
+                problem = f"could not be started: {describe(exc)}"
                 logger.warning("MCP server %s %s", spec.name, problem)
                 await self._record(
                     mcp_servers.mcp_server_record_problem, name=spec.name, problem=problem
@@ -427,7 +427,7 @@ class McpConnections:
             logger.warning("MCP server %s: the call of %s failed", spec.name, tool, exc_info=True)
             connection.broken = True
             raise ToolError(
-                f"The call to the MCP server {spec.name} failed ({_describe(exc)}); "
+                f"The call to the MCP server {spec.name} failed ({describe(exc)}); "
                 "the server is reconnected for the next call."
             ) from None
         finally:
