@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from sessions_app import services
-from sessions_app.models import EventKind, TurnStatus
+from sessions_app.models import EventKind, McpServer, TurnStatus
 from tests.mcp_helpers import HostThread, ServerLog, stdio_server
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -59,3 +59,19 @@ def test_it_reports_a_server_killed_mid_call_and_reconnects(llm, user, host, ser
     echoed = server_log.entries("echo")
     assert len(echoed) == 1
     assert echoed[0]["pid"] != started["pid"]
+
+
+def test_a_server_that_cannot_start_leaves_the_turn_without_its_tools(
+    llm, user, settings, run_turn_in_thread
+):
+    settings.AGENT_MCP_SERVERS = [{"name": "broken", "command": "/nonexistent/mcp-server"}]
+    session = services.session_create(owner=user)
+    turn = services.turn_start(session=session, message="hello", actor=user)
+
+    assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
+
+    offered = [tool["function"]["name"] for tool in llm.requests[0].body["tools"]]
+    assert offered == ["get_time", "send_email", "delegate"]
+    server = McpServer.objects.get(name="broken")
+    assert server.discovery_problem.startswith("could not be started: ")
+    assert server.tools_discovered_at is None

@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections import defaultdict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ MAX_TOOL_PAGES = 50
 # How long closing a connection may take: a stdio server gets 2 s to exit once its input
 # closes, then SIGTERM and 2 s more, then SIGKILL (the SDK's own escalation).
 CLOSE_TIMEOUT = 10.0
+# A server that could not be started is not tried again, to list its tools for a new turn,
+# until this many seconds have passed: each turn would otherwise wait for it to fail.
+UNREACHABLE_FOR = 30.0
 CLIENT_INFO = mcp_types.Implementation(name="agentproj", version=version("agentproj"))
 
 
@@ -355,6 +359,7 @@ class McpConnections:
         self._db = db
         self._connections: dict[str, Connection] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._unreachable_until: dict[ServerSpec, float] = {}
         self._closed = False
 
     async def tools_for_turn(self) -> dict[str, McpTool]:
@@ -363,6 +368,8 @@ class McpConnections:
             spec = ServerSpec.of(server)
             listed = server.tools
             if server.tools_discovered_at is None:
+                if self._unreachable_until.get(spec, 0.0) > time.monotonic():
+                    continue
                 try:
                     listed = (await self.connection(spec)).tools
                 except ToolError as exc:
@@ -385,22 +392,21 @@ class McpConnections:
             connection = Connection(spec)
             try:
                 await connection.open()
-            except TimeoutError:
-                problem = f"did not start within {settings.AGENT_MCP_CONNECT_TIMEOUT:g} s"
-                await self._record(
-                    mcp_servers.mcp_server_record_problem, name=spec.name, problem=problem
-                )
-                raise ToolError(f"The MCP server {spec.name} {problem}.") from None
             except Exception as exc:
-                problem = f"could not be started: {describe(exc)}"
+                self._unreachable_until[spec] = time.monotonic() + UNREACHABLE_FOR
+                if isinstance(exc, TimeoutError):
+                    problem = f"did not start within {settings.AGENT_MCP_CONNECT_TIMEOUT:g} s"
+                else:
+                    problem = f"could not be started: {describe(exc)}"
                 logger.warning("MCP server %s %s", spec.name, problem)
                 await self._record(
                     mcp_servers.mcp_server_record_problem, name=spec.name, problem=problem
                 )
-                raise ToolError(f"The MCP server {spec.name} {problem}") from None
+                raise ToolError(f"The MCP server {spec.name} {problem}.") from None
             if self._closed:
                 await connection.close()
                 raise ToolError("This worker is shutting down; the MCP server was not started.")
+            self._unreachable_until.pop(spec, None)
             self._connections[spec.name] = connection
             await self._record(
                 mcp_servers.mcp_server_record_tools, name=spec.name, tools=connection.tools
