@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+import httpx2
 import jsonschema
 import mcp_types
 from django.conf import settings
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from .. import mcp_servers, selectors
@@ -100,8 +100,11 @@ class ServerSpec:
 
 @asynccontextmanager
 async def _http_transport(url: str, headers: dict[str, str]):
+    # The SDK's own defaults: a response stream may stay open long, so reads wait 5 minutes
+    # (AGENT_MCP_CALL_TIMEOUT bounds a call).
+    timeout = httpx2.Timeout(30.0, read=300.0)
     async with (
-        create_mcp_http_client(headers=headers) as http_client,
+        httpx2.AsyncClient(headers=headers, timeout=timeout) as http_client,
         streamable_http_client(url, http_client=http_client) as streams,
     ):
         yield streams
