@@ -20,7 +20,9 @@ def server_log(request, settings, tmp_path):
         yield log
     else:
         with http_server(log) as url:
-            settings.AGENT_MCP_SERVERS = [{"name": "testsrv", "url": url}]
+            settings.AGENT_MCP_SERVERS = [
+                {"name": "testsrv", "url": url, "headers": {"X-Test-Token": "t0ken"}}
+            ]
             yield log
     log.assert_every_server_exited()
 
@@ -71,6 +73,8 @@ def test_it_stops_inside_a_call_tells_the_server_and_keeps_the_connection(
     if server_log.entries("serving")[0]["transport"] == "stdio":
         told = server_log.wait_for("cancel_notification")
         assert str(told["request"]) == started["request"]
+    else:
+        assert started["token"] == "t0ken"
     # Over streamable HTTP the 2026-07-28 protocol cancels a request by closing its stream
     # (there are no client notifications on that wire): the server saw that for this request.
     assert server_log.entries("finished") == []

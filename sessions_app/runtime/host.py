@@ -3,7 +3,8 @@
 A streaming turn spends nearly all its time waiting on the model server, so one loop can host
 dozens. What every turn needs is shared per host, not made per turn: database threads, one
 pooled HTTP client to the model, one channel-layer connection, one control listener that routes
-cancels to the turn they name, and one heartbeat and backstop read for all hosted turns.
+cancels to the turn they name, one heartbeat and backstop read for all hosted turns, and one
+connection to each MCP server its turns use (``runtime.mcp``), closed with the host.
 
 A worker process runs one host (``runtime.worker``); tests run a host for one turn in a thread.
 """

@@ -38,7 +38,9 @@ def log(event: str, **data) -> None:
 async def slow(label: str, ctx: Context) -> str:
     """Slow read-only work: progress first, then 10 seconds."""
     request = ctx.request_id
-    log("started", request=request, label=label)
+    # Over HTTP, the header a server's registration sets on every request.
+    token = (ctx.headers or {}).get("x-test-token")
+    log("started", request=request, label=label, token=token)
     try:
         await ctx.report_progress(1, 10, f"{label}: warming up")
         await anyio.sleep(SLOW_SECONDS)
