@@ -351,6 +351,16 @@ AGENT_TOOLS = env.list(
         "sessions_app.runtime.tools.Delegate",
     ],
 )
+# MCP servers declared for the deployment, in addition to those registered in the admin: a JSON
+# list of {"name", "command", "args"?, "env"?} (stdio) or {"name", "url", "headers"?} (streamable
+# HTTP). Checked when the app loads (sessions_app.mcp_servers).
+AGENT_MCP_SERVERS = env.json("AGENT_MCP_SERVERS", default=[])
+# Starting a server (its process or first request), the handshake and tools/list, together.
+AGENT_MCP_CONNECT_TIMEOUT = env.float("AGENT_MCP_CONNECT_TIMEOUT", default=30.0)
+# One tool call; past it the server is told to cancel and the model gets a tool error.
+AGENT_MCP_CALL_TIMEOUT = env.float("AGENT_MCP_CALL_TIMEOUT", default=120.0)
+# Characters of a tool's result the model gets (text and structured content together).
+AGENT_MCP_MAX_RESULT_CHARS = env.int("AGENT_MCP_MAX_RESULT_CHARS", default=20_000)
 APPROVAL_TIMEOUT = env.float("APPROVAL_TIMEOUT", default=24 * 3600.0)
 # Notifications of approval requests (approvals_app/notifications.py). A worker process knows no
 # request's host, so links in e-mails and webhooks start with the address people reach the site at.

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from sessions_app import services
 from sessions_app.models import StopReason, Turn, TurnStatus
-from sessions_app.runtime import tools
+from sessions_app.runtime import mcp, tools
 
 from . import records
 from .errors import InvalidArguments, NotPending
@@ -80,7 +80,7 @@ def approval_decide(
 
 
 def _check_arguments(tool_name: str, arguments: dict[str, Any]) -> None:
-    tool = tools.registry().get(tool_name)
+    tool = tools.registry().get(tool_name) or mcp.cached_tool(tool_name)
     if tool is None:
         raise InvalidArguments(f"The tool {tool_name} is not available any more.")
     try:

@@ -1,9 +1,13 @@
+import asyncio
+import json
+
 from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
-from . import services
-from .models import Agent, AgentSession, TimelineEvent, Turn
-from .runtime import tools
+from . import mcp_servers, services
+from .models import Agent, AgentSession, McpServer, McpTransport, TimelineEvent, Turn
+from .runtime import mcp, tools
 
 
 class AgentForm(forms.ModelForm):
@@ -86,3 +90,195 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+def _json_object_of_strings(raw: str, what: str) -> dict[str, str] | None:
+    """A JSON object of strings from a write-only field; None when left blank (keep)."""
+    if not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise forms.ValidationError(f"{what}: not valid JSON.") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise forms.ValidationError(f'{what}: a JSON object of strings, like {{"NAME": "value"}}.')
+    return value
+
+
+def _secret_field(label: str, help_text: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
+        help_text=help_text + " Never shown back: leave blank to keep what is stored; {} clears.",
+    )
+
+
+class McpServerForm(forms.ModelForm):
+    """Environment and headers may hold secrets: written here, never shown back."""
+
+    url = forms.URLField(
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        help_text="Streamable HTTP: the endpoint.",
+    )
+    new_env = _secret_field("Environment", "stdio: a JSON object of variables for the server.")
+    new_headers = _secret_field("Headers", "Streamable HTTP: a JSON object of request headers.")
+
+    class Meta:
+        model = McpServer
+        fields = ["name", "transport", "enabled", "command", "args", "url"]
+
+    def clean_new_env(self):
+        return _json_object_of_strings(self.cleaned_data["new_env"], "Environment")
+
+    def clean_new_headers(self):
+        return _json_object_of_strings(self.cleaned_data["new_headers"], "Headers")
+
+    def clean(self):
+        data = super().clean()
+        transport, args = data.get("transport"), data.get("args")
+        if args is not None and not (
+            isinstance(args, list) and all(isinstance(arg, str) for arg in args)
+        ):
+            self.add_error("args", 'A JSON list of strings, like ["-m", "mcp_server_time"].')
+        if transport == McpTransport.STDIO:
+            if not data.get("command"):
+                self.add_error("command", "A stdio server needs the command that runs it.")
+            if data.get("url") or data.get("new_headers"):
+                self.add_error("url", "A stdio server has no URL or headers.")
+        elif transport == McpTransport.HTTP:
+            if not data.get("url"):
+                self.add_error("url", "A streamable HTTP server needs its URL.")
+            if data.get("command") or args or data.get("new_env"):
+                self.add_error("command", "A streamable HTTP server has no command.")
+        return data
+
+    def save(self, commit=True):
+        server = super().save(commit=False)
+        for field, value in (("env", "new_env"), ("headers", "new_headers")):
+            if self.cleaned_data.get(value) is not None:
+                setattr(server, field, self.cleaned_data[value])
+                self.changed_data.append(field)
+        if server.pk and set(self.changed_data) & set(mcp_servers.CONNECTION_FIELDS):
+            mcp_servers.mcp_server_forget_tools(server)
+        if commit:
+            server.save()
+        return server
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    """MCP servers, for superusers only: a server runs commands on the workers' machines.
+
+    Those declared in ``AGENT_MCP_SERVERS`` are listed read-only.
+    """
+
+    form = McpServerForm
+    list_display = [
+        "name",
+        "transport",
+        "target",
+        "enabled",
+        "declared",
+        "tool_count",
+        "tools_discovered_at",
+        "discovery_problem",
+    ]
+    list_filter = ["transport", "enabled", "declared"]
+    actions = ["discover_tools"]
+    readonly_fields = [
+        "stored_secrets",
+        "declared",
+        "tools_discovered_at",
+        "discovery_problem",
+        "discovered_tools",
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        editable = obj is None or not obj.declared
+        return [
+            (None, {"fields": ["name", "transport", "enabled", "declared"]}),
+            ("stdio", {"fields": ["command", "args", *(["new_env"] if editable else [])]}),
+            ("Streamable HTTP", {"fields": ["url", *(["new_headers"] if editable else [])]}),
+            ("Secrets", {"fields": ["stored_secrets"]}),
+            (
+                "Tools (from tools/list)",
+                {"fields": ["tools_discovered_at", "discovery_problem", "discovered_tools"]},
+            ),
+        ]
+
+    @admin.display(description="command or URL")
+    def target(self, server):
+        if server.transport == McpTransport.STDIO:
+            return " ".join([server.command, *server.args])
+        return server.url
+
+    @admin.display(description="tools")
+    def tool_count(self, server):
+        return len(server.tools) if server.tools_discovered_at else "-"
+
+    @admin.display(description="stored")
+    def stored_secrets(self, server):
+        if server.declared:
+            return "In the environment (AGENT_MCP_SERVERS): not stored here."
+        names = [
+            f"{what}: {', '.join(sorted(values))}"
+            for what, values in (("environment", server.env), ("headers", server.headers))
+            if values
+        ]
+        return "; ".join(names) + " (values hidden)" if names else "none"
+
+    @admin.display(description="tools")
+    def discovered_tools(self, server):
+        if not server.tools:
+            return "none discovered yet"
+        return format_html(
+            "<table><thead><tr><th>offered as</th><th>description</th><th>annotations</th>"
+            "<th>input schema</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                "<tr><td><code>{}</code></td><td>{}</td><td><pre>{}</pre></td>"
+                "<td><pre>{}</pre></td></tr>",
+                (
+                    (
+                        mcp.offered_name(server.name, tool.get("name", "")),
+                        tool.get("description", ""),
+                        json.dumps(tool.get("annotations", {}), indent=2),
+                        json.dumps(tool.get("inputSchema", {}), indent=2),
+                    )
+                    for tool in server.tools
+                ),
+            ),
+        )
+
+    @admin.action(description="Discover tools now")
+    def discover_tools(self, request, queryset):
+        for server in queryset:
+            spec = mcp.ServerSpec.of(server)
+            try:
+                tools = asyncio.run(mcp.discover(spec))
+            except Exception as exc:
+                problem = f"could not be reached: {mcp.describe(exc)}"
+                mcp_servers.mcp_server_record_problem(name=server.name, problem=problem)
+                self.message_user(request, f"{server.name} {problem}", messages.ERROR)
+                continue
+            mcp_servers.mcp_server_record_tools(name=server.name, tools=tools)
+            self.message_user(request, f"{server.name}: {len(tools)} tools discovered.")
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return self.has_add_permission(request) and not (obj is not None and obj.declared)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)

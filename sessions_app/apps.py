@@ -6,4 +6,4 @@ class SessionsAppConfig(AppConfig):
     verbose_name = "Agent sessions"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the receivers)
+        from . import checks, signals  # noqa: F401  (registers the checks, connects the receivers)

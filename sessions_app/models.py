@@ -1,7 +1,7 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -57,6 +57,7 @@ class EventKind(models.TextChoices):
     STATUS = "status"
     INTERRUPT = "interrupt"
     ERROR = "error"
+    TOOL_PROGRESS = "tool_progress"
 
 
 class Agent(models.Model):
@@ -229,3 +230,63 @@ class TimelineEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.seq}"
+
+
+# A server's tools are offered to the model as "<server>__<tool>": the model API allows
+# ^[a-zA-Z0-9_-]{1,64}$ for the whole name, and "__" only as the separator keeps names of
+# different servers' tools from colliding.
+MCP_SERVER_NAME_MAX_LENGTH = 30
+mcp_server_name = RegexValidator(
+    r"^[a-zA-Z0-9-]+(_[a-zA-Z0-9-]+)*$",
+    message="Letters, digits, hyphens and single underscores between them.",
+    code="invalid_mcp_server_name",
+)
+
+
+class McpTransport(models.TextChoices):
+    STDIO = "stdio", "stdio (a command this machine runs)"
+    HTTP = "http", "streamable HTTP"
+
+
+class McpServer(models.Model):
+    """An MCP server whose tools the agent may use, registered in the admin or declared in
+    ``AGENT_MCP_SERVERS`` (``declared``: kept in step with the setting, read-only in the admin).
+
+    ``env`` and ``headers`` may hold secrets: the admin writes them but never shows them back.
+    For a declared server they stay in the environment and are not stored here.
+    """
+
+    name = models.CharField(
+        max_length=MCP_SERVER_NAME_MAX_LENGTH,
+        unique=True,
+        validators=[mcp_server_name],
+        help_text="Its tools are offered to the model as <name>__<tool>.",
+    )
+    transport = models.CharField(max_length=8, choices=McpTransport.choices)
+    command = models.CharField(max_length=500, blank=True, help_text="stdio: the program to run.")
+    args = models.JSONField(default=list, blank=True, help_text="stdio: a JSON list of strings.")
+    env = models.JSONField(default=dict, blank=True)
+    url = models.URLField(max_length=2000, blank=True, help_text="streamable HTTP: the endpoint.")
+    headers = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    declared = models.BooleanField(default=False, editable=False)
+    # What tools/list answered last: [{name, description, input_schema, annotations}].
+    tools = models.JSONField(default=list, blank=True, editable=False)
+    tools_discovered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    discovery_problem = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "MCP server"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(transport=McpTransport.STDIO, url="") & ~Q(command="")
+                | Q(transport=McpTransport.HTTP, command="") & ~Q(url=""),
+                name="mcp_server_transport_complete",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name

@@ -12,6 +12,7 @@ from .models import (
     Agent,
     AgentSession,
     EventKind,
+    McpServer,
     Turn,
     TurnStatus,
 )
@@ -111,3 +112,8 @@ def earlier_exchanges(turn: Turn) -> list[tuple[str, str]]:
         parent__isnull=True, index__lt=turn.index, status__in=TERMINAL_STATUSES
     ).order_by("index")
     return [(previous.user_message, turn_answer(previous.pk)) for previous in earlier]
+
+
+def mcp_servers_enabled() -> list[McpServer]:
+    """The MCP servers whose tools turns are offered, with their cached tool lists."""
+    return list(McpServer.objects.filter(enabled=True).order_by("name"))

@@ -4,6 +4,8 @@ Mounted in the ASGI application under ``/demo-llm/v1/`` so that the embedded def
 whole product with no API key. What it answers, from the last message:
 
 - a tool result: a short sentence that reports it;
+- "call <tool> {json arguments}": a call of any tool it is offered, by name, with those arguments
+  (for example ``call time__get_current_time {"timezone": "Asia/Tokyo"}``);
 - "delegate ...": a ``delegate`` call whose task is the rest of the message;
 - a message mentioning "story": a long story streamed word by word (long enough to press Stop);
 - "email": a ``send_email`` call (needs approval); an address in the message is used as ``to``;
@@ -33,6 +35,7 @@ STORY_PARAGRAPH = (
 )
 STORY_CHAPTERS = 8
 EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+CALL_PATTERN = re.compile(r"^\s*call\s+(\S+)\s*(.*?)\s*$", re.DOTALL | re.IGNORECASE)
 
 
 def story_text() -> str:
@@ -57,6 +60,9 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return f"Done. The tool reported: {last.get('content', '')}", None
     said = str(last.get("content") or "")
     lowered = said.lower()
+    asked = CALL_PATTERN.match(said)
+    if asked:
+        return _call_by_name(asked.group(1), asked.group(2), available)
     if "delegate" in lowered and "delegate" in available:
         task = said[lowered.index("delegate") + len("delegate") :].strip(" :,.") or "say hello"
         return "", {"name": "delegate", "arguments": {"task": task}}
@@ -73,6 +79,17 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     if "time" in lowered and "get_time" in available:
         return "", {"name": "get_time", "arguments": {"timezone": "UTC"}}
     return f"You said: {said.strip()}. Ask me for a story, the time, or to send an email.", None
+
+
+def _call_by_name(name: str, raw_arguments: str, available: set[str]) -> tuple[str, dict | None]:
+    if name not in available:
+        offered = ", ".join(sorted(available)) or "none"
+        return f"I have no tool called {name}. The tools I have: {offered}.", None
+    try:
+        arguments = json.loads(raw_arguments or "{}")
+    except json.JSONDecodeError:
+        return f"The arguments for {name} are not valid JSON: {raw_arguments}", None
+    return "", {"name": name, "arguments": arguments}
 
 
 def chunks(

@@ -3,7 +3,8 @@
 A streaming turn spends nearly all its time waiting on the model server, so one loop can host
 dozens. What every turn needs is shared per host, not made per turn: database threads, one
 pooled HTTP client to the model, one channel-layer connection, one control listener that routes
-cancels to the turn they name, and one heartbeat and backstop read for all hosted turns.
+cancels to the turn they name, one heartbeat and backstop read for all hosted turns, and one
+connection to each MCP server its turns use (``runtime.mcp``), closed with the host.
 
 A worker process runs one host (``runtime.worker``); tests run a host for one turn in a thread.
 """
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from channels.layers import channel_layers
 from django.conf import settings
 
-from .. import events, services
+from .. import events, mcp_servers, services
 from ..models import StopReason
 from . import llm, watch
 from .cancel import LEASE_LOST, CancelScope, current_scope
 from .db import DatabaseThreads
+from .mcp import McpConnections
 from .output import Checkpointer
 from .runner import TurnRunner
 
@@ -69,6 +71,11 @@ class TurnHost:
         self.layer = channel_layers.make_backend("default")
         self.outbox = events.Outbox(self.layer)
         self.checkpoints = Checkpointer(self)
+        self.mcp = McpConnections(db=self.db)
+        try:
+            await self.db(mcp_servers.mcp_server_sync_declared)
+        except Exception:
+            logger.exception("the MCP servers of AGENT_MCP_SERVERS could not be recorded")
         self._background = [
             asyncio.create_task(self.checkpoints.run()),
             asyncio.create_task(watch.listen_for_control(self)),
@@ -89,6 +96,7 @@ class TurnHost:
             if stuck:
                 logger.warning("host %s: %d turns did not unwind", self.worker_id, len(stuck))
         self.closing = True
+        await self.mcp.close()
         await self.outbox.close(timeout=BACKGROUND_STOP_TIMEOUT)
         for task in self._background:
             task.cancel()

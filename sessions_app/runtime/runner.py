@@ -144,7 +144,10 @@ class TurnRunner:
         self.is_sub_agent = turn.parent_id is not None
         self.agent = turn.agent_snapshot
         available = agents.tools_for_agent(
-            self.agent, tools.for_turn(is_sub_agent=self.is_sub_agent)
+            self.agent,
+            tools.for_turn(
+                is_sub_agent=self.is_sub_agent, extra=await self.host.mcp.tools_for_turn()
+            ),
         )
         saved = turn.checkpoint or {}
         if saved.get("messages"):
@@ -289,13 +292,17 @@ class TurnRunner:
                     state, call["id"], call["name"], _rejection(approval), ok=False
                 )
                 continue
+            tool = available.get(call["name"])
+            if tool is None:
+                # Its MCP server was removed or disabled while the call waited.
+                refusal = f"The tool {call['name']} is not available any more; it did not run."
+                await self._tool_result(state, call["id"], call["name"], refusal, ok=False)
+                continue
             arguments, refusal = await self._claim(approval, call)
             if refusal:
                 await self._tool_result(state, call["id"], call["name"], refusal, ok=False)
                 continue
-            await self._run_tool(
-                state, available[call["name"]], call["id"], arguments, note=_edit_note(approval)
-            )
+            await self._run_tool(state, tool, call["id"], arguments, note=_edit_note(approval))
         state.awaiting_approval = []
         await self._checkpoint(state)
 
@@ -326,8 +333,17 @@ class TurnRunner:
     ) -> None:
         """Run a call and record its result, ``note`` (what the model should know about how
         the call was made) ahead of it."""
+
+        async def record_progress(progress: dict[str, Any]) -> None:
+            await self._record(
+                EventKind.TOOL_PROGRESS, {"tool_call_id": call_id, "tool": tool.name, **progress}
+            )
+
         context = tools.ToolContext(
-            turn_id=self.turn_id, tool_call_id=call_id, run_sub_agent=self._run_sub_agent
+            turn_id=self.turn_id,
+            tool_call_id=call_id,
+            run_sub_agent=self._run_sub_agent,
+            record_progress=record_progress,
         )
         try:
             result = await self.scope.run(

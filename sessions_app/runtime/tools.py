@@ -24,11 +24,17 @@ class SubAgentRunner(Protocol):
     async def __call__(self, task: str) -> str: ...
 
 
+class ProgressRecorder(Protocol):
+    async def __call__(self, progress: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class ToolContext:
     turn_id: int
     tool_call_id: str
     run_sub_agent: SubAgentRunner
+    # Puts a long call's progress in the timeline (a tool_progress event).
+    record_progress: ProgressRecorder | None = None
 
 
 class Tool:
@@ -130,8 +136,12 @@ def registry() -> dict[str, Tool]:
     return {tool.name: tool for tool in tools}
 
 
-def for_turn(*, is_sub_agent: bool) -> dict[str, Tool]:
+def for_turn(*, is_sub_agent: bool, extra: dict[str, Tool] | None = None) -> dict[str, Tool]:
+    """The tools a turn may use: the registry's, then ``extra`` (MCP servers' tools) under
+    names the registry does not use."""
     tools = registry()
+    for name, tool in (extra or {}).items():
+        tools.setdefault(name, tool)
     if is_sub_agent:
         return {name: tool for name, tool in tools.items() if tool.for_sub_agents}
     return tools

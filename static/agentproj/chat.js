@@ -360,6 +360,7 @@ class ChatPage {
       assistant_message: () => this.renderAssistant(item),
       tool_call: () => this.renderToolCall(item),
       tool_result: () => this.renderToolResult(item),
+      tool_progress: () => this.renderToolProgress(item),
       approval_requested: () => this.renderApproval(item),
       approval_decided: () => this.renderDecision(item),
       approval_grant_revoked: () => this.renderGrantRevoked(item),
@@ -513,6 +514,26 @@ class ChatPage {
       ),
       el("pre", {}, pretty(item.data.result)),
     );
+  }
+
+  // A server may report progress many times: its call shows the latest, in place.
+  renderToolProgress(item) {
+    const { progress, total, message } = item.data;
+    let text = `Progress ${progress}`;
+    if (total) text += ` of ${total}`;
+    if (message) text += `: ${message}`;
+    const call = this.toolCalls.get(item.data.tool_call_id);
+    if (!call || !call.el) {
+      item.el = el("li", { class: "tool progress" }, el("p", { class: "tool-progress" }, text));
+      return;
+    }
+    if (call.progressSeq && call.progressSeq > item.seq) return;
+    if (!call.progress) {
+      call.progress = el("p", { class: "tool-progress" });
+      call.el.append(call.progress);
+    }
+    call.progressSeq = item.seq;
+    call.progress.textContent = text;
   }
 
   renderApproval(item) {
