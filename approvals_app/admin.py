@@ -229,6 +229,7 @@ class PolicyRuleAdmin(admin.ModelAdmin):
 
     list_display = [
         "tool_name",
+        "agent",
         "position",
         "name",
         "field",
@@ -240,9 +241,9 @@ class PolicyRuleAdmin(admin.ModelAdmin):
         "allow_self_approval",
     ]
     list_display_links = ["name"]
-    list_filter = ["tool_name", "outcome"]
+    list_filter = ["tool_name", "agent", "outcome"]
     fieldsets = [
-        (None, {"fields": ["name", "tool_name", "position"]}),
+        (None, {"fields": ["name", "tool_name", "agent", "position"]}),
         ("Condition (leave empty to match every call)", {"fields": ["field", "operator", "value"]}),
         ("Outcome", {"fields": ["outcome", "group", "quorum", "allow_self_approval"]}),
     ]

@@ -136,6 +136,14 @@ class PolicyRule(models.Model):
 
     name = models.CharField(max_length=200, help_text="Named in the timeline and to the model.")
     tool_name = models.CharField(max_length=100)
+    agent = models.ForeignKey(
+        "sessions_app.Agent",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The agent profile whose turns this rule decides; blank: every profile's.",
+    )
     position = models.PositiveIntegerField(default=0, help_text="Lower positions are tried first.")
     field = models.CharField(
         max_length=100, blank=True, help_text="The argument to test; blank matches every call."

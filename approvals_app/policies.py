@@ -1,10 +1,10 @@
-"""Which outcome a tool call gets: the first matching policy rule of its tool, else the tool's
-own declaration (``needs_approval``)."""
+"""Which outcome a tool call gets: the first matching policy rule of its tool (and of the turn's
+agent profile, for rules that name one), else the tool's own declaration (``needs_approval``)."""
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Q
 
 from . import conditions
 from .models import Outcome, PolicyRule, SessionGrant
@@ -35,8 +35,15 @@ class Verdict:
         }
 
 
-def policy_verdict(*, tool_name: str, needs_approval: bool, arguments: dict[str, Any]) -> Verdict:
-    for rule in PolicyRule.objects.filter(tool_name=tool_name).order_by("position", "id"):
+def policy_verdict(
+    *, tool_name: str, needs_approval: bool, arguments: dict[str, Any], agent_id: int | None
+) -> Verdict:
+    """The verdict on one call of a turn run by the agent profile ``agent_id``: rules for every
+    profile and those for this one are tried together, in their order."""
+    rules = PolicyRule.objects.filter(
+        Q(agent__isnull=True) | Q(agent_id=agent_id), tool_name=tool_name
+    ).order_by("position", "id")
+    for rule in rules:
         if conditions.matches(
             arguments, field=rule.field, operator=rule.operator, value=rule.value
         ):

@@ -28,6 +28,7 @@ SERVER_TOOL_ENTRY = re.compile(r"^[A-Za-z0-9_-]+__(?:\*|[A-Za-z0-9_-]+)$")
 def agent_snapshot(agent: "Agent") -> dict[str, Any]:
     """What a turn keeps of its profile, as the profile is when the turn is created."""
     return {
+        "id": agent.pk,
         "name": agent.name,
         "instructions": agent.instructions,
         "model": agent.model,

@@ -58,6 +58,7 @@ def test_it_creates_the_default_profile_for_existing_sessions_and_turns():
     turn = Turn.objects.get(session_id=session.pk)
     assert turn.agent == default
     assert turn.agent_snapshot == {
+        "id": default.pk,
         "name": "Default",
         "instructions": FIXED_PROMPT,
         "model": "",

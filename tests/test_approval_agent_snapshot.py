@@ -54,6 +54,7 @@ def test_it_resumes_after_approval_with_the_profile_it_started_with(
     turn.refresh_from_db()
     assert turn.agent == writer
     assert turn.agent_snapshot == {
+        "id": writer.pk,
         "name": "Writer",
         "instructions": snapshot.instructions,
         "model": snapshot.model,

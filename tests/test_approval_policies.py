@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
 from sessions_app import services
-from sessions_app.models import EventKind, TurnStatus
+from sessions_app.models import Agent, EventKind, TurnStatus
 from tests.turn_states import assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -18,8 +18,8 @@ COMPANY = "example.com"
 def ask(user, llm, outbox, run_turn_in_thread):
     """Runs a turn asking for ``message`` until it ends or parks; returns the turn."""
 
-    def run(message: str):
-        session = services.session_create(owner=user)
+    def run(message: str, agent: Agent | None = None):
+        session = services.session_create(owner=user, agent=agent)
         turn = services.turn_start(session=session, message=message, actor=user)
         run_turn_in_thread(turn.pk).join()
         turn.refresh_from_db()
@@ -173,6 +173,20 @@ def test_it_skips_rules_whose_condition_does_not_match(ask, outbox):
         "name": "the tool's default",
         "outcome": "require_approval",
     }
+
+
+def test_it_applies_a_rule_naming_an_agent_profile_to_that_profiles_turns_only(ask, outbox):
+    mailer = Agent.objects.create(name="Mailer", all_tools=True)
+    rule("The mailer sends internal mail", Outcome.ALLOW, agent=mailer)
+
+    by_mailer = ask("please send an email to ops@example.com", agent=mailer)
+    by_default = ask("please send an email to ops@example.com")
+
+    assert by_mailer.status == TurnStatus.COMPLETED
+    assert policy_of(by_mailer)["name"] == "The mailer sends internal mail"
+    assert by_default.status == TurnStatus.WAITING_FOR_APPROVAL
+    assert policy_of(by_default)["name"] == "the tool's default"
+    assert [message.to for message in outbox] == [["ops@example.com"]]
 
 
 def test_it_applies_the_tools_declared_default_without_rules(ask, outbox):

@@ -26,7 +26,7 @@ def create_default_agent(apps, schema_editor):
     # Sessions and turns from before are the default profile's: that is the profile they ran with.
     apps.get_model("sessions_app", "AgentSession").objects.update(agent=default)
     apps.get_model("sessions_app", "Turn").objects.update(
-        agent=default, agent_snapshot=DEFAULT_AGENT
+        agent=default, agent_snapshot={"id": default.pk, **DEFAULT_AGENT}
     )
     # PostgreSQL checks these new foreign keys at commit; checked now, no trigger event is still
     # pending when the next operation alters the session table.

@@ -229,6 +229,7 @@ class TurnRunner:
                     tool_name=tool.name,
                     needs_approval=tool.needs_approval,
                     arguments=arguments,
+                    agent_id=self.agent.get("id"),
                 )
                 recorded["policy"] = verdict.as_event_data()
             await self._record(EventKind.TOOL_CALL, recorded)
