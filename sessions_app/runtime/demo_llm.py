@@ -4,6 +4,9 @@ Mounted in the ASGI application under ``/demo-llm/v1/`` so that the embedded def
 whole product with no API key. What it answers, from the last message:
 
 - a tool result: a short sentence that reports it;
+- a question about what the tool said ("what did the tool say?"): the last tool result in the
+  conversation it was sent, word for word (so the conversation memory shows without a real
+  model);
 - "delegate ...": a ``delegate`` call whose task is the rest of the message;
 - a message mentioning "story": a long story streamed word by word (long enough to press Stop);
 - "email": a ``send_email`` call (needs approval); an address in the message is used as ``to``;
@@ -32,6 +35,8 @@ STORY_PARAGRAPH = (
     "town along the coast could keep one if it told one in return."
 )
 STORY_CHAPTERS = 8
+# "What did the tool say?", "what was the tool's result?"
+TOOL_QUESTION_WORDS = ("say", "said", "result", "return", "report")
 EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -57,6 +62,11 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return f"Done. The tool reported: {last.get('content', '')}", None
     said = str(last.get("content") or "")
     lowered = said.lower()
+    if "tool" in lowered and any(word in lowered for word in TOOL_QUESTION_WORDS):
+        results = [m for m in messages if m.get("role") == "tool"]
+        if not results:
+            return "No tool has given me a result in this conversation.", None
+        return f"The last tool result I was given: {results[-1].get('content', '')}", None
     if "delegate" in lowered and "delegate" in available:
         task = said[lowered.index("delegate") + len("delegate") :].strip(" :,.") or "say hello"
         return "", {"name": "delegate", "arguments": {"task": task}}
