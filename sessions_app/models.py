@@ -54,6 +54,9 @@ class EventKind(models.TextChoices):
     STATUS = "status"
     INTERRUPT = "interrupt"
     ERROR = "error"
+    # The model stopped seeing the oldest exchanges of the session: they no longer fit its
+    # context window. Written once per turn that leaves something out.
+    CONTEXT_TRIMMED = "context_trimmed"
 
 
 class AgentSession(models.Model):
