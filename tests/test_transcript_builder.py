@@ -252,6 +252,30 @@ def test_it_trusts_the_providers_count_where_it_is_higher_than_the_estimate():
     assert window.tokens(again.estimated_tokens) <= window.input_budget
 
 
+def test_it_keeps_to_the_window_a_refusal_states():
+    history = exchanges(10, 300)
+    window = ContextWindow(context_tokens=100_000, answer_reserve=500)
+    sent = window.fit(system_prompt=SYSTEM, history=history, current=CURRENT, tools=TOOLS)
+
+    window.refused(sent, limit=2_000, prompt_tokens=None)
+    assert window.learned() == {"limit": 2_000}
+    assert window.input_budget == 1_500
+    shorter = window.fit(system_prompt=SYSTEM, history=history, current=CURRENT, tools=TOOLS)
+    assert shorter.omitted > 0
+    assert shorter.estimated_tokens <= 1_500
+
+
+def test_it_halves_what_it_sends_after_a_refusal_that_states_no_window():
+    history = exchanges(10, 300)
+    window = ContextWindow(context_tokens=100_000, answer_reserve=500)
+    sent = window.fit(system_prompt=SYSTEM, history=history, current=CURRENT, tools=TOOLS)
+
+    window.refused(sent, limit=None, prompt_tokens=None)
+    assert window.input_budget == sent.estimated_tokens // 2
+    shorter = window.fit(system_prompt=SYSTEM, history=history, current=CURRENT, tools=TOOLS)
+    assert shorter.estimated_tokens <= sent.estimated_tokens // 2
+
+
 def test_a_small_window_keeps_half_for_the_conversation():
     window = ContextWindow(context_tokens=4_000, answer_reserve=4_096)
     assert window.input_budget == 2_000

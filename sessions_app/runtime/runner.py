@@ -180,7 +180,16 @@ class TurnRunner:
         self.output = AssistantOutput(self)
         specs = [tool.openai_spec() for tool in available.values()]
         sent = await self._model_input(state, specs)
-        reply = await self._stream(state, sent, specs)
+        try:
+            reply = await self._stream(state, sent, specs)
+        except llm.ContextTooLong as refusal:
+            # The model's window is smaller than the budget assumed: leave more out, once.
+            state.window.refused(sent, limit=refusal.limit, prompt_tokens=refusal.prompt_tokens)
+            shorter = await self._model_input(state, specs)
+            if shorter.estimated_tokens >= sent.estimated_tokens:
+                raise
+            sent = shorter
+            reply = await self._stream(state, sent, specs)
         state.window.observe(sent, reply.usage.get("prompt_tokens", 0))
         state.model_calls += 1
         state.output_chars += reply.output_chars

@@ -186,11 +186,12 @@ class ModelInput:
 class ContextWindow:
     """What a turn knows of its model's context window: its configured size, the part kept for
     the answer, and what the provider taught it since, kept in the checkpoint and handed on to
-    the session's next turn: ``scale``, its count of tokens per estimated token where that is
-    above 1."""
+    the session's next turn: a smaller ``limit`` it stated when it refused a request, and
+    ``scale``, its count of tokens per estimated token where that is above 1."""
 
     context_tokens: int
     answer_reserve: int
+    limit: int | None = None
     scale: float = 1.0
 
     @classmethod
@@ -200,17 +201,23 @@ class ContextWindow:
         return cls(
             context_tokens=context_tokens,
             answer_reserve=answer_reserve,
+            limit=learned.get("limit"),
             scale=learned.get("scale", 1.0),
         )
 
     def learned(self) -> dict[str, Any]:
-        return {"scale": self.scale} if self.scale > 1.0 else {}
+        known: dict[str, Any] = {}
+        if self.limit is not None:
+            known["limit"] = self.limit
+        if self.scale > 1.0:
+            known["scale"] = self.scale
+        return known
 
     @property
     def input_budget(self) -> int:
         """Tokens the messages and tool specs may take: the window less the answer's reserve
         (never more than half the window, so a small model still gets a conversation)."""
-        window = self.context_tokens
+        window = min(self.context_tokens, self.limit or self.context_tokens)
         return max(0, window - min(self.answer_reserve, window // 2))
 
     def tokens(self, estimated: int) -> int:
@@ -256,6 +263,17 @@ class ContextWindow:
         estimate, later estimates of this conversation grow to match; never below it."""
         if prompt_tokens > 0 and sent.estimated_tokens > 0:
             self.scale = max(1.0, prompt_tokens / sent.estimated_tokens)
+
+    def refused(self, sent: ModelInput, *, limit: int | None, prompt_tokens: int | None) -> None:
+        """The provider refused ``sent`` as longer than its window: believe the window
+        (``limit``) and the count (``prompt_tokens``) it stated; when it stated no window, give
+        the messages half of what was sent."""
+        if prompt_tokens:
+            self.scale = max(self.scale, prompt_tokens / max(1, sent.estimated_tokens))
+        if limit is None:
+            half = self.tokens(sent.estimated_tokens) // 2
+            limit = half + min(self.answer_reserve, half)
+        self.limit = min(limit, self.limit or limit)
 
 
 def trimmed_event_data(sent: ModelInput) -> dict[str, Any]:
