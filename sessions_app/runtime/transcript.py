@@ -6,7 +6,8 @@ user saw happen, told in the model API's shapes), the running turn from its chec
 own model calls and tools produced so far). The history is kept within the model's context
 window by leaving out the oldest whole exchanges.
 
-Pure functions over plain data: ``sessions_app.selectors.turn_history`` reads what they take.
+No database and no model here, only plain data: ``sessions_app.selectors.turn_history`` reads
+what it takes.
 """
 
 import json
@@ -42,7 +43,6 @@ STOPPED_RUNNING_RESULT = "No result: the turn was stopped while this call ran."
 STOP_NOTES = {
     StopReason.USER_CANCEL: "[The user stopped this answer here.]",
     StopReason.WORKER_DRAIN: "[This answer was cut off here: the server running it shut down.]",
-    StopReason.PARENT_STOPPED: "[This answer was cut off here: the task above it was stopped.]",
     StopReason.APPROVAL_EXPIRED: (
         "[This answer ends here: an approval it waited for was not given in time.]"
     ),
@@ -75,7 +75,8 @@ class _Reply:
 
     def takes_calls(self) -> bool:
         # The timeline records each call just before it runs, so a reply's calls and results
-        # interleave; a call after all earlier ones were answered came from a later model call.
+        # interleave. A call after all earlier ones were answered is told as a later model
+        # call's: calls made together and run one after the other read the same to the model.
         return not self.calls or any(
             call.get("tool_call_id") not in self.results for call in self.calls
         )
