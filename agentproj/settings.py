@@ -322,6 +322,11 @@ LLM_RETRY_BASE_DELAY = env.float("LLM_RETRY_BASE_DELAY", default=0.5)
 LLM_RETRY_MAX_DELAY = env.float("LLM_RETRY_MAX_DELAY", default=20.0)
 
 AGENT_MAX_MODEL_CALLS = env.int("AGENT_MAX_MODEL_CALLS", default=20)
+# The model's context window in tokens, and the part of it kept free for the answer: a turn's
+# model input leaves out the session's oldest exchanges beyond the rest. A model server that
+# refuses a request as too long states its real window, which the session then keeps to.
+AGENT_CONTEXT_TOKENS = env.int("AGENT_CONTEXT_TOKENS", default=128_000)
+AGENT_ANSWER_RESERVE_TOKENS = env.int("AGENT_ANSWER_RESERVE_TOKENS", default=4_096)
 # Characters the model may write in one turn (text and tool calls, over all its model calls).
 # A model stuck in a loop, or a server streaming without end, would otherwise grow the answer
 # in the worker's memory and in the database without bound. 200,000 characters is about 50,000

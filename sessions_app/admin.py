@@ -13,7 +13,16 @@ from .runtime import mcp, tools
 class AgentForm(forms.ModelForm):
     class Meta:
         model = Agent
-        fields = ["name", "instructions", "model", "all_tools", "tools", "max_model_calls"]
+        fields = [
+            "name",
+            "instructions",
+            "model",
+            "all_tools",
+            "tools",
+            "max_model_calls",
+            "context_tokens",
+            "answer_reserve_tokens",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

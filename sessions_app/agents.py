@@ -35,6 +35,8 @@ def agent_snapshot(agent: "Agent") -> dict[str, Any]:
         "tools": list(agent.tools),
         "all_tools": agent.all_tools,
         "max_model_calls": agent.max_model_calls,
+        "context_tokens": agent.context_tokens,
+        "answer_reserve_tokens": agent.answer_reserve_tokens,
     }
 
 
@@ -47,6 +49,15 @@ def max_model_calls_for(snapshot: dict[str, Any]) -> int:
     """Model calls a turn may make: the profile's limit, else ``AGENT_MAX_MODEL_CALLS``."""
     limit = snapshot["max_model_calls"]
     return settings.AGENT_MAX_MODEL_CALLS if limit is None else limit
+
+
+def context_window_for(snapshot: dict[str, Any]) -> tuple[int, int]:
+    """The model's context window and the part of it kept for the answer, in tokens: the
+    profile's, else ``AGENT_CONTEXT_TOKENS`` and ``AGENT_ANSWER_RESERVE_TOKENS``. Snapshots
+    taken before profiles had these fields use the settings."""
+    context = snapshot.get("context_tokens") or settings.AGENT_CONTEXT_TOKENS
+    reserve = snapshot.get("answer_reserve_tokens")
+    return context, settings.AGENT_ANSWER_RESERVE_TOKENS if reserve is None else reserve
 
 
 def tools_for_agent(

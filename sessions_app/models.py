@@ -58,6 +58,9 @@ class EventKind(models.TextChoices):
     INTERRUPT = "interrupt"
     ERROR = "error"
     TOOL_PROGRESS = "tool_progress"
+    # The model stopped seeing the oldest exchanges of the session: they no longer fit its
+    # context window. Written once per turn that leaves something out.
+    CONTEXT_TRIMMED = "context_trimmed"
 
 
 class Agent(models.Model):
@@ -88,6 +91,17 @@ class Agent(models.Model):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="Model calls per turn; empty: AGENT_MAX_MODEL_CALLS.",
+    )
+    context_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1000)],
+        help_text="The model's context window in tokens; empty: AGENT_CONTEXT_TOKENS.",
+    )
+    answer_reserve_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Tokens of the window kept for the answer; empty: AGENT_ANSWER_RESERVE_TOKENS.",
     )
     is_default = models.BooleanField(
         default=False, help_text="The profile of a session created without choosing one."

@@ -2,8 +2,9 @@
 
 By default it answers like the built-in demo model (the same ``demo_llm.chunks``), streamed with
 chunked transfer encoding at ``token_delay`` per word. Tests queue behaviours for the next
-requests (``fail(500)``, ``rate_limit(retry_after)``, ``drop_after(n)``, ``stall()``,
-``reply(...)``, ``cut_in_tool_call(...)``, ``insert_raw(...)``, ``stream_text(...)``) and read
+requests (``fail(500)``, ``rate_limit(retry_after)``, ``refuse_as_too_long(...)``,
+``drop_after(n)``, ``stall()``, ``reply(...)``, ``cut_in_tool_call(...)``, ``insert_raw(...)``,
+``stream_text(...)``) and read
 back what the server saw: every request, and whether the client closed its stream early.
 """
 
@@ -43,6 +44,7 @@ class Behaviour:
     tool_call: dict[str, Any] | None = None
     raw: bytes = b""
     total_chars: int | None = None
+    payload: dict[str, Any] | None = None  # the JSON body of a "status" answer
 
 
 @dataclass
@@ -60,6 +62,18 @@ class ScriptedLLM:
 
     def rate_limit(self, retry_after: str) -> None:
         self.queue.append(Behaviour("status", status=429, retry_after=retry_after))
+
+    def refuse_as_too_long(self, message: str, times: int = 1) -> None:
+        """Answer 400 as OpenAI does to a request longer than the model's context window."""
+        error = {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+        self.queue.extend(
+            Behaviour("status", status=400, payload={"error": error}) for _ in range(times)
+        )
 
     def drop_after(self, content_chunks: int, times: int = 1) -> None:
         self.queue.extend(Behaviour("drop", after_chunks=content_chunks) for _ in range(times))
@@ -121,7 +135,8 @@ def _make_handler(llm: ScriptedLLM):
             seen = SeenRequest(body=body, started_at=time.monotonic(), behaviour=behaviour.kind)
             llm.record(seen)
             if behaviour.kind == "status":
-                self._json(behaviour.status, {"error": {"message": "scripted failure"}}, behaviour)
+                payload = behaviour.payload or {"error": {"message": "scripted failure"}}
+                self._json(behaviour.status, payload, behaviour)
                 seen.finished_at = time.monotonic()
                 return
             answer = (

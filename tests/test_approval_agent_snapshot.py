@@ -61,6 +61,8 @@ def test_it_resumes_after_approval_with_the_profile_it_started_with(
         "tools": snapshot.tools,
         "all_tools": False,
         "max_model_calls": None,
+        "context_tokens": None,
+        "answer_reserve_tokens": None,
     }
 
     # The next turn has the edited profile, its limit of one model call included.

@@ -6,6 +6,9 @@ whole product with no API key. What it answers, from the last message:
 - a tool result: a short sentence that reports it;
 - "call <tool> {json arguments}": a call of any tool it is offered, by name, with those arguments
   (for example ``call time__get_current_time {"timezone": "Asia/Tokyo"}``);
+- a question about what the tool said ("what did the tool say?"): the last tool result in the
+  conversation it was sent, word for word (so the conversation memory shows without a real
+  model);
 - "delegate ...": a ``delegate`` call whose task is the rest of the message;
 - a message mentioning "story": a long story streamed word by word (long enough to press Stop);
 - "email": a ``send_email`` call (needs approval); an address in the message is used as ``to``;
@@ -34,6 +37,8 @@ STORY_PARAGRAPH = (
     "town along the coast could keep one if it told one in return."
 )
 STORY_CHAPTERS = 8
+# "What did the tool say?", "what was the tool's result?"
+TOOL_QUESTION_WORDS = ("say", "said", "result", "return", "report")
 EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 CALL_PATTERN = re.compile(r"^\s*call\s+(\S+)\s*(.*?)\s*$", re.DOTALL | re.IGNORECASE)
 
@@ -63,6 +68,11 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     asked = CALL_PATTERN.match(said)
     if asked:
         return _call_by_name(asked.group(1), asked.group(2), available)
+    if "tool" in lowered and any(word in lowered for word in TOOL_QUESTION_WORDS):
+        results = [m for m in messages if m.get("role") == "tool"]
+        if not results:
+            return "No tool has given me a result in this conversation.", None
+        return f"The last tool result I was given: {results[-1].get('content', '')}", None
     if "delegate" in lowered and "delegate" in available:
         task = said[lowered.index("delegate") + len("delegate") :].strip(" :,.") or "say hello"
         return "", {"name": "delegate", "arguments": {"task": task}}

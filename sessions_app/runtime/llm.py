@@ -9,6 +9,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,29 @@ class LLMError(Exception):
     def __init__(self, user_message: str):
         super().__init__(user_message)
         self.user_message = user_message
+
+
+class ContextTooLong(LLMError):
+    """The model server refused the request as longer than the model's context window.
+
+    ``limit`` is the window it stated and ``prompt_tokens`` what it counted the request at, where
+    its message says (OpenAI's does, and servers that copy its wording)."""
+
+    def __init__(self, *, limit: int | None, prompt_tokens: int | None):
+        super().__init__(
+            "The conversation is too long for the model's context window, even with its oldest "
+            "messages left out."
+        )
+        self.limit = limit
+        self.prompt_tokens = prompt_tokens
+
+
+# OpenAI's refusal of a request longer than the window: "This model's maximum context length is
+# 8192 tokens. However, your messages resulted in 9017 tokens...", or "...you requested 9500
+# tokens (9000 in the messages, 500 in the completion)" when the answer's size counts too.
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+STATED_LIMIT = re.compile(r"maximum context length is ([\d,]+) tokens", re.IGNORECASE)
+STATED_PROMPT = re.compile(r"resulted in ([\d,]+) tokens|\(([\d,]+) in the messages", re.IGNORECASE)
 
 
 class _Retryable(Exception):
@@ -106,6 +130,9 @@ async def stream_chat(
     Transport failures, 429 and 5xx are retried with exponential back-off and jitter (honouring
     ``Retry-After``); a retry after partial output calls ``on_restart`` first. A stop closes the
     stream at once and raises ``AgentStopped``; that abort is never retried nor reported.
+
+    A refusal of the request as longer than the model's context window raises ``ContextTooLong``
+    at once, for the caller to send less.
 
     An answer that grows past ``max_output_chars`` is cut there: its text up to the limit goes
     to ``on_text``, the stream is closed at once and ``LLMError`` is raised. That is not retried:
@@ -209,7 +236,9 @@ async def _consume(
                 await response.aread()
                 raise _Retryable(f"The model server failed (HTTP {response.status_code}).")
             if response.status_code >= 400:
-                await response.aread()
+                refusal = _context_refusal(await response.aread())
+                if refusal is not None:
+                    raise refusal
                 raise LLMError(
                     f"The model server refused the request (HTTP {response.status_code})."
                 )
@@ -278,6 +307,28 @@ def _apply_chat_chunk(chunk: dict, reply: ModelReply, calls: dict[int, dict[str,
         if choice.get("finish_reason"):
             reply.finish_reason = choice["finish_reason"]
     return text
+
+
+def _context_refusal(body: bytes) -> ContextTooLong | None:
+    """The refusal in an error response's body when it says the request is too long."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, dict) or error.get("code") != CONTEXT_LENGTH_EXCEEDED:
+        return None
+    message = str(error.get("message") or "")
+    return ContextTooLong(
+        limit=_stated(STATED_LIMIT.search(message)),
+        prompt_tokens=_stated(STATED_PROMPT.search(message)),
+    )
+
+
+def _stated(match: re.Match | None) -> int | None:
+    """The number a refusal states ("9,017" too), where it states one."""
+    if match is None:
+        return None
+    return int(next(group for group in match.groups() if group).replace(",", ""))
 
 
 def _describe_transport_error(exc: Exception) -> str:

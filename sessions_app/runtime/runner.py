@@ -23,7 +23,7 @@ from approvals_app.models import ApprovalStatus, Outcome
 
 from .. import agents, selectors, services
 from ..models import ErrorCode, EventKind, StopReason, TurnStatus
-from . import llm, tools
+from . import llm, tools, transcript
 from .cancel import LEASE_LOST, AgentStopped, CancelScope, current_scope
 from .output import AssistantOutput
 
@@ -46,13 +46,18 @@ FINALIZE_RETRY_FOR = 300.0
 
 @dataclass
 class TurnState:
-    """What a turn checkpoints: the model's conversation so far and its progress."""
+    """What a turn checkpoints: its own conversation so far (its user message, then the model's
+    replies and the tool results) and its progress. The earlier turns (``history``) are not
+    part of it: each run of the turn reads them from the timeline."""
 
     messages: list[dict[str, Any]]
+    window: transcript.ContextWindow
     model_calls: int = 0
     output_chars: int = 0
     awaiting_approval: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
+    history: list[list[dict[str, Any]]] = field(default_factory=list)
+    context_trimmed: bool = False
 
     def checkpoint(self) -> dict[str, Any]:
         saved: dict[str, Any] = {
@@ -62,6 +67,10 @@ class TurnState:
         }
         if self.awaiting_approval:
             saved["awaiting_approval"] = self.awaiting_approval
+        if learned := self.window.learned():
+            saved["context"] = learned
+        if self.context_trimmed:
+            saved["context_trimmed"] = True
         return saved
 
 
@@ -150,40 +159,44 @@ class TurnRunner:
             ),
         )
         saved = turn.checkpoint or {}
-        if saved.get("messages"):
-            state = TurnState(
-                messages=saved["messages"],
-                model_calls=saved.get("model_calls", 0),
-                output_chars=saved.get("output_chars", 0),
-                awaiting_approval=saved.get("awaiting_approval", []),
-                usage=dict(turn.usage or {}),
-            )
-        else:
-            exchanges = (
-                [] if self.is_sub_agent else await self.host.db(selectors.earlier_exchanges, turn)
-            )
-            state = TurnState(
-                messages=_initial_messages(
-                    self.agent["instructions"], exchanges, turn.user_message
-                ),
-                usage=dict(turn.usage or {}),
-            )
+        context_tokens, answer_reserve = agents.context_window_for(self.agent)
+        past, learned = (
+            ([], {}) if self.is_sub_agent else await self.host.db(selectors.turn_history, turn)
+        )
+        state = TurnState(
+            messages=transcript.own_messages(saved.get("messages") or [])
+            or [{"role": "user", "content": turn.user_message}],
+            window=transcript.ContextWindow.restore(
+                context_tokens=context_tokens,
+                answer_reserve=answer_reserve,
+                learned=saved.get("context") or learned,
+            ),
+            model_calls=saved.get("model_calls", 0),
+            output_chars=saved.get("output_chars", 0),
+            awaiting_approval=saved.get("awaiting_approval", []),
+            usage=dict(turn.usage or {}),
+            history=[transcript.exchange(earlier) for earlier in past],
+            context_trimmed=saved.get("context_trimmed", False),
+        )
         _answer_dangling_calls(state.messages, exclude=state.awaiting_approval)
         return state, available
 
     async def _call_model(self, state: TurnState, available: dict[str, tools.Tool]):
         """One streamed model call, its text checkpointed as it comes; the reply is recorded."""
         self.output = AssistantOutput(self)
-        reply = await llm.stream_chat(
-            self.host.client,
-            model=agents.model_for(self.agent),
-            messages=state.messages,
-            tools=[tool.openai_spec() for tool in available.values()],
-            scope=self.scope,
-            on_text=self.output.on_text,
-            on_restart=self.output.restart,
-            max_output_chars=settings.AGENT_MAX_OUTPUT_CHARS - state.output_chars,
-        )
+        specs = [tool.openai_spec() for tool in available.values()]
+        sent = await self._model_input(state, specs)
+        try:
+            reply = await self._stream(state, sent, specs)
+        except llm.ContextTooLong as refusal:
+            # The model's window is smaller than the budget assumed: leave more out, once.
+            state.window.refused(sent, limit=refusal.limit, prompt_tokens=refusal.prompt_tokens)
+            shorter = await self._model_input(state, specs)
+            if shorter.estimated_tokens >= sent.estimated_tokens:
+                raise
+            sent = shorter
+            reply = await self._stream(state, sent, specs)
+        state.window.observe(sent, reply.usage.get("prompt_tokens", 0))
         state.model_calls += 1
         state.output_chars += reply.output_chars
         for key, value in reply.usage.items():
@@ -205,6 +218,37 @@ class TurnRunner:
         if reply.tool_calls:
             self.output = None
         return reply
+
+    async def _model_input(
+        self, state: TurnState, specs: list[dict[str, Any]]
+    ) -> transcript.ModelInput:
+        """The model call's messages, within the context window; the first time a turn leaves
+        earlier exchanges out, the timeline says so."""
+        sent = state.window.fit(
+            system_prompt=self.agent["instructions"],
+            history=state.history,
+            current=state.messages,
+            tools=specs,
+        )
+        if sent.omitted and not state.context_trimmed:
+            state.context_trimmed = True
+            await self._record(EventKind.CONTEXT_TRIMMED, transcript.trimmed_event_data(sent))
+            await self._checkpoint(state)
+        return sent
+
+    async def _stream(
+        self, state: TurnState, sent: transcript.ModelInput, specs: list[dict[str, Any]]
+    ) -> llm.ModelReply:
+        return await llm.stream_chat(
+            self.host.client,
+            model=agents.model_for(self.agent),
+            messages=sent.messages,
+            tools=specs,
+            scope=self.scope,
+            on_text=self.output.on_text,
+            on_restart=self.output.restart,
+            max_output_chars=settings.AGENT_MAX_OUTPUT_CHARS - state.output_chars,
+        )
 
     async def _handle_tool_calls(
         self, state: TurnState, calls: list[llm.ToolCall], available: dict[str, tools.Tool]
@@ -536,20 +580,6 @@ def _answer_dangling_calls(
                     {
                         "role": "tool",
                         "tool_call_id": call["id"],
-                        "content": "The worker running this call was lost; its outcome is unknown.",
+                        "content": transcript.LOST_CALL_RESULT,
                     }
                 )
-
-
-def _initial_messages(
-    instructions: str, exchanges: list[tuple[str, str]], user_message: str
-) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = (
-        [{"role": "system", "content": instructions}] if instructions else []
-    )
-    for asked, answer in exchanges:
-        messages.append({"role": "user", "content": asked})
-        if answer:
-            messages.append({"role": "assistant", "content": answer})
-    messages.append({"role": "user", "content": user_message})
-    return messages

@@ -365,6 +365,7 @@ class ChatPage {
       approval_decided: () => this.renderDecision(item),
       approval_grant_revoked: () => this.renderGrantRevoked(item),
       interrupt: () => this.renderInterrupt(item),
+      context_trimmed: () => this.renderContextTrimmed(item),
       error: () => this.renderError(item, turn),
       status: () => this.applyStatus(item, turn),
     }[event.kind];
@@ -714,6 +715,10 @@ class ChatPage {
       el("span", { class: "stop-icon", "aria-hidden": "true" }),
       item.data.text || "Stopped.",
     );
+  }
+
+  renderContextTrimmed(item) {
+    item.el = el("li", { class: "notice trimmed" }, item.data.text || "");
   }
 
   renderError(item, turn) {

@@ -1,0 +1,29 @@
+"""The history is the conversation in the order it happened: a turn sees the turns that had
+ended when it started, in the order they ended, whatever order they were sent in."""
+
+import pytest
+
+from sessions_app import services
+from sessions_app.models import EventKind, TurnStatus
+from tests.conftest import run_turn_to_end, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def users(request) -> list[str]:
+    return [m["content"] for m in request.body["messages"] if m["role"] == "user"]
+
+
+def test_a_turn_that_waited_in_line_sees_the_one_that_jumped_ahead(llm, user, run_turn_in_thread):
+    session = services.session_create(owner=user)
+    story = services.turn_start(session=session, message="tell me a story", actor=user)
+    thread = run_turn_in_thread(story.pk)
+    wait_for(lambda: story.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
+    queued = services.turn_start(session=session, message="second", actor=user, on_busy="enqueue")
+    jumped = services.turn_start(session=session, message="third", actor=user, on_busy="interrupt")
+    assert thread.join() == TurnStatus.STOPPED
+
+    assert run_turn_to_end(jumped.pk) == TurnStatus.COMPLETED
+    assert users(llm.requests[-1]) == ["tell me a story", "third"]
+    assert run_turn_to_end(queued.pk) == TurnStatus.COMPLETED
+    assert users(llm.requests[-1]) == ["tell me a story", "third", "second"]
