@@ -1,0 +1,113 @@
+"""Assistant text as HTML: Markdown, highlighted code, and a sanitiser that has the last word.
+
+A model can be made to write anything, so its text is untrusted input. markdown-it-py parses it
+with raw HTML disabled (tags come out as text), Pygments highlights fenced code with CSS classes
+(the page's CSP allows no inline style), and nh3 then keeps only the tags, attributes and URL
+schemes listed here, whatever the two before it produced.
+"""
+
+import html
+
+import nh3
+from markdown_it import MarkdownIt
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+# The classes of the stylesheet `static/agentproj/highlight.css` (see README to regenerate it).
+CODE_CSS_CLASS = "highlight"
+
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "strong",
+    "em",
+    "s",
+    "del",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "code",
+    "pre",
+    "span",
+    "div",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
+ALIGNMENTS = ("left", "center", "right")
+# Only the classes this module writes, so an answer cannot dress itself up as the page's own
+# elements (a status chip, an approval card) with the page's classes.
+ALLOWED_CLASSES = {
+    "div": {CODE_CSS_CLASS},
+    "span": {name for name in STANDARD_TYPES.values() if name},
+    "th": {f"align-{side}" for side in ALIGNMENTS},
+    "td": {f"align-{side}" for side in ALIGNMENTS},
+}
+ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+LINK_REL = "noopener noreferrer nofollow"
+
+_formatter = HtmlFormatter(cssclass=CODE_CSS_CLASS, nowrap=True)
+
+
+def _highlight(code: str, language: str) -> str:
+    """A fenced block's inner HTML: highlighted when its language is known, escaped otherwise."""
+    try:
+        lexer = get_lexer_by_name(language) if language else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return html.escape(code)
+    return highlight(code, lexer, _formatter)
+
+
+_markdown = MarkdownIt("commonmark", {"html": False})
+_markdown.enable(["table", "strikethrough"])
+
+
+def _fence(_renderer, tokens, idx, _options, _env) -> str:
+    token = tokens[idx]
+    # The info string's first word names the language (```python title="x" is valid).
+    language = token.info.split(maxsplit=1)[0] if token.info.strip() else ""
+    inner = _highlight(token.content, language)
+    return f'<div class="{CODE_CSS_CLASS}"><pre><code>{inner}</code></pre></div>\n'
+
+
+def _alignment_classes(state) -> None:
+    """Table alignment as a class: markdown-it writes a style attribute, which the CSP refuses."""
+    for token in state.tokens:
+        if token.type in ("th_open", "td_open") and token.attrs.get("style"):
+            side = str(token.attrs.pop("style")).removeprefix("text-align:")
+            token.attrSet("class", f"align-{side}")
+
+
+_markdown.add_render_rule("fence", _fence)
+_markdown.core.ruler.push("alignment_classes", _alignment_classes)
+
+
+def assistant_html(text: str) -> str:
+    """The sanitised HTML of an assistant message's Markdown text."""
+    return nh3.clean(
+        _markdown.render(text),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=ALLOWED_URL_SCHEMES,
+        link_rel=LINK_REL,
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+        allowed_classes=ALLOWED_CLASSES,
+    )
