@@ -101,7 +101,11 @@ _markdown.core.ruler.push("alignment_classes", _alignment_classes)
 
 
 def assistant_html(text: str) -> str:
-    """The sanitised HTML of an assistant message's Markdown text."""
+    """The sanitised HTML of an assistant message's Markdown text.
+
+    Without the newline markdown-it ends each block with, a one-paragraph answer reads (as the
+    page's text) exactly as it was written.
+    """
     return nh3.clean(
         _markdown.render(text),
         tags=ALLOWED_TAGS,
@@ -110,4 +114,4 @@ def assistant_html(text: str) -> str:
         link_rel=LINK_REL,
         set_tag_attribute_values={"a": {"target": "_blank"}},
         allowed_classes=ALLOWED_CLASSES,
-    )
+    ).strip()
