@@ -186,6 +186,11 @@ class EventOutSerializer(serializers.Serializer):
     kind = serializers.CharField()
     data = serializers.JSONField()
     created_at = serializers.DateTimeField()
+    html = serializers.CharField(
+        required=False,
+        help_text="Assistant messages that no longer stream: the text as sanitised HTML "
+        "(Markdown rendered, raw HTML escaped, links to http, https and mailto only).",
+    )
 
 
 class EventsQuerySerializer(serializers.Serializer):

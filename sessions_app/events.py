@@ -14,13 +14,14 @@ import contextvars
 import hashlib
 import logging
 import re
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from .models import AgentSession, TimelineEvent, Turn
+from .models import AgentSession, EventKind, TimelineEvent, Turn
+from .rendering import assistant_html
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class EventPayload(TypedDict):
     kind: str
     data: dict[str, Any]
     created_at: str
+    # An assistant message's text as sanitised HTML, once it no longer streams.
+    html: NotRequired[str]
 
 
 class DeltaPayload(TypedDict):
@@ -73,13 +76,18 @@ def login_group(session_key: str) -> str:
 
 
 def serialize_event(event: TimelineEvent) -> EventPayload:
-    return {
+    payload: EventPayload = {
         "seq": event.seq,
         "turn": event.turn_id,
         "kind": event.kind,
         "data": event.data,
         "created_at": event.created_at.isoformat(),
     }
+    # Rendered once the text is final: the checkpoints of a streaming message would cost a
+    # render each, and the page shows raw text while deltas append to it anyway.
+    if event.kind == EventKind.ASSISTANT_MESSAGE and not event.data.get("streaming"):
+        payload["html"] = assistant_html(str(event.data.get("text") or ""))
+    return payload
 
 
 def append(
