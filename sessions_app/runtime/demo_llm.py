@@ -10,6 +10,8 @@ whole product with no API key. What it answers, from the last message:
   conversation it was sent, word for word (so the conversation memory shows without a real
   model);
 - "delegate ...": a ``delegate`` call whose task is the rest of the message;
+- a message mentioning "markdown": a sample with a heading, a list, a table, a link and a fenced
+  Python code block (how the page renders Markdown);
 - a message mentioning "story": a long story streamed word by word (long enough to press Stop);
 - "email": a ``send_email`` call (needs approval); an address in the message is used as ``to``;
 - "time": a ``get_time`` call;
@@ -37,6 +39,27 @@ STORY_PARAGRAPH = (
     "town along the coast could keep one if it told one in return."
 )
 STORY_CHAPTERS = 8
+MARKDOWN_SAMPLE = """## Markdown sample
+
+What the page renders:
+
+- **bold**, *italic* and `inline code`
+- a [link to the CommonMark spec](https://commonmark.org/)
+- a table and a code block with a copy button
+
+| Tool | Needs approval | Calls |
+|:-----|:--------------:|------:|
+| get_time | no | 12 |
+| send_email | yes | 3 |
+
+```python
+def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+print(greet("world"))
+```
+"""
 # "What did the tool say?", "what was the tool's result?"
 TOOL_QUESTION_WORDS = ("say", "said", "result", "return", "report")
 EMAIL_PATTERN = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -76,6 +99,8 @@ def plan(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     if "delegate" in lowered and "delegate" in available:
         task = said[lowered.index("delegate") + len("delegate") :].strip(" :,.") or "say hello"
         return "", {"name": "delegate", "arguments": {"task": task}}
+    if "markdown" in lowered:
+        return MARKDOWN_SAMPLE, None
     if "story" in lowered:
         return story_text(), None
     if "email" in lowered and "send_email" in available:

@@ -42,6 +42,26 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+const COPY_LABEL = "Copy";
+const COPY_LABEL_MS = 2000;
+
+function addCopyButton(pre) {
+  const button = el("button", { type: "button", class: "copy-code", "aria-label": "Copy code" },
+    COPY_LABEL);
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(pre.textContent);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => { button.textContent = COPY_LABEL; }, COPY_LABEL_MS);
+  });
+  const block = el("div", { class: "code-block" });
+  pre.replaceWith(block);
+  block.append(button, pre);
+}
+
 function csrfToken() {
   const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
   if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
@@ -341,7 +361,9 @@ class ChatPage {
   onEvent(event) {
     const known = this.items.get(event.seq);
     if (known) {
-      if (known.kind === "assistant_message") this.updateAssistant(known, event.data || {});
+      if (known.kind === "assistant_message") {
+        this.updateAssistant(known, event.data || {}, event.html);
+      }
       return;
     }
     this.lastSeq = Math.max(this.lastSeq, event.seq);
@@ -351,6 +373,7 @@ class ChatPage {
       kind: event.kind,
       turnId: event.turn,
       data: event.data || {},
+      html: event.html,
       at: event.created_at,
     };
     this.items.set(event.seq, item);
@@ -475,10 +498,12 @@ class ChatPage {
   renderAssistant(item) {
     item.body = el("div", { class: "bubble" });
     item.el = el("li", { class: "msg assistant" }, item.body);
-    this.updateAssistant(item, item.data, true);
+    this.updateAssistant(item, item.data, item.html, true);
   }
 
-  updateAssistant(item, data, first = false) {
+  // While the message streams the bubble shows its raw text, which deltas append to; once it
+  // ends, the server's sanitised HTML of the stored text replaces the bubble's content.
+  updateAssistant(item, data, html, first = false) {
     // The final text wins over a checkpoint broadcast that arrives after it.
     if (!first && item.data.streaming === false && data.streaming) return;
     // A checkpoint is written while the stream goes on, so its broadcast can arrive after
@@ -488,8 +513,19 @@ class ChatPage {
         item.text.startsWith(checkpoint)) return;
     item.data = data;
     item.text = data.text || "";
-    item.body.textContent = item.text;
     item.el.classList.toggle("streaming", Boolean(data.streaming));
+    if (data.streaming || html === undefined) {
+      item.html = undefined;
+      item.body.classList.remove("rendered");
+      item.body.textContent = item.text;
+      return;
+    }
+    // A replay of the same final message leaves the bubble (and a selection in it) alone.
+    if (!first && item.html === html) return;
+    item.html = html;
+    item.body.classList.add("rendered");
+    item.body.innerHTML = html;
+    for (const pre of item.body.querySelectorAll("pre")) addCopyButton(pre);
   }
 
   renderToolCall(item) {
