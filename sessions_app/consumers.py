@@ -30,7 +30,7 @@ from django.conf import settings
 
 from approvals_app.services import can_decide
 
-from . import events, selectors
+from . import events, selectors, timeline
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -154,7 +154,11 @@ class SessionConsumer(LoginBoundConsumer):
     async def may_watch(self, user) -> int | None:
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         owns = await database_sync_to_async(selectors.user_owns_session)(user, session_id)
-        return None if owns else NOT_FOUND
+        if not owns:
+            return NOT_FOUND
+        # Approval cards offer their controls to approvers only.
+        self.decides = await database_sync_to_async(can_decide)(user)
+        return None
 
     async def joined(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
@@ -177,7 +181,7 @@ class SessionConsumer(LoginBoundConsumer):
                 self.session_id, after, limit=REPLAY_BATCH
             )
             for event in batch:
-                await self.send_json({"type": "event", "event": event})
+                await self.send_json(await self.event_message(event))
             if batch:
                 after = batch[-1]["seq"]
             if len(batch) < REPLAY_BATCH:
@@ -186,7 +190,22 @@ class SessionConsumer(LoginBoundConsumer):
 
     async def timeline_event(self, message):
         if await self.still_allowed():
-            await self.send_json({"type": "event", "event": message["event"]})
+            await self.send_json(await self.event_message(message["event"]))
+
+    async def event_message(self, event: events.EventPayload) -> dict:
+        """The event as the API has it, and its fragments rendered for this viewer."""
+        if timeline.needs_database(event):
+            fragments = await database_sync_to_async(self.fragments)(event)
+        else:
+            fragments = self.fragments(event)
+        return {"type": "event", "event": event, **fragments}
+
+    def fragments(self, event: events.EventPayload) -> dict:
+        return timeline.live_fragments(
+            event,
+            can_decide=self.decides,
+            grants_html=lambda: timeline.render_grants(self.session_id, can_decide=self.decides),
+        )
 
     async def timeline_delta(self, message):
         if await self.still_allowed():

@@ -98,9 +98,11 @@ def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
     return {request.tool_call_id: request for request in requests}
 
 
-def session_grants(session: AgentSession):
+def session_grants(session_id):
     """The session's grants, revoked ones too, oldest first."""
-    return SessionGrant.objects.filter(session=session).select_related("granted_by", "revoked_by")
+    return SessionGrant.objects.filter(session_id=session_id).select_related(
+        "granted_by", "revoked_by"
+    )
 
 
 def turn_answer(turn_id: int) -> str:

@@ -608,6 +608,10 @@ def finalize_locked(
         child = Turn.objects.select_for_update().get(pk=child.pk)
         finalize_locked(session, child, status=S.STOPPED, stop_reason=StopReason.PARENT_STOPPED)
 
+    # The final status tells what the turn cost, for the line under it.
+    ending: dict[str, Any] = {"usage": turn.usage} if turn.usage else {}
+    if turn.started_at is not None:
+        ending["duration_ms"] = round((turn.finished_at - turn.started_at).total_seconds() * 1000)
     if status == S.STOPPED:
         events.append(
             session=session,
@@ -616,16 +620,14 @@ def finalize_locked(
             data={"reason": stop_reason, "text": INTERRUPT_TEXT[stop_reason]},
         )
     elif status == S.FAILED:
+        ending["error"] = error_detail or USER_FACING_ERRORS.get(error_code, "")
         events.append(
             session=session,
             turn=turn,
             kind=EventKind.ERROR,
-            data={
-                "code": error_code,
-                "text": error_detail or USER_FACING_ERRORS.get(error_code, ""),
-            },
+            data={"code": error_code, "text": ending["error"]},
         )
-    _status_event(session, turn)
+    _status_event(session, turn, **ending)
     if turn.parent_id is None and promote_next:
         _promote_next_pending(session)
 

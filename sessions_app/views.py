@@ -1,17 +1,16 @@
-"""Server-rendered pages. The chat page renders its frame and the session's grants; the page
-script fills the timeline from the websocket (a full replay, then live events) so that one code
-path draws every event, and keeps the grants current from the same events."""
-
-import json
+"""Server-rendered pages. The chat page renders its whole timeline and the session's grants
+(``timeline``); its script then resumes the websocket after the last event drawn and places the
+fragments the socket renders through the same partials."""
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from approvals_app.services import can_decide
 
-from . import selectors, services
+from . import selectors, services, timeline
 from .models import AgentSession
 
 SESSION_STATUS_LABELS = {
@@ -22,13 +21,38 @@ SESSION_STATUS_LABELS = {
 }
 
 
-def match_conditions(match: dict) -> str:
-    """How a grant's match reads: ``to is "x@example.com"`` per field, in name order; the page
-    script words the grants that events bring in the same way (``matchConditions``)."""
-    return " and ".join(
-        f"{name} is {json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
-        for name, value in sorted(match.items())
-    )
+# What the chat page's script says in its own words: refusals it cannot take from an answer's
+# ``detail`` (no answer at all), and the states of its connection.
+PAGE_TEXTS = {
+    "unreachable": "Could not reach the server. Check your connection and try again.",
+    "failed": "The request failed. Try again.",
+    "empty": "Type a message first.",
+    "invalid_json": "The arguments are not valid JSON.",
+    "not_an_object": "The arguments must be a JSON object: names and values in braces.",
+    "login_ended": "You are logged out. Reload the page to log in again.",
+    # Refusals the page words for its own buttons; any other answer's ``detail`` is shown.
+    "refusals": {
+        "session_busy": "A turn is still active. Use “Stop and send” or “Queue”.",
+        "not_pending": "This request was already decided, cancelled or expired.",
+        "not_authenticated": "Your login has expired. Reload the page to log in again.",
+        "authentication_failed": "Your login has expired. Reload the page to log in again.",
+        "throttled": "Too many requests. Wait a moment and try again.",
+        "invalid": "The message is empty, too long or has characters that are not allowed.",
+    },
+    "stop": "Stop",
+    "stopping": "Stopping…",
+    "edit_arguments": "Edit arguments",
+    "discard_edit": "Discard edit",
+    "copy": "Copy",
+    "copied": "Copied",
+    "copy_failed": "Copy failed",
+    "connection": {
+        "connecting": "Connecting…",
+        "reconnecting": "Reconnecting…",
+        "live": "Live",
+        "ended": "Logged out",
+    },
+}
 
 
 class SessionForm(forms.ModelForm):
@@ -76,17 +100,15 @@ def session_list(request):
 @login_required
 def session_detail(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
+    decides = can_decide(request.user)
     return render(
         request,
         "sessions/detail.html",
         {
             "session": session,
-            # Lets Stop work before the websocket has replayed anything.
-            "active_turn": selectors.session_active_turn(session),
-            "can_decide": can_decide(request.user),
-            "grants": [
-                {"grant": grant, "conditions": match_conditions(grant.match)}
-                for grant in selectors.session_grants(session)
-            ],
+            "timeline": timeline.session_timeline(session, can_decide=decides),
+            "grants": timeline.render_grants(session.pk, can_decide=decides),
+            "texts": PAGE_TEXTS,
+            "message_max_chars": settings.AGENT_MAX_MESSAGE_CHARS,
         },
     )

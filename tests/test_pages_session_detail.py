@@ -1,10 +1,41 @@
-"""/sessions/<id>/ opens the user's own session with what the page script needs."""
+"""/sessions/<id>/ draws the session's timeline on the server: what a browser shows before any
+script runs, or with JavaScript off."""
 
 import pytest
 
 from sessions_app import services
+from sessions_app.models import EventKind, TurnStatus
+from tests.conftest import run_turn_to_end, wait_for
+from tests.html_tree import parse
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+MARKDOWN_ANSWER = "# Plan\n\n- first step\n- second step\n\n```python\nprint('hi')\n```"
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def open_page(client, user, session):
+    client.force_login(user)
+    response = client.get(f"/sessions/{session.pk}/")
+    assert response.status_code == 200
+    return parse(response.content.decode())
+
+
+def finished_session(llm, user, run_turn_in_thread):
+    """A completed turn with a Markdown answer, then a turn stopped while the story streamed."""
+    session = services.session_create(owner=user, title="Finished")
+    llm.reply(MARKDOWN_ANSWER)
+    completed = services.turn_start(session=session, message="make a plan", actor=user)
+    assert run_turn_to_end(completed.pk) == TurnStatus.COMPLETED
+    stopped = services.turn_start(session=session, message="tell me a story", actor=user)
+    thread = run_turn_in_thread(stopped.pk)
+    wait_for(lambda: stopped.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
+    services.turn_request_cancel(session=session, actor=user)
+    assert thread.join() == TurnStatus.STOPPED
+    return session, completed, stopped
 
 
 def test_it_answers_404_for_another_users_session(client, user, other_user):
@@ -13,26 +44,89 @@ def test_it_answers_404_for_another_users_session(client, user, other_user):
     assert client.get(f"/sessions/{session.pk}/").status_code == 404
 
 
-def test_it_renders_the_chat_frame_for_the_owner(client, user):
+def test_the_html_holds_the_timeline_of_a_finished_session(client, llm, user, run_turn_in_thread):
+    session, completed, stopped = finished_session(llm, user, run_turn_in_thread)
+    page = open_page(client, user, session)
+
+    timeline = page.by_id("timeline")
+    assert [t.attrs["data-turn"] for t in timeline.child_elements("turn")] == [
+        str(completed.pk),
+        str(stopped.pk),
+    ]
+    assert page.by_id("empty").attrs.get("hidden") is not None
+    session.refresh_from_db()
+    assert page.by_id("chat").attrs["data-last-seq"] == str(session.last_seq)
+
+    # The stopped turn: its message, the text streamed until the stop, one notice, a grey chip.
+    events = page.by_id(f"turn-{stopped.pk}-events")
+    assert [b.text for b in events.by_class("user")] == ["tell me a story"]
+    kept = stopped.events.get(kind=EventKind.ASSISTANT_MESSAGE).data
+    assert kept["streaming"] is False and kept["text"]
+    [answer] = events.by_class("msg", "assistant")
+    assert answer.attrs["data-streaming"] == "0"
+    assert words(answer.text) == words(kept["text"])
+    notices = events.child_elements("notice", "interrupt")
+    assert [words(n.text) for n in notices] == ["Stopped by the user."]
+    foot = page.by_id(f"turn-{stopped.pk}-foot")
+    [chip] = foot.by_class("chip")
+    assert (chip.attrs["data-status"], words(chip.text)) == ("stopped", "Stopped")
+    assert "data-active" not in foot.attrs
+    assert [words(b.text) for b in foot.by_class("turn-actions")[0].elements()] == [
+        "Edit and resend",
+        "Regenerate",
+    ]
+
+    # The completed turn: its answer as Markdown, what it cost, and nothing to try again.
+    [rendered] = page.by_id(f"turn-{completed.pk}-events").by_class("bubble", "rendered")
+    assert [h.text for h in rendered.elements() if h.tag == "h1"] == ["Plan"]
+    assert [li.text for li in rendered.elements() if li.tag == "li"] == [
+        "first step",
+        "second step",
+    ]
+    assert rendered.by_class("highlight")
+    foot = page.by_id(f"turn-{completed.pk}-foot")
+    assert words(foot.by_class("chip")[0].text) == "Completed"
+    completed.refresh_from_db()
+    tokens = completed.usage["prompt_tokens"] + completed.usage["completion_tokens"]
+    usage = words(foot.by_class("turn-usage")[0].text)
+    assert usage.startswith(f"{tokens} tokens · ") and usage.endswith(" s")
+    assert not foot.by_class("turn-actions")
+
+
+def test_an_active_turn_is_drawn_active_with_its_message(client, user):
     session = services.session_create(owner=user, title="Mine")
-    turn = services.turn_start(session=session, message="hello", actor=user)
-    client.force_login(user)
+    turn = services.turn_start(session=session, message="hello <b>there</b>", actor=user)
+    page = open_page(client, user, session)
 
-    response = client.get(f"/sessions/{session.pk}/")
-
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert f'data-session="{session.pk}"' in page
-    assert f'data-active-turn="{turn.pk}"' in page
-    assert 'data-turn-status="queued"' in page
-    assert 'data-can-decide="0"' in page
-    assert 'id="stop"' in page and 'id="send"' in page
-    assert "agentproj/chat.js" in page
-    assert "csrfmiddlewaretoken" in page
+    [bubble] = page.by_id(f"turn-{turn.pk}-events").by_class("bubble")
+    # A user's message is plain text, never markup.
+    assert bubble.text == "hello <b>there</b>" and not list(bubble.elements())
+    foot = page.by_id(f"turn-{turn.pk}-foot")
+    assert "data-active" in foot.attrs and "data-stoppable" in foot.attrs
+    assert words(foot.by_class("chip")[0].text) == "Queued"
+    page.by_id("stop")
+    page.by_id("send")
+    assert page.by_id("chat-texts").tag == "script"
 
 
-def test_it_offers_approval_buttons_only_to_approvers(client, approver):
-    session = services.session_create(owner=approver)
-    client.force_login(approver)
-    page = client.get(f"/sessions/{session.pk}/").content.decode()
-    assert 'data-can-decide="1"' in page
+def test_a_waiting_approval_card_offers_its_controls_to_approvers_only(
+    client, user, approver, email_waiting_for_approval
+):
+    turn, approval = email_waiting_for_approval()
+    owner_page = open_page(client, user, turn.session)
+    [card] = owner_page.by_id(f"turn-{turn.pk}-events").by_class("approval")
+    assert card.attrs["data-state"] == "pending"
+    assert words(owner_page.by_id(f"approval-{approval.pk}-state").text) == "Waiting for approval"
+    assert not card.by_class("approval-actions")
+
+    turn.session.owner = approver
+    turn.session.save(update_fields=["owner"])
+    approver_page = open_page(client, approver, turn.session)
+    [card] = approver_page.by_id(f"turn-{turn.pk}-events").by_class("approval")
+    [actions] = card.by_class("approval-actions")
+    assert "hidden" not in actions.attrs
+    assert [words(b.text) for b in actions.elements() if b.tag == "button"] == [
+        "Edit arguments",
+        "Approve",
+        "Reject",
+    ]

@@ -58,14 +58,22 @@ def interrupt_notices(page, turn_id: int):
     return page.locator(f".turn[data-turn='{turn_id}'] > .turn-events > .notice.interrupt")
 
 
+def words(text: str) -> str:
+    """Text as a reader sees it, whitespace aside: rendered Markdown separates paragraphs
+    differently from the raw text that streams in until the next rendering."""
+    return " ".join(text.split())
+
+
 def wait_for_assistant_text(page, turn_id: int, longer_than: int) -> str:
-    """Waits until the turn's assistant text is longer than ``longer_than``; returns it."""
+    """Waits until the turn's assistant text (its ``words``) is longer than ``longer_than``;
+    returns it."""
     handle = page.wait_for_function(
-        """([turn, length]) => {
+        r"""([turn, length]) => {
             const nodes = document.querySelectorAll(
                 `.turn[data-turn='${turn}'] > .turn-events > .msg.assistant .bubble`);
             const last = nodes[nodes.length - 1];
-            return last && last.textContent.length > length ? last.textContent : null;
+            const text = last ? last.textContent.replace(/\s+/g, " ").trim() : "";
+            return text.length > length ? text : null;
         }""",
         arg=[turn_id, longer_than],
     )

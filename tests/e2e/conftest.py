@@ -35,8 +35,8 @@ TOKEN_DELAY = "0.05"
 UI_TIMEOUT_MS = 30_000
 
 # Records what the page showed over time, so a test can assert that "Stopping…" appeared before
-# "Stopped" however briefly it was on screen.
-RECORDER = """
+# "Stopped" however briefly it was on screen. Assistant text is kept as its words (browser.words).
+RECORDER = r"""
 window.__seen = {stop: [], chips: [], assistant: []};
 document.addEventListener("DOMContentLoaded", () => {
   const push = (list, value) => { if (list[list.length - 1] !== value) list.push(value); };
@@ -47,7 +47,10 @@ document.addEventListener("DOMContentLoaded", () => {
       push(window.__seen.chips, chip.closest(".turn").dataset.turn + ":" + chip.dataset.status);
     }
     const bubbles = document.querySelectorAll(".msg.assistant .bubble");
-    if (bubbles.length) push(window.__seen.assistant, bubbles[bubbles.length - 1].textContent);
+    if (bubbles.length) {
+      const text = bubbles[bubbles.length - 1].textContent.replace(/\s+/g, " ").trim();
+      push(window.__seen.assistant, text);
+    }
   };
   new MutationObserver(record).observe(document.body, {
     subtree: true, childList: true, characterData: true, attributes: true,

@@ -8,10 +8,14 @@ from playwright.sync_api import expect
 from sessions_app.models import EventKind
 from sessions_app.rendering import assistant_html
 from sessions_app.runtime.demo_llm import MARKDOWN_SAMPLE
-from tests.e2e.browser import assistant_bubbles, chip, last_turn, new_session, send
+from tests.e2e.browser import assistant_bubbles, chip, last_turn, new_session, send, wait_live
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]
 
+SAMPLE_HEADING_WHILE_STREAMING = """() => {
+    const heading = document.querySelector(".msg.assistant.streaming .bubble.rendered h2");
+    return heading && heading.textContent === "Markdown sample";
+}"""
 RECORD_ALERTS = "window.__alerts = []; window.alert = (m) => window.__alerts.push(String(m));"
 
 
@@ -40,13 +44,12 @@ def test_it_renders_the_markdown_sample_with_a_working_copy_button(login, user, 
     send(page, "show me some markdown")
     turn = last_turn(session_id)
     bubble = assistant_bubbles(page, turn.pk)
-    # While it streams the bubble shows the raw text; when it ends the same element is filled
-    # with the rendered HTML, so nothing else of the timeline is redrawn.
-    expect(page.locator(".msg.assistant.streaming")).to_have_count(1)
-    expect(bubble).to_contain_text("## Markdown sample")
+    # While it streams the bubble already shows the server's rendering of the text so far; the
+    # same element takes each new rendering and the final one, so nothing is redrawn whole.
+    page.wait_for_function(SAMPLE_HEADING_WHILE_STREAMING)
     bubble.evaluate("(node) => { node.__kept = true; }")
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
-    expect(bubble).to_have_class("bubble rendered")
+    expect(page.locator(".msg.assistant.streaming")).to_have_count(0)
     assert bubble.evaluate("(node) => node.__kept") is True
     expect(bubble.locator("h2")).to_have_text("Markdown sample")
     expect(bubble.locator("table tbody tr")).to_have_count(2)
@@ -74,7 +77,7 @@ def test_it_renders_the_markdown_sample_with_a_working_copy_button(login, user, 
     assert text == MARKDOWN_SAMPLE
     assert rendered(page, turn.pk) == assistant_html(text)
 
-    # A reload renders the same message from the replayed event.
+    # A reload draws the same message on the server.
     page.reload()
     expect(assistant_bubbles(page, turn.pk).locator("button.copy-code")).to_have_count(1)
     assert rendered(page, turn.pk) == assistant_html(text)
@@ -101,3 +104,19 @@ def test_a_hostile_answer_renders_as_harmless_text(login, user):
     bubble.click()
     assert rendered(page, turn.pk) == assistant_html(stored_text(turn))
     assert page.evaluate("window.__alerts") == []
+
+
+def test_a_reload_while_markdown_streams_loses_and_repeats_nothing(login, user):
+    page = login("alice", "alice-password-1")
+    session_id = new_session(page, "Markdown reload")
+    send(page, "markdown please")
+    turn = last_turn(session_id)
+    page.wait_for_function(SAMPLE_HEADING_WHILE_STREAMING)
+
+    page.reload()
+    wait_live(page)
+    expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
+    expect(page.locator(".msg.assistant")).to_have_count(1)
+    assert rendered(page, turn.pk) == assistant_html(stored_text(turn))
+    expect(assistant_bubbles(page, turn.pk).locator("h2")).to_have_count(1)
+    expect(assistant_bubbles(page, turn.pk).locator("table")).to_have_count(1)

@@ -17,6 +17,7 @@ from tests.e2e.browser import (
     new_session,
     send,
     wait_for_assistant_text,
+    words,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -50,7 +51,7 @@ def test_it_reconnects_and_catches_up_after_a_drop(login, user):
     assert status in (200, 202)
     wait_for(lambda: last_turn(session_id).status == TurnStatus.STOPPED, timeout=30)
     final = turn.events.get(kind=EventKind.ASSISTANT_MESSAGE).data["text"]
-    assert final.startswith(before) and len(final) > len(before)
+    assert words(final).startswith(before) and len(words(final)) > len(before)
 
     network["up"] = True
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
