@@ -1,0 +1,86 @@
+"""The session socket sends each event with its fragment, rendered through the page's partials
+for the viewer: the approval card's controls for approvers only, the card's new state after a
+decision, and the turn to draw an event into when the page has not seen it yet."""
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from approvals_app import services as approval_services
+from sessions_app import services
+from tests.html_tree import parse
+from tests.sockets import session_cookie, session_socket
+
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def replayed(session_id, cookie) -> list[dict]:
+    async def scenario():
+        communicator = session_socket(session_id, cookie)
+        try:
+            accepted, _ = await communicator.connect(timeout=5)
+            assert accepted
+            await communicator.send_json_to({"type": "resume", "after_seq": 0})
+            messages = []
+            while True:
+                message = await communicator.receive_json_from(timeout=10)
+                if message["type"] == "replayed":
+                    return messages
+                messages.append(message)
+        finally:
+            await communicator.disconnect()
+
+    return async_to_sync(scenario)()
+
+
+def by_kind(messages: list[dict], kind: str) -> list[dict]:
+    return [m for m in messages if m["event"]["kind"] == kind]
+
+
+def test_each_event_comes_with_its_fragment_and_turn(user):
+    session = services.session_create(owner=user)
+    turn = services.turn_start(session=session, message="hello <i>you</i>", actor=user)
+    services.turn_request_cancel(session=session, actor=user)
+
+    messages = replayed(session.pk, session_cookie(user))
+
+    [message] = by_kind(messages, "user_message")
+    shell = parse(message["shell"]).by_id(f"turn-{turn.pk}")
+    assert shell.by_id(f"turn-{turn.pk}-events").children == []
+    item = parse(message["fragment"]).by_id(f"event-{message['event']['seq']}")
+    assert item.text == "hello <i>you</i>"
+    [notice] = by_kind(messages, "interrupt")
+    assert " ".join(parse(notice["fragment"]).text.split()) == "Stopped by the user."
+    last_status = by_kind(messages, "status")[-1]
+    foot = parse(last_status["fragment"]).by_id(f"turn-{turn.pk}-foot")
+    assert foot.attrs["data-status"] == "stopped" and "data-active" not in foot.attrs
+    assert [b.text for b in foot.by_class("turn-actions")[0].elements()] == [
+        "Edit and resend",
+        "Regenerate",
+    ]
+
+
+def test_approval_cards_and_their_updates_suit_the_viewer(
+    user, approver, email_waiting_for_approval
+):
+    turn, approval = email_waiting_for_approval()
+    turn.session.owner = approver
+    turn.session.save(update_fields=["owner"])
+    card_state = f"approval-{approval.pk}-state"
+
+    [requested] = by_kind(replayed(turn.session_id, session_cookie(approver)), "approval_requested")
+    card = parse(requested["fragment"])
+    assert card.by_id(card_state).attrs["data-decidable"] == "1"
+    assert card.by_class("approval-actions") and card.by_class("approve")
+
+    approval_services.approval_decide(
+        approval_id=approval.pk, actor=approver, approve=True, reason="fine"
+    )
+    messages = replayed(turn.session_id, session_cookie(approver))
+    [decided] = by_kind(messages, "approval_decided")
+    assert " ".join(parse(decided["fragment"]).text.split()) == "Approved by carol: fine"
+    [state] = [parse(html).by_id(card_state) for html in decided["updates"]]
+    assert (state.attrs["data-state"], state.attrs["data-decidable"]) == ("approved", "0")
+    assert state.text == "Approved by carol: fine"
+    # A replay draws the card as it stands now, without controls to decide again.
+    [requested] = by_kind(messages, "approval_requested")
+    assert parse(requested["fragment"]).by_id(card_state).attrs["data-decidable"] == "0"
