@@ -120,13 +120,22 @@ def lock_session(session_id) -> AgentSession:
     return AgentSession.objects.select_for_update().get(pk=session_id)
 
 
+def lock_turn_if_present(turn_id: int) -> tuple[AgentSession, Turn] | None:
+    """``lock_turn``, or None when the turn was deleted with its session (scheduled work that
+    found it a moment before)."""
+    try:
+        return lock_turn(turn_id)
+    except (Turn.DoesNotExist, AgentSession.DoesNotExist):
+        return None
+
+
 def _lock_worker_turn(turn_id: int) -> tuple[AgentSession, Turn]:
     """``lock_turn`` for a worker's write. A turn deleted with its session has no lease any
     more: its worker gets ``LeaseLost`` and lets the turn go, as when it was taken over."""
-    try:
-        return lock_turn(turn_id)
-    except (Turn.DoesNotExist, AgentSession.DoesNotExist) as exc:
-        raise LeaseLost() from exc
+    locked = lock_turn_if_present(turn_id)
+    if locked is None:
+        raise LeaseLost()
+    return locked
 
 
 def _move(turn: Turn, to: str) -> None:
@@ -742,7 +751,10 @@ def turns_reap_expired(*, session_id=None) -> int:
     reaped = 0
     for turn_id in stale.values_list("pk", flat=True):
         with transaction.atomic():
-            session, turn = lock_turn(turn_id)
+            locked = lock_turn_if_present(turn_id)
+            if locked is None:
+                continue
+            session, turn = locked
             if turn.status not in (S.RUNNING, S.STOPPING) or turn.heartbeat_at >= cutoff:
                 continue
             if turn.status == S.STOPPING:
@@ -779,7 +791,10 @@ def turns_redeliver(*, session_id=None) -> int:
     redelivered = 0
     for turn_id in lost.values_list("pk", flat=True):
         with transaction.atomic():
-            _session, turn = lock_turn(turn_id)
+            locked = lock_turn_if_present(turn_id)
+            if locked is None:
+                continue
+            _session, turn = locked
             if turn.status != S.QUEUED or turn.enqueued_at >= cutoff:
                 continue
             _enqueue_on_commit(turn)

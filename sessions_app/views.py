@@ -83,7 +83,7 @@ def session_title_html(name: str) -> str:
     return render_to_string("sessions/_session_title.html", {"name": name})
 
 
-def _next_url(request, session: AgentSession) -> str:
+def _next_url(request) -> str:
     """Where a rename goes back to: the page it was made from, on this site; else the list."""
     wanted = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
@@ -118,18 +118,17 @@ def session_list(request):
 @require_http_methods(["GET", "POST"])
 def session_rename(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
-    form = RenameForm(request.POST if request.method == "POST" else None, instance=session)
+    # Unbound to the row: the form judges the title alone, and a refused one changes nothing.
+    form = RenameForm(
+        request.POST if request.method == "POST" else None, initial={"title": session.title}
+    )
     if form.is_valid():
         services.session_rename(session=session, title=form.cleaned_data["title"])
-        return redirect(_next_url(request, session))
+        return redirect(_next_url(request))
     return render(
         request,
         "sessions/rename.html",
-        {
-            "session": AgentSession.objects.get(pk=session.pk),
-            "form": form,
-            "next": _next_url(request, session),
-        },
+        {"session": session, "form": form, "next": _next_url(request)},
         status=400 if form.is_bound else 200,
     )
 
