@@ -298,6 +298,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # PATCH /api/sessions/<id>/ takes exactly the fields it names (a title, required), not a
+    # "patched" copy of them with every field optional.
+    "COMPONENT_SPLIT_PATCH": False,
     # Swagger UI from this site's static files (drf-spectacular-sidecar), never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

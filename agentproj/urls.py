@@ -68,6 +68,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("sessions/", session_views.session_list, name="session-list"),
     path("sessions/<uuid:session_id>/", session_views.session_detail, name="session-detail"),
+    path("sessions/<uuid:session_id>/rename/", session_views.session_rename, name="session-rename"),
+    path("sessions/<uuid:session_id>/delete/", session_views.session_delete, name="session-delete"),
     path("api/", include(api)),
     re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static),
 ]

@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from django.conf import settings
@@ -73,6 +73,42 @@ def eligible_approvers(approval: ApprovalRequest) -> QuerySet:
     return users.exclude(pk=approval.turn.session.owner_id).order_by("pk")
 
 
+class Notice(TypedDict):
+    """What one notification says, read from the database when it is built: the task that
+    sends it needs no row, so a notice about a request deleted with its session still goes out."""
+
+    approval: int
+    status: str
+    mails: list[dict[str, Any]]
+    webhook: dict[str, Any] | None
+
+
+def notice_of(approval: ApprovalRequest) -> Notice:
+    return {
+        "approval": approval.pk,
+        "status": approval.status,
+        "mails": mail_notices(approval),
+        "webhook": webhook_payload(approval) if settings.APPROVAL_WEBHOOK_URL else None,
+    }
+
+
+def notify_withdrawn_on_commit(approval: ApprovalRequest) -> None:
+    """Queue the notice that a request was cancelled because its session is being deleted,
+    built now, while the request can still be read."""
+    notice = notice_of(approval)
+    transaction.on_commit(
+        lambda: async_task(
+            "approvals_app.tasks.notify_prepared",
+            notice,
+            q_options={
+                "task_name": f"approval-{notice['approval']}-{notice['status']}",
+                "group": "notifications",
+            },
+        ),
+        robust=True,
+    )
+
+
 def approval_notify(*, approval_id: int, status: str) -> str:
     """Tell the approvers (e-mail) and the webhook that the approval is now ``status``.
 
@@ -87,16 +123,21 @@ def approval_notify(*, approval_id: int, status: str) -> str:
     )
     if approval is None or approval.status != status:
         return "nothing to announce"
+    return notice_send(notice_of(approval))
+
+
+def notice_send(notice: Notice) -> str:
+    approval_id, status = notice["approval"], notice["status"]
     failed = []
     try:
-        mailed = send_mail_notices(approval)
+        mailed = send_mail_notices(notice["mails"])
     except OSError:
         logger.exception("approval %s: the %s e-mails were not sent", approval_id, status)
         failed.append("mail")
         mailed = 0
-    if settings.APPROVAL_WEBHOOK_URL:
+    if notice["webhook"] is not None:
         try:
-            post_webhook(webhook_payload(approval))
+            post_webhook(notice["webhook"])
         except WebhookFailed:
             logger.exception("approval %s: the %s webhook was not delivered", approval_id, status)
             failed.append("webhook")
@@ -118,11 +159,15 @@ def mail_recipients(approval: ApprovalRequest) -> list[str]:
     return list(approvers.values_list("email", flat=True))
 
 
-def send_mail_notices(approval: ApprovalRequest) -> int:
+def mail_notices(approval: ApprovalRequest) -> list[dict[str, Any]]:
     """One message per approver, so that no approver learns the others' addresses."""
     subject = mail_subject(approval)
     body = f"{summary(approval)}\n\n{details(approval)}\n\nOpen it: {approval_url(approval)}\n"
-    messages = [mail.EmailMessage(subject, body, to=[to]) for to in mail_recipients(approval)]
+    return [{"subject": subject, "body": body, "to": to} for to in mail_recipients(approval)]
+
+
+def send_mail_notices(notices: list[dict[str, Any]]) -> int:
+    messages = [mail.EmailMessage(n["subject"], n["body"], to=[n["to"]]) for n in notices]
     if not messages:
         return 0
     return mail.get_connection().send_messages(messages)

@@ -88,6 +88,23 @@ def requests_close(turn: Turn, *, status: str) -> int:
     return len(approval_ids)
 
 
+def requests_withdraw(session: AgentSession) -> int:
+    """Cancel the pending requests of a session about to be deleted, and tell their approvers
+    as on a stop. The notices are read now: by the time they are sent, the rows are gone."""
+    pending = ApprovalRequest.objects.filter(
+        turn__session=session, status=ApprovalStatus.PENDING
+    ).select_related("turn__session__owner", "decided_by")
+    withdrawn = list(pending)
+    for approval in withdrawn:
+        approval.status = ApprovalStatus.CANCELLED
+        approval.decided_at = timezone.now()
+        approval.save(update_fields=["status", "decided_at"])
+        notifications.notify_withdrawn_on_commit(approval)
+    if withdrawn:
+        events.approval_queue_changed_on_commit()
+    return len(withdrawn)
+
+
 def decision_record(
     session: AgentSession,
     turn: Turn,

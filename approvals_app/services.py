@@ -114,7 +114,10 @@ def approvals_expire() -> int:
     expired = 0
     for turn_id in turn_ids:
         with transaction.atomic():
-            session, turn = services.lock_turn(turn_id)
+            locked = services.lock_turn_if_present(turn_id)
+            if locked is None:
+                continue
+            session, turn = locked
             due = turn.approval_requests.filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
             if turn.status != TurnStatus.WAITING_FOR_APPROVAL or not due.exists():
                 continue

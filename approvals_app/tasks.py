@@ -6,3 +6,8 @@ from . import notifications
 def notify(approval_id: int, status: str) -> str:
     """Queued by ``notifications.notify_on_commit`` when a request becomes ``status``."""
     return notifications.approval_notify(approval_id=approval_id, status=status)
+
+
+def notify_prepared(notice: notifications.Notice) -> str:
+    """Queued by ``notifications.notify_withdrawn_on_commit``: the notice was read already."""
+    return notifications.notice_send(notice)

@@ -145,6 +145,14 @@ class SessionInSerializer(serializers.ModelSerializer):
         }
 
 
+class SessionRenameInSerializer(SessionInSerializer):
+    """The title's rules as on create; a blank title names the session by its id again."""
+
+    class Meta(SessionInSerializer.Meta):
+        fields = ["title"]
+        extra_kwargs = {"title": {"trim_whitespace": False, "required": True}}
+
+
 class TurnInSerializer(serializers.Serializer):
     # Judged as sent (a space-only message is refused by the pattern), stored stripped.
     message = StrictCharField(
@@ -252,6 +260,36 @@ class SessionDetailApi(APIView):
     def get(self, request, session_id):
         session = get_object_or_404(sessions_with_active_turn(request.user), pk=session_id)
         return Response(SessionOutSerializer(session).data)
+
+    @extend_schema(
+        request=SessionRenameInSerializer,
+        responses={
+            200: SessionOutSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+        description="Rename the session.",
+    )
+    def patch(self, request, session_id):
+        session = own_session(request, session_id)
+        data = SessionRenameInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.session_rename(session=session, title=data.validated_data["title"])
+        session = get_object_or_404(sessions_with_active_turn(request.user), pk=session_id)
+        return Response(SessionOutSerializer(session).data)
+
+    @extend_schema(
+        request=None,
+        responses={204: None, 404: ErrorSerializer, **AUTH_ERRORS},
+        description="Delete the session with its turns, timeline and approval requests. An "
+        "active turn is stopped first (one interrupt notice, its pending approval requests "
+        "cancelled), and turns waiting behind it end stopped too.",
+    )
+    def delete(self, request, session_id):
+        session = own_session(request, session_id)
+        services.session_delete(session=session, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TurnCreateApi(APIView):

@@ -30,7 +30,7 @@ from django.conf import settings
 
 from approvals_app.services import can_decide
 
-from . import events, selectors, timeline
+from . import events, selectors, timeline, views
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -210,6 +210,52 @@ class SessionConsumer(LoginBoundConsumer):
     async def timeline_delta(self, message):
         if await self.still_allowed():
             await self.send_json({"type": "delta", "delta": message["delta"]})
+
+    async def session_title(self, message):
+        if await self.still_allowed():
+            await self.send_json(
+                {
+                    "type": "session",
+                    "title": message["title"],
+                    "html": views.session_title_html(message["name"]),
+                }
+            )
+
+    async def session_deleted(self, message):
+        # Not re-checked: the owner check would fail now, and the notice tells nothing but
+        # that the session is gone. The socket has nothing left to watch.
+        if not self.ended:
+            await self.send_json({"type": "session_deleted"})
+            await self.end(NOT_FOUND)
+
+
+class SessionListConsumer(LoginBoundConsumer):
+    """Keeps an open session list current: a session's row re-rendered when its status or title
+    changes (``{"type": "row", "session", "html"}``), or ``{"type": "removed", "session"}``."""
+
+    group: str | None = None
+
+    async def may_watch(self, user) -> int | None:
+        return None
+
+    async def joined(self) -> None:
+        self.group = events.owner_group(self.user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await super().disconnect(code)
+
+    async def sessions_changed(self, message):
+        if not await self.still_allowed():
+            return
+        session_id = message["session"]
+        html = await database_sync_to_async(views.session_row_html)(self.user, session_id)
+        if html is None:
+            await self.send_json({"type": "removed", "session": session_id})
+        else:
+            await self.send_json({"type": "row", "session": session_id, "html": html})
 
 
 class ApprovalQueueConsumer(LoginBoundConsumer):

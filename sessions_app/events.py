@@ -31,6 +31,11 @@ CONTROL_MESSAGE_TYPE = "turn.control"
 APPROVAL_QUEUE_MESSAGE_TYPE = "approvals.changed"
 APPROVAL_QUEUE_GROUP = "approvals"
 LOGIN_ENDED_MESSAGE_TYPE = "login.ended"
+# To an owner's open session lists: one of their sessions changed (status, title) or is gone.
+SESSIONS_CHANGED_MESSAGE_TYPE = "sessions.changed"
+# To a session's group: its title changed, or it was deleted.
+SESSION_TITLE_MESSAGE_TYPE = "session.title"
+SESSION_DELETED_MESSAGE_TYPE = "session.deleted"
 
 
 class EventPayload(TypedDict):
@@ -48,6 +53,13 @@ class DeltaPayload(TypedDict):
     turn: int
     offset: int
     text: str
+
+
+class SessionTitlePayload(TypedDict):
+    type: str
+    title: str
+    # What pages show: the title, or the session's name by id while it has none.
+    name: str
 
 
 class ControlPayload(TypedDict):
@@ -68,6 +80,11 @@ def host_control_channel(worker_id: str) -> str:
     cancel, on whatever machine, can address the host that runs the turn.
     """
     return "turn-host." + re.sub(r"[^A-Za-z0-9_.-]", "-", worker_id)[:90]
+
+
+def owner_group(user_id) -> str:
+    """The session lists one user has open."""
+    return f"sessions-of.{user_id}"
 
 
 def login_group(session_key: str) -> str:
@@ -104,6 +121,9 @@ def append(
         session=session, turn=turn, seq=session.last_seq, kind=kind, data=data
     )
     _broadcast_on_commit(event)
+    if kind == EventKind.STATUS:
+        # A turn's status is the session's status on its owner's list.
+        _sessions_changed_on_commit(session)
     return event
 
 
@@ -265,6 +285,34 @@ def signal_turn_on_commit(turn: Turn) -> None:
     }
     channel = host_control_channel(turn.worker_id)
     transaction.on_commit(lambda: _send_now("send", channel, message))
+
+
+def _sessions_changed_on_commit(session: AgentSession) -> None:
+    group = owner_group(session.owner_id)
+    message = {"type": SESSIONS_CHANGED_MESSAGE_TYPE, "session": str(session.pk)}
+    transaction.on_commit(lambda: _send_now("group_send", group, message))
+
+
+def session_renamed_on_commit(session: AgentSession) -> None:
+    """Tell the session's open pages and its owner's lists its new title."""
+    message: SessionTitlePayload = {
+        "type": SESSION_TITLE_MESSAGE_TYPE,
+        "title": session.title,
+        "name": str(session),
+    }
+    group = session_group(session.pk)
+    transaction.on_commit(lambda: _send_now("group_send", group, message))
+    _sessions_changed_on_commit(session)
+
+
+def session_deleted_on_commit(session: AgentSession) -> None:
+    """Tell the session's open pages and its owner's lists that it is gone. Called before the
+    delete, so that these go out after the events of the stop that came first."""
+    group = session_group(session.pk)
+    transaction.on_commit(
+        lambda: _send_now("group_send", group, {"type": SESSION_DELETED_MESSAGE_TYPE})
+    )
+    _sessions_changed_on_commit(session)
 
 
 def approval_queue_changed_on_commit() -> None:

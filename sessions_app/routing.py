@@ -3,6 +3,7 @@ from django.urls import path
 from . import consumers
 
 websocket_urlpatterns = [
+    path("ws/sessions/", consumers.SessionListConsumer.as_asgi()),
     path("ws/sessions/<uuid:session_id>/", consumers.SessionConsumer.as_asgi()),
     path("ws/approvals/", consumers.ApprovalQueueConsumer.as_asgi()),
 ]

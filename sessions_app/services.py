@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agentproj.errors import ServiceError
+from agentproj.validators import TITLE_MAX_LENGTH
 from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
 
@@ -119,6 +120,24 @@ def lock_session(session_id) -> AgentSession:
     return AgentSession.objects.select_for_update().get(pk=session_id)
 
 
+def lock_turn_if_present(turn_id: int) -> tuple[AgentSession, Turn] | None:
+    """``lock_turn``, or None when the turn was deleted with its session (scheduled work that
+    found it a moment before)."""
+    try:
+        return lock_turn(turn_id)
+    except (Turn.DoesNotExist, AgentSession.DoesNotExist):
+        return None
+
+
+def _lock_worker_turn(turn_id: int) -> tuple[AgentSession, Turn]:
+    """``lock_turn`` for a worker's write. A turn deleted with its session has no lease any
+    more: its worker gets ``LeaseLost`` and lets the turn go, as when it was taken over."""
+    locked = lock_turn_if_present(turn_id)
+    if locked is None:
+        raise LeaseLost()
+    return locked
+
+
 def _move(turn: Turn, to: str) -> None:
     if to not in ALLOWED_MOVES[turn.status]:
         raise IllegalTransition(f"{turn.status} -> {to}")
@@ -160,8 +179,57 @@ def _next_index(session: AgentSession) -> int:
 
 def session_create(*, owner, title: str = "", agent: Agent | None = None) -> AgentSession:
     return AgentSession.objects.create(
-        owner=owner, title=title.strip()[:200], agent=agent or agent_default()
+        owner=owner, title=title.strip()[:TITLE_MAX_LENGTH], agent=agent or agent_default()
     )
+
+
+def session_rename(*, session: AgentSession, title: str) -> AgentSession:
+    """Give the session a new title (blank: it is named by its id until its next message)."""
+    with transaction.atomic():
+        locked = lock_session(session.pk)
+        locked.title = title.strip()[:TITLE_MAX_LENGTH]
+        locked.save(update_fields=["title", "updated_at"])
+        events.session_renamed_on_commit(locked)
+        return locked
+
+
+def session_delete(*, session: AgentSession, actor) -> None:
+    """Delete the session with its turns, timeline, approval requests and grants.
+
+    Its active turn is stopped first, as by Stop: one interrupt notice, its pending approval
+    requests cancelled and their approvers told, its worker signalled. A running turn is
+    finalized here rather than by its worker, which would otherwise write the notice after the
+    rows are gone; the worker's later writes find no lease (``LeaseLost``) and it lets the turn
+    go. Turns waiting behind it end stopped too. All of it happens under the session's lock in
+    one transaction, so no message can start a turn in between, and open pages get the
+    stop's events before they are told that the session is gone.
+    """
+    with transaction.atomic():
+        locked = lock_session(session.pk)
+        # Told now, while the requests can still be read: the notices go out after the rows
+        # are deleted.
+        approval_records.requests_withdraw(locked)
+        current = active_turn(locked)
+        if current is not None:
+            current = Turn.objects.select_for_update().get(pk=current.pk)
+            _cancel_locked(
+                locked, current, actor=actor, reason=StopReason.USER_CANCEL, promote_next=False
+            )
+            if current.status == S.STOPPING:
+                finalize_locked(locked, current, status=S.STOPPED, promote_next=False)
+        waiting = locked.turns.filter(parent__isnull=True, status=S.PENDING).order_by("index")
+        for turn_id in waiting.values_list("pk", flat=True):
+            turn = Turn.objects.select_for_update().get(pk=turn_id)
+            finalize_locked(
+                locked,
+                turn,
+                status=S.STOPPED,
+                stop_reason=StopReason.USER_CANCEL,
+                actor=actor,
+                promote_next=False,
+            )
+        events.session_deleted_on_commit(locked)
+        locked.delete()
 
 
 def agent_make_default(*, agent_id: int) -> None:
@@ -207,7 +275,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 on_busy != "interrupt"
                 and locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
             )
-            if not locked.title:
+            named = not locked.title
+            if named:
                 # An untitled session is named after its first message, as chat apps do.
                 locked.title = _title_from(message)
                 locked.save(update_fields=["title"])
@@ -224,6 +293,9 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}
             )
             _status_event(locked, turn)
+            if named:
+                # After the turn's events, so a page sees the message before the title it gave.
+                events.session_renamed_on_commit(locked)
             if turn.status == S.QUEUED:
                 _enqueue_on_commit(turn)
             return turn
@@ -263,7 +335,7 @@ def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
     """A sub-agent's turn. It runs inside its parent's worker and shares the parent's lease
     token, so whoever takes the parent over also fences off the child's writes."""
     with transaction.atomic():
-        session, parent = lock_turn(parent_id)
+        session, parent = _lock_worker_turn(parent_id)
         _require_lease(parent, lease_token)
         if parent.status != S.RUNNING:
             raise IllegalTransition(f"parent is {parent.status}")
@@ -290,9 +362,13 @@ def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
 
 
 def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:
-    """queued -> running with a fresh fencing token; None when someone else has the turn."""
+    """queued -> running with a fresh fencing token; None when someone else has the turn, or
+    when it is gone with its deleted session."""
     with transaction.atomic():
-        session, turn = lock_turn(turn_id)
+        try:
+            session, turn = _lock_worker_turn(turn_id)
+        except LeaseLost:
+            return None
         if turn.status != S.QUEUED:
             return None
         _move(turn, S.RUNNING)
@@ -334,7 +410,7 @@ def turn_record_event(
     *, turn_id: int, lease_token, kind: str, data: dict[str, Any]
 ) -> TimelineEvent:
     with transaction.atomic():
-        session, turn = lock_turn(turn_id)
+        session, turn = _lock_worker_turn(turn_id)
         _require_lease(turn, lease_token)
         return events.append(session=session, turn=turn, kind=kind, data=data)
 
@@ -355,7 +431,7 @@ def turn_save_progress(
     returns it.
     """
     with transaction.atomic():
-        session, turn = lock_turn(turn_id)
+        session, turn = _lock_worker_turn(turn_id)
         _require_lease(turn, lease_token)
         fields = []
         if checkpoint is not None:
@@ -448,7 +524,7 @@ def turn_park_for_approval(
     caller stops instead.
     """
     with transaction.atomic():
-        session, turn = lock_turn(turn_id)
+        session, turn = _lock_worker_turn(turn_id)
         _require_lease(turn, lease_token)
         if turn.status != S.RUNNING:
             return False
@@ -550,7 +626,7 @@ def turn_finalize(
     assistant text streamed so far is kept.
     """
     with transaction.atomic():
-        session, turn = lock_turn(turn_id)
+        session, turn = lock_turn(turn_id) if lease_token is None else _lock_worker_turn(turn_id)
         if turn.is_terminal:
             return turn
         if lease_token is not None:
@@ -644,7 +720,7 @@ def turn_requeue(
     False when the turn is no longer plainly running (a stop is under way): the caller stops it.
     """
     with transaction.atomic():
-        session, turn = lock_turn(turn_id)
+        session, turn = _lock_worker_turn(turn_id)
         _require_lease(turn, lease_token)
         if turn.status != S.RUNNING:
             return False
@@ -677,7 +753,10 @@ def turns_reap_expired(*, session_id=None) -> int:
     reaped = 0
     for turn_id in stale.values_list("pk", flat=True):
         with transaction.atomic():
-            session, turn = lock_turn(turn_id)
+            locked = lock_turn_if_present(turn_id)
+            if locked is None:
+                continue
+            session, turn = locked
             if turn.status not in (S.RUNNING, S.STOPPING) or turn.heartbeat_at >= cutoff:
                 continue
             if turn.status == S.STOPPING:
@@ -714,7 +793,10 @@ def turns_redeliver(*, session_id=None) -> int:
     redelivered = 0
     for turn_id in lost.values_list("pk", flat=True):
         with transaction.atomic():
-            _session, turn = lock_turn(turn_id)
+            locked = lock_turn_if_present(turn_id)
+            if locked is None:
+                continue
+            _session, turn = locked
             if turn.status != S.QUEUED or turn.enqueued_at >= cutoff:
                 continue
             _enqueue_on_commit(turn)

@@ -6,6 +6,9 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from approvals_app.services import can_decide
@@ -46,11 +49,16 @@ PAGE_TEXTS = {
     "copy": "Copy",
     "copied": "Copied",
     "copy_failed": "Copy failed",
+    "rename_failed": "The session could not be renamed.",
+    "delete_failed": "The session could not be deleted.",
+    "session_deleted": "This session was deleted.",
+    "back_to_list": "Back to your sessions",
     "connection": {
         "connecting": "Connecting…",
         "reconnecting": "Reconnecting…",
         "live": "Live",
         "ended": "Logged out",
+        "gone": "Deleted",
     },
 }
 
@@ -76,6 +84,44 @@ class SessionForm(forms.ModelForm):
         agent.widget.attrs.update({"aria-label": "Agent"})
 
 
+class RenameForm(forms.ModelForm):
+    class Meta:
+        model = AgentSession
+        fields = ["title"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["title"].strip = False
+
+
+def session_row(session: AgentSession) -> dict:
+    status = selectors.session_status(selectors.session_active_turn(session))
+    return {"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]}
+
+
+def session_row_html(user, session_id) -> str | None:
+    """A session's row of the list as the list page renders it; None when the user has no such
+    session (any more). The row's forms get their CSRF token from the page it lands in."""
+    session = selectors.sessions_of(user).filter(pk=session_id).first()
+    if session is None:
+        return None
+    return render_to_string("sessions/_session_row.html", {"row": session_row(session)})
+
+
+def session_title_html(name: str) -> str:
+    return render_to_string("sessions/_session_title.html", {"name": name})
+
+
+def _next_url(request) -> str:
+    """Where a rename goes back to: the page it was made from, on this site; else the list."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return wanted
+    return reverse("session-list")
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def session_list(request):
@@ -85,15 +131,49 @@ def session_list(request):
             owner=request.user, title=form.cleaned_data["title"], agent=form.cleaned_data["agent"]
         )
         return redirect("session-detail", session_id=session.pk)
-    rows = []
-    for session in selectors.sessions_of(request.user):
-        status = selectors.session_status(selectors.session_active_turn(session))
-        rows.append({"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]})
+    query = request.GET.get("q", "").strip()
+    sessions = selectors.sessions_of(request.user)
+    if query:
+        sessions = sessions.filter(title__icontains=query)
     return render(
         request,
         "sessions/list.html",
-        {"rows": rows, "form": form},
+        {"rows": [session_row(session) for session in sessions], "form": form, "query": query},
         status=400 if form.is_bound else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_rename(request, session_id):
+    session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
+    # Unbound to the row: the form judges the title alone, and a refused one changes nothing.
+    form = RenameForm(
+        request.POST if request.method == "POST" else None, initial={"title": session.title}
+    )
+    if form.is_valid():
+        services.session_rename(session=session, title=form.cleaned_data["title"])
+        return redirect(_next_url(request))
+    return render(
+        request,
+        "sessions/rename.html",
+        {"session": session, "form": form, "next": _next_url(request)},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def session_delete(request, session_id):
+    """GET asks for confirmation, POST deletes: a step that works without JavaScript."""
+    session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
+    if request.method == "POST":
+        services.session_delete(session=session, actor=request.user)
+        return redirect("session-list")
+    return render(
+        request,
+        "sessions/delete.html",
+        {"session": session, "active_turn": selectors.session_active_turn(session)},
     )
 
 

@@ -30,3 +30,12 @@ def queue_socket(cookie: bytes | None) -> WebsocketCommunicator:
     if cookie:
         headers.append((b"cookie", cookie))
     return WebsocketCommunicator(application, "/ws/approvals/", headers=headers)
+
+
+def list_socket(cookie: bytes) -> WebsocketCommunicator:
+    """The session list's socket: rows re-rendered as the user's sessions change."""
+    return WebsocketCommunicator(
+        application,
+        "/ws/sessions/",
+        headers=[(b"origin", ALLOWED_ORIGIN), (b"host", HOST), (b"cookie", cookie)],
+    )

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -44,9 +45,14 @@ class TokenAuth:
 
 
 def existing_ids() -> dict[str, str]:
-    approval = ApprovalRequest.objects.select_related("turn").get(
-        turn__session__owner__username=API_USER
+    approval = (
+        ApprovalRequest.objects.select_related("turn")
+        .filter(turn__session__owner__username=API_USER)
+        .first()
     )
+    if approval is None:
+        # An earlier example deleted the session (DELETE /api/sessions/<id>/): make another.
+        _, approval = waiting_turn(get_user_model().objects.get(username=API_USER))
     return {
         "session_id": str(approval.turn.session_id),
         "turn_id": str(approval.turn_id),

@@ -15,6 +15,8 @@ ENDPOINTS = {
     ("/api/sessions/", "get"): {"200", "403"},
     ("/api/sessions/", "post"): {"201", "400", "403"},
     ("/api/sessions/{session_id}/", "get"): {"200", "403", "404"},
+    ("/api/sessions/{session_id}/", "patch"): {"200", "400", "403", "404"},
+    ("/api/sessions/{session_id}/", "delete"): {"204", "403", "404"},
     ("/api/agents/", "get"): {"200", "403"},
     ("/api/sessions/{session_id}/turns/", "post"): {"202", "400", "403", "404", "409", "429"},
     ("/api/sessions/{session_id}/turns/{turn_id}/", "get"): {"200", "403", "404"},
@@ -122,6 +124,7 @@ def patterns_in(node) -> list[str]:
     [
         ("TurnInRequest", "message"),
         ("SessionInRequest", "title"),
+        ("SessionRenameInRequest", "title"),
         ("CancelInRequest", "reason"),
         ("DecisionInRequest", "reason"),
     ],

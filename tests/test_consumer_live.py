@@ -16,7 +16,9 @@ QUIET_SECONDS = 7
 
 
 def test_it_forwards_live_events_and_token_deltas(user):
-    session = services.session_create(owner=user)
+    # Titled: an untitled session's first message also names it, a message of its own
+    # (tests/test_consumer_sessions_manage.py).
+    session = services.session_create(owner=user, title="Live events")
     cookie = session_cookie(user)
 
     def start_and_stop_a_turn():

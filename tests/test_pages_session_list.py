@@ -2,7 +2,7 @@
 
 import pytest
 
-from sessions_app import services
+from sessions_app import services, views
 from sessions_app.models import AgentSession
 
 pytestmark = pytest.mark.django_db
@@ -44,3 +44,113 @@ def test_it_starts_a_new_session_and_opens_it(client, user):
     assert session.title == "Trip plans"
     assert response.status_code == 302
     assert response["Location"] == f"/sessions/{session.pk}/"
+
+
+def test_it_finds_sessions_by_a_part_of_their_title_in_any_case(client, user, other_user):
+    services.session_create(owner=user, title="Trip to Lisbon")
+    services.session_create(owner=user, title="Tax return")
+    services.session_create(owner=other_user, title="Lisbon, Bob's")
+    client.force_login(user)
+
+    page = client.get("/sessions/", {"q": " lisBON "}).content.decode()
+
+    assert "Trip to Lisbon" in page
+    assert "Tax return" not in page and "Bob" not in page
+    assert 'value="lisBON"' in page
+
+
+def test_it_says_when_no_title_matches(client, user):
+    services.session_create(owner=user, title="Trip to Lisbon")
+    client.force_login(user)
+
+    page = client.get("/sessions/", {"q": "Porto"}).content.decode()
+
+    assert "Trip to Lisbon" not in page
+    assert "title contains “Porto”." in page
+
+
+def test_its_rows_are_the_partial_the_list_socket_sends(client, user):
+    session = services.session_create(owner=user, title="Trip plans")
+    services.turn_start(session=session, message="hello", actor=user)
+    client.force_login(user)
+
+    page = client.get("/sessions/").content.decode()
+    row = views.session_row_html(user, session.pk)
+
+    # The same row, but for the page's CSRF token, which a socket render cannot know.
+    assert 'name="csrfmiddlewaretoken" value=""' in row
+    token = page.split('name="csrfmiddlewaretoken" value="', 2)[2].split('"')[0]
+    assert row.replace('value=""', f'value="{token}"', 1).strip() in page
+    assert f'id="session-{session.pk}"' in row
+    assert 'data-status="running">Running<' in row
+    assert f'action="/sessions/{session.pk}/rename/"' in row
+    assert f'href="/sessions/{session.pk}/delete/"' in row
+
+
+def test_it_renders_no_row_of_another_users_session(user, other_user):
+    theirs = services.session_create(owner=other_user, title="Bob's")
+    assert views.session_row_html(user, theirs.pk) is None
+
+
+def test_it_renames_a_session_from_its_row_without_javascript(client, user):
+    session = services.session_create(owner=user, title="Old")
+    client.force_login(user)
+
+    response = client.post(
+        f"/sessions/{session.pk}/rename/", {"title": " New name ", "next": "/sessions/?q=new"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/sessions/?q=new"
+    session.refresh_from_db()
+    assert session.title == "New name"
+
+
+def test_it_shows_why_a_title_was_refused(client, user):
+    session = services.session_create(owner=user, title="Old")
+    client.force_login(user)
+
+    response = client.post(f"/sessions/{session.pk}/rename/", {"title": "x" * 201})
+
+    assert response.status_code == 400
+    assert "The title was not accepted" in response.content.decode()
+    session.refresh_from_db()
+    assert session.title == "Old"
+
+
+def test_it_goes_back_only_to_pages_of_this_site_after_a_rename(client, user):
+    session = services.session_create(owner=user, title="Old")
+    client.force_login(user)
+
+    response = client.post(
+        f"/sessions/{session.pk}/rename/", {"title": "New", "next": "https://evil.example/"}
+    )
+
+    assert response["Location"] == "/sessions/"
+
+
+def test_it_asks_before_deleting_and_deletes_on_confirmation(client, user):
+    session = services.session_create(owner=user, title="Doomed")
+    services.turn_start(session=session, message="hello", actor=user)
+    client.force_login(user)
+
+    confirm = client.get(f"/sessions/{session.pk}/delete/").content.decode()
+    assert "Delete “Doomed”?" in confirm
+    assert "A turn is still active: it is stopped first" in confirm
+    assert AgentSession.objects.filter(pk=session.pk).exists()
+
+    response = client.post(f"/sessions/{session.pk}/delete/")
+
+    assert response.status_code == 302 and response["Location"] == "/sessions/"
+    assert not AgentSession.objects.filter(pk=session.pk).exists()
+
+
+def test_it_neither_renames_nor_deletes_another_users_session(client, user, other_user):
+    theirs = services.session_create(owner=other_user, title="Bob's")
+    client.force_login(user)
+
+    assert client.post(f"/sessions/{theirs.pk}/rename/", {"title": "x"}).status_code == 404
+    assert client.get(f"/sessions/{theirs.pk}/delete/").status_code == 404
+    assert client.post(f"/sessions/{theirs.pk}/delete/").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.title == "Bob's"

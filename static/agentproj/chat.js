@@ -5,8 +5,13 @@
 // Every word it shows comes from the server: the fragments, an answer's detail, or the page's
 // texts (#chat-texts).
 
-// The consumer closes with this when the login ends (logged out, expired): reconnecting cannot help.
+import { sendJSON } from "./http.js";
+import { SessionHead } from "./session_head.js";
+
+// The consumer closes with these when reconnecting cannot help: the login ended (logged out,
+// expired), or the session is gone (deleted).
 const LOGIN_ENDED = 4401;
+const SESSION_GONE = 4404;
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10000;
 const NEAR_BOTTOM_PX = 120;
@@ -64,38 +69,6 @@ async function copyCode(button) {
   }, COPY_LABEL_MS);
 }
 
-function csrfToken() {
-  const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
-  if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
-  const input = document.querySelector("input[name=csrfmiddlewaretoken]");
-  return input ? input.value : "";
-}
-
-async function postJSON(url, body) {
-  let response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {
-        "Content-Type": "application/json",
-        Accept: "application/json",
-        "X-CSRFToken": csrfToken(),
-      },
-      body: JSON.stringify(body),
-    });
-  } catch {
-    return { ok: false, status: 0, data: null };
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  return { ok: response.ok, status: response.status, data };
-}
-
 function readableError(result) {
   if (result.status === 0) return TEXTS.unreachable;
   const code = result.data && result.data.code;
@@ -114,6 +87,7 @@ class ChatPage {
       approve: root.dataset.approveUrl,
       reject: root.dataset.rejectUrl,
     };
+    this.head = new SessionHead(root.querySelector("#session-head"), TEXTS);
     this.timeline = root.querySelector("#timeline");
     this.empty = root.querySelector("#empty");
     this.connection = root.querySelector("#connection");
@@ -201,6 +175,8 @@ class ChatPage {
       }
       if (message.type === "event") this.onEvent(message);
       else if (message.type === "delta") this.onDelta(message.delta);
+      else if (message.type === "session") this.head.applyTitle(message);
+      else if (message.type === "session_deleted") this.sessionGone();
       else if (message.type === "replayed") {
         this.attempt = 0;
         this.setConnection("live");
@@ -214,8 +190,20 @@ class ChatPage {
         this.showNotice(TEXTS.login_ended);
         return;
       }
+      if (event.code === SESSION_GONE) {
+        this.sessionGone();
+        return;
+      }
       this.scheduleReconnect();
     });
+  }
+
+  sessionGone() {
+    this.leaving = true;
+    if (this.socket) this.socket.close();
+    this.setConnection("gone");
+    this.head.gone();
+    for (const button of this.root.querySelectorAll("button")) button.disabled = true;
   }
 
   scheduleReconnect() {
@@ -456,7 +444,7 @@ class ChatPage {
   async post(text, onBusy) {
     this.sending = true;
     this.updateControls();
-    const result = await postJSON(this.urls.turns, { message: text, on_busy: onBusy });
+    const result = await sendJSON("POST", this.urls.turns, { message: text, on_busy: onBusy });
     this.sending = false;
     this.showNotice(result.ok ? "" : readableError(result));
     this.updateControls();
@@ -469,7 +457,7 @@ class ChatPage {
     this.stopRequestedFor = turn.id;
     this.updateControls();
     // Naming the turn makes a late click harmless: a turn that already ended answers 200.
-    const result = await postJSON(this.urls.cancel, { turn: turn.id });
+    const result = await sendJSON("POST", this.urls.cancel, { turn: turn.id });
     if (!result.ok) {
       if (this.stopRequestedFor === turn.id) this.stopRequestedFor = null;
       if (result.data?.code !== "no_active_turn") this.showNotice(readableError(result));
@@ -509,7 +497,8 @@ class ChatPage {
     const buttons = card.querySelectorAll(".approve, .reject");
     for (const button of buttons) button.disabled = true;
     const template = action === "approve" ? this.urls.approve : this.urls.reject;
-    const result = await postJSON(template.replace("/0/", `/${card.dataset.approval}/`), body);
+    const url = template.replace("/0/", `/${card.dataset.approval}/`);
+    const result = await sendJSON("POST", url, body);
     for (const button of buttons) button.disabled = false;
     if (!result.ok) this.showCardError(card, readableError(result));
   }
@@ -551,7 +540,7 @@ class ChatPage {
     const id = button.closest(".grant").dataset.grant;
     button.disabled = true;
     const url = section.dataset.revokeUrl.replace("/grants/0/", `/grants/${id}/`);
-    const result = await postJSON(url, {});
+    const result = await sendJSON("POST", url, {});
     button.disabled = result.ok;
     error.textContent = result.ok ? "" : readableError(result);
     error.hidden = result.ok;

@@ -1,0 +1,46 @@
+// Keeps the session list current: the server sends a session's row re-rendered (status, title)
+// or says it is gone; this replaces or removes the row by id. Renaming, deleting and searching
+// are plain forms and links, and work without this script.
+
+import { csrfToken } from "./http.js";
+
+const LOGIN_ENDED = 4401;
+const RECONNECT_MS = 2000;
+
+function replaceRow(sessionId, html) {
+  const row = document.getElementById(`session-${sessionId}`);
+  if (!row) return;
+  const template = document.createElement("template");
+  template.innerHTML = html.trim();
+  const fresh = template.content.firstElementChild;
+  // Rendered for the socket, the row's forms carry no CSRF token: they get this page's.
+  for (const input of fresh.querySelectorAll("input[name=csrfmiddlewaretoken]")) {
+    input.value = csrfToken();
+  }
+  // A rename form the user has open stays open.
+  const open = row.querySelector("details[open]");
+  if (open) fresh.querySelector("details").open = true;
+  row.replaceWith(fresh);
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/ws/sessions/`);
+  socket.addEventListener("message", (e) => {
+    let message;
+    try {
+      message = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    if (message.type === "row") replaceRow(message.session, message.html);
+    else if (message.type === "removed") {
+      document.getElementById(`session-${message.session}`)?.remove();
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    if (event.code !== LOGIN_ENDED) setTimeout(connect, RECONNECT_MS);
+  });
+}
+
+if (document.getElementById("sessions")) connect();
