@@ -47,6 +47,7 @@ PAGE_TEXTS = {
     "edit_arguments": "Edit arguments",
     "discard_edit": "Discard edit",
     "copy": "Copy",
+    "copy_code": "Copy code",
     "copied": "Copied",
     "copy_failed": "Copy failed",
     "rename_failed": "The session could not be renamed.",

@@ -47,7 +47,7 @@ function addCopyButtons(root) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "copy-code";
-    button.setAttribute("aria-label", "Copy code");
+    button.setAttribute("aria-label", TEXTS.copy_code);
     button.textContent = TEXTS.copy;
     const block = document.createElement("div");
     block.className = "code-block";
