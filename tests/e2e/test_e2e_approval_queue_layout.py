@@ -25,7 +25,7 @@ STATUS_CELLS = """() => {
 }"""
 
 
-def test_every_status_is_shown_whole_at_1280_pixels(browser, server, user, approver, output_dir):
+def test_it_shows_every_status_whole_at_1280_pixels(browser, server, user, approver, output_dir):
     made = requests_in_every_status(user, approver)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
