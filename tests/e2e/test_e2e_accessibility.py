@@ -1,7 +1,8 @@
 """axe-core, run in the page, finds no serious or critical accessibility problem on the pages
 people use, in the light theme and in the dark one (``prefers-color-scheme``): the login page,
 the session list, a session while it streams, after a stop and while it waits for approval, and
-the admin approval queue. Stop is reached with Tab and works with Enter and with Space.
+the admin approval queue and change page. Stop is reached with Tab and works with Enter and with
+Space, and every control Tab reaches shows a focus ring that stands out from the page.
 
 axe comes from ``static/vendor/axe-core`` (``make vendor``); no page of the site loads it. The
 test evaluates its source through the browser's devtools protocol, which the page's
