@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format browser bench soak lock clean highlight-css
+.PHONY: run test lint format browser bench soak lock clean highlight-css vendor
 
 # Every dependency at the version (and hash) in requirements.lock; `make lock` renews it.
 $(STAMP): pyproject.toml requirements.lock
@@ -29,6 +29,11 @@ highlight-css: $(STAMP)
 	  echo "@media (prefers-color-scheme: dark) {"; \
 	  $(BIN)/pygmentize -S github-dark -f html -a .highlight | grep '^\.highlight'; \
 	  echo "}"; } > static/agentproj/highlight.css
+
+# The front-end libraries committed under static/vendor/ (see its README.md), from npm at the
+# versions pinned in the script. Only to change a version: tests and pages never fetch them.
+vendor:
+	scripts/vendor-frontend.sh
 
 run: $(STAMP)
 	$(BIN)/python manage.py serve

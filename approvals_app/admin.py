@@ -266,13 +266,15 @@ class PolicyRuleAdmin(admin.ModelAdmin):
 
 @admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
+    # The status first: it is what an approver scans for, and the queue's table is wider than a
+    # laptop screen with the admin's navigation and the filters open.
     list_display = [
         "pk",
+        "status",
         "session",
         "requested_by",
         "tool_name",
         "arguments_pretty",
-        "status",
         "created_at",
         "expires_at",
     ]

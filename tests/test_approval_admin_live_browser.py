@@ -1,12 +1,8 @@
 """The admin approval queue in a real browser: requests arrive and leave without a reload."""
 
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
-from django.db import connections
 from playwright.sync_api import expect
 
 from approvals_app import services as approval_services
@@ -15,6 +11,7 @@ from sessions_app import services
 from sessions_app.models import Turn, TurnStatus
 from tests.conftest import wait_for
 from tests.e2e import conftest as e2e
+from tests.e2e.approvals import WORKER_TIMEOUT, ask_for_email, in_thread
 
 # The browser tests' fixtures: Chromium, and `manage.py serve` on this run's databases.
 browser, chromium_path = e2e.browser, e2e.chromium_path
@@ -23,36 +20,6 @@ output_dir, server = e2e.output_dir, e2e.server
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]
 
 QUEUE = "/admin/approvals_app/approvalrequest/?status__exact=pending"
-# The server's own worker and demo model run the turns; this only bounds a broken test.
-WORKER_TIMEOUT = 90
-
-
-def in_thread(call: Callable[[], Any]) -> Any:
-    """Playwright's sync API runs an event loop in this thread; services publish with
-    async_to_sync, which needs a thread without one (as in a web request or a worker)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: _closing_connections(call)).result(timeout=30)
-
-
-def _closing_connections(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    finally:
-        connections.close_all()
-
-
-def ask_for_email(user) -> ApprovalRequest:
-    session = in_thread(lambda: services.session_create(owner=user))
-    turn = in_thread(
-        lambda: services.turn_start(
-            session=session, message="please send an email to x@example.com", actor=user
-        )
-    )
-    wait_for(
-        lambda: Turn.objects.get(pk=turn.pk).status == TurnStatus.WAITING_FOR_APPROVAL,
-        timeout=WORKER_TIMEOUT,
-    )
-    return turn.approval_requests.get()
 
 
 def row(page, approval: ApprovalRequest):
@@ -76,7 +43,7 @@ def test_it_shows_new_requests_live_and_drops_decided_ones(
 
     first = ask_for_email(user)
     expect(row(page, first)).to_be_visible()
-    expect(page.locator("#result_list")).to_contain_text("x@example.com")
+    expect(page.locator("#result_list")).to_contain_text("bob@example.com")
     page.screenshot(path=output_dir / "arrived.png", full_page=True)
 
     # While a row is selected the list holds still; it catches up once the selection is cleared.
