@@ -36,7 +36,10 @@ def test_the_deltas_of_an_answer_add_up_to_its_stored_text(llm, user, run_turn_i
                 message = await communicator.receive_json_from(timeout=30)
                 if message["type"] == "delta":
                     deltas.append(message["delta"])
-                elif message["event"]["data"].get("status") == TurnStatus.COMPLETED:
+                elif (
+                    message["type"] == "event"
+                    and message["event"]["data"].get("status") == TurnStatus.COMPLETED
+                ):
                     return turn, deltas
         finally:
             await communicator.disconnect()

@@ -313,6 +313,7 @@ class ChatPage {
       this.renderedUpTo.delete(event.seq);
       shown.className = node.className;
       shown.dataset.streaming = "0";
+      shown.removeAttribute("aria-busy");
       addCopyButtons(shown);
       return;
     }
@@ -455,7 +456,10 @@ class ChatPage {
     const turn = this.activeTurn();
     if (!turn || !turn.stoppable || this.stopRequestedFor === turn.id) return;
     this.stopRequestedFor = turn.id;
+    const hadFocus = document.activeElement === this.buttons.stop;
     this.updateControls();
+    // Stop is disabled now: the keyboard's place moves to the composer rather than the page's top.
+    if (hadFocus) this.message.focus();
     // Naming the turn makes a late click harmless: a turn that already ended answers 200.
     const result = await sendJSON("POST", this.urls.cancel, { turn: turn.id });
     if (!result.ok) {

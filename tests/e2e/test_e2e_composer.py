@@ -85,6 +85,8 @@ def test_enter_sends_shift_enter_adds_a_line_and_escape_stops(login, user):
     page.keyboard.press("Enter")
     expect(chip(page, third.pk)).to_have_attribute("data-status", "stopped")
     expect(interrupt_notices(page, third.pk)).to_have_count(1)
+    # The disabled Stop hands the keyboard back to the composer.
+    assert focused_id(page) == "message"
 
 
 def test_edit_and_resend_and_regenerate_start_new_turns(login, user, output_dir):
