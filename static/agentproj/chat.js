@@ -16,6 +16,9 @@ const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10000;
 const NEAR_BOTTOM_PX = 120;
 const COPY_LABEL_MS = 2000;
+// Where streamed text goes on: the last paragraph or list item, through the lists around it.
+const CONTINUED = new Set(["P", "UL", "OL", "LI", "BLOCKQUOTE"]);
+const LISTS = new Set(["UL", "OL"]);
 
 const TEXTS = JSON.parse(document.getElementById("chat-texts").textContent);
 
@@ -342,8 +345,8 @@ class ChatPage {
     if (stick) this.scrollToEnd();
   }
 
-  // The text not rendered yet, raw, after the rendering. It continues the last paragraph, so
-  // the line does not jump at the next checkpoint.
+  // The text not rendered yet, raw, after the rendering. It continues the last paragraph or
+  // list item, so the line does not jump at the next checkpoint.
   showRawTail(seq, bubble) {
     const text = this.streamed.get(seq).slice(this.renderedUpTo.get(seq));
     let tail = bubble.querySelector(".tail");
@@ -351,8 +354,12 @@ class ChatPage {
       if (!text) return;
       tail = document.createElement("span");
       tail.className = "tail";
-      const last = bubble.lastElementChild;
-      (last && last.tagName === "P" ? last : bubble).append(tail);
+      let host = bubble;
+      for (let last = bubble.lastElementChild; last; last = last.lastElementChild) {
+        if (!CONTINUED.has(last.tagName)) break;
+        host = last;
+      }
+      (LISTS.has(host.tagName) ? bubble : host).append(tail);
     }
     tail.textContent = text;
   }
