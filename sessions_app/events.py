@@ -293,6 +293,11 @@ def _sessions_changed_on_commit(session: AgentSession) -> None:
     transaction.on_commit(lambda: _send_now("group_send", group, message))
 
 
+def session_created_on_commit(session: AgentSession) -> None:
+    """Tell the owner's open lists of the new session (made in another tab, or by the API)."""
+    _sessions_changed_on_commit(session)
+
+
 def session_renamed_on_commit(session: AgentSession) -> None:
     """Tell the session's open pages and its owner's lists its new title."""
     message: SessionTitlePayload = {

@@ -178,9 +178,12 @@ def _next_index(session: AgentSession) -> int:
 
 
 def session_create(*, owner, title: str = "", agent: Agent | None = None) -> AgentSession:
-    return AgentSession.objects.create(
-        owner=owner, title=title.strip()[:TITLE_MAX_LENGTH], agent=agent or agent_default()
-    )
+    with transaction.atomic():
+        session = AgentSession.objects.create(
+            owner=owner, title=title.strip()[:TITLE_MAX_LENGTH], agent=agent or agent_default()
+        )
+        events.session_created_on_commit(session)
+    return session
 
 
 def session_rename(*, session: AgentSession, title: str) -> AgentSession:

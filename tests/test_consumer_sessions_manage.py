@@ -125,3 +125,16 @@ def test_the_session_page_learns_its_title_from_the_first_message_and_a_rename(u
     session = AgentSession.objects.get(pk=session.pk)
     assert seen[3]["title"] == ""
     assert seen[3]["html"] == f'<h1 id="session-title">Session {session.pk}</h1>\n'
+
+
+def test_a_session_made_elsewhere_appears_in_an_open_list(user, other_user):
+    made = []
+
+    def create_two():
+        services.session_create(owner=other_user, title="Not mine")
+        made.append(services.session_create(owner=user, title="Made in another tab"))
+
+    ((row,),) = rows_while(user, (create_two, 1))
+
+    assert row["type"] == "row" and row["session"] == str(made[0].pk)
+    assert "Made in another tab" in row["html"] and status_in(row["html"]) == "idle"

@@ -1,5 +1,5 @@
-// Keeps the session list current: the server sends a session's row re-rendered (status, title)
-// or says it is gone; this replaces or removes the row by id. Renaming, deleting and searching
+// Keeps the session list current: the server sends a session's row re-rendered (new, status,
+// title) or says it is gone; this places, replaces or removes the row by id. Renaming, deleting and searching
 // are plain forms and links, and work without this script.
 
 import { csrfToken } from "./http.js";
@@ -7,15 +7,23 @@ import { csrfToken } from "./http.js";
 const LOGIN_ENDED = 4401;
 const RECONNECT_MS = 2000;
 
-function replaceRow(sessionId, html) {
+// A row the list does not show yet is a new session: it goes first, as the list is newest
+// first, unless the list shows the results of a search.
+function placeRow(sessionId, html) {
+  const list = document.getElementById("sessions");
   const row = document.getElementById(`session-${sessionId}`);
-  if (!row) return;
+  if (!row && list.dataset.query) return;
   const template = document.createElement("template");
   template.innerHTML = html.trim();
   const fresh = template.content.firstElementChild;
   // Rendered for the socket, the row's forms carry no CSRF token: they get this page's.
   for (const input of fresh.querySelectorAll("input[name=csrfmiddlewaretoken]")) {
     input.value = csrfToken();
+  }
+  if (!row) {
+    list.querySelector(":scope > li.empty")?.remove();
+    list.prepend(fresh);
+    return;
   }
   // A rename form the user has open stays open.
   const open = row.querySelector("details[open]");
@@ -33,7 +41,7 @@ function connect() {
     } catch {
       return;
     }
-    if (message.type === "row") replaceRow(message.session, message.html);
+    if (message.type === "row") placeRow(message.session, message.html);
     else if (message.type === "removed") {
       document.getElementById(`session-${message.session}`)?.remove();
     }

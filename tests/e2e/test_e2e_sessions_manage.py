@@ -64,6 +64,12 @@ def test_it_searches_renames_and_shows_status_live_on_the_list(login, user, outp
     tab.locator("#stop").click()
     expect(chip).to_have_text("Idle")
 
+    # A session started in the other tab appears at the top of the open list.
+    tab.goto(list_url(tab))
+    started = new_session(tab, "Started elsewhere")
+    expect(watcher.locator("#sessions > li").first).to_have_id(f"session-{started}")
+    expect(row(watcher, started).locator("a").first).to_have_text("Started elsewhere")
+
 
 def test_it_names_and_renames_a_session_on_its_page_live(login, user, output_dir):
     tab = login("alice", "alice-password-1")
