@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
@@ -224,7 +225,7 @@ class SessionGrantAdmin(admin.ModelAdmin):
 
 
 @admin.register(PolicyRule)
-class PolicyRuleAdmin(admin.ModelAdmin):
+class PolicyRuleAdmin(SuperuserOnlyAdmin):
     """Policies are edited by superusers only: a rule decides who may run what."""
 
     list_display = [
@@ -247,21 +248,6 @@ class PolicyRuleAdmin(admin.ModelAdmin):
         ("Condition (leave empty to match every call)", {"fields": ["field", "operator", "value"]}),
         ("Outcome", {"fields": ["outcome", "group", "quorum", "allow_self_approval"]}),
     ]
-
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
 
 
 @admin.register(ApprovalRequest)

@@ -5,6 +5,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from agentproj.admin_access import SuperuserOnlyAdmin
+
 from . import mcp_servers, services
 from .models import Agent, AgentSession, McpServer, McpTransport, TimelineEvent, Turn
 from .runtime import mcp, tools
@@ -36,7 +38,7 @@ class AgentForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(SuperuserOnlyAdmin):
     """Profiles are edited by superusers only: a profile decides which tools its sessions get."""
 
     form = AgentForm
@@ -46,21 +48,9 @@ class AgentAdmin(admin.ModelAdmin):
     readonly_fields = ["is_default"]
     actions = ["make_default"]
 
-    def has_module_permission(self, request):
-        return request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        return request.user.is_superuser
-
     def has_delete_permission(self, request, obj=None):
         # Sessions created without a choice get the default profile.
-        return request.user.is_superuser and not (obj and obj.is_default)
+        return super().has_delete_permission(request, obj) and not (obj and obj.is_default)
 
     @admin.action(description="Make the selected profile the default", permissions=["change"])
     def make_default(self, request, queryset):
@@ -179,7 +169,7 @@ class McpServerForm(forms.ModelForm):
 
 
 @admin.register(McpServer)
-class McpServerAdmin(admin.ModelAdmin):
+class McpServerAdmin(SuperuserOnlyAdmin):
     """MCP servers, for superusers only: a server runs commands on the workers' machines.
 
     Those declared in ``AGENT_MCP_SERVERS`` are listed read-only.
@@ -277,17 +267,11 @@ class McpServerAdmin(admin.ModelAdmin):
             mcp_servers.mcp_server_record_tools(name=server.name, tools=tools)
             self.message_user(request, f"{server.name}: {len(tools)} tools discovered.")
 
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
+    # A server declared in AGENT_MCP_SERVERS is the environment's: shown, never edited here.
     def has_change_permission(self, request, obj=None):
-        return self.has_add_permission(request) and not (obj is not None and obj.declared)
+        return super().has_change_permission(request, obj) and not (
+            obj is not None and obj.declared
+        )
 
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)

@@ -249,6 +249,18 @@ ASK_FOR_EMAIL = "please send an email to x@example.com"
 
 
 @pytest.fixture
+def server_log(settings, tmp_path):
+    """The MCP test server (tests/mcp_servers/slow_server.py) over stdio, declared for this test;
+    yields what it logged, and fails the test if a server process it started is still alive."""
+    from tests.mcp_helpers import ServerLog, stdio_server
+
+    log = ServerLog(tmp_path / "server.log")
+    settings.AGENT_MCP_SERVERS = [stdio_server(log)]
+    yield log
+    log.assert_every_server_exited()
+
+
+@pytest.fixture
 def outbox(settings):
     """Emails the agent sends, kept in memory (Django's locmem backend)."""
     from django.core import mail

@@ -8,17 +8,8 @@ from rest_framework.test import APIClient
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
 from sessions_app import services
 from sessions_app.models import EventKind, TurnStatus
-from tests.mcp_helpers import ServerLog, stdio_server
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def server_log(settings, tmp_path):
-    log = ServerLog(tmp_path / "server.log")
-    settings.AGENT_MCP_SERVERS = [stdio_server(log)]
-    yield log
-    log.assert_every_server_exited()
 
 
 @pytest.fixture

@@ -8,17 +8,9 @@ import pytest
 
 from sessions_app import services
 from sessions_app.models import EventKind, McpServer, TurnStatus
-from tests.mcp_helpers import HostThread, ServerLog, stdio_server
+from tests.mcp_helpers import HostThread
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def server_log(settings, tmp_path):
-    log = ServerLog(tmp_path / "server.log")
-    settings.AGENT_MCP_SERVERS = [stdio_server(log)]
-    yield log
-    log.assert_every_server_exited()
 
 
 @pytest.fixture
