@@ -55,11 +55,13 @@ def match_conditions(match: dict) -> str:
 
 
 def pretty(value: Any) -> str:
+    """JSON as the page shows it. Keys are sorted: PostgreSQL's jsonb keeps no order, and a page
+    drawn from stored rows must read the same on every backend as one drawn live."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def render_grants(session_id, *, can_decide: bool) -> str:
@@ -178,7 +180,8 @@ def approval_view(
         "text": text,
         "decidable": not final and status == S.WAITING_FOR_APPROVAL,
         "arguments": arguments,
-        "arguments_json": json.dumps(arguments, ensure_ascii=False),
+        # In the order the page shows them (see ``pretty``): the editor starts from these.
+        "arguments_json": json.dumps(arguments, ensure_ascii=False, sort_keys=True),
         "fields": sorted(arguments),
     }
 

@@ -66,8 +66,9 @@ def test_it_runs_the_call_with_the_arguments_edited_on_the_card(
     card.locator("button.edit-arguments").click()
     editor = card.locator("textarea.arguments-editor")
     expect(editor).to_be_visible()
-    # Prefilled with the requested arguments, pretty-printed.
-    assert editor.input_value() == json.dumps(REQUESTED, indent=2)
+    # Prefilled with the requested arguments, pretty-printed, in the order the card shows them.
+    assert editor.input_value() == json.dumps(REQUESTED, indent=2, sort_keys=True)
+    assert card.locator("pre.requested-arguments").text_content() == editor.input_value()
     editor.fill(json.dumps(EDITED, indent=2))
     card.locator("button.approve").click()
 
