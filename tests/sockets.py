@@ -1,6 +1,8 @@
 """Websocket helpers shared by the consumer tests: a logged-in user's cookie, and a socket to a
 session's timeline or to the approval queue over the real ASGI application."""
 
+from contextlib import asynccontextmanager
+
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -39,3 +41,16 @@ def list_socket(cookie: bytes) -> WebsocketCommunicator:
         "/ws/sessions/",
         headers=[(b"origin", ALLOWED_ORIGIN), (b"host", HOST), (b"cookie", cookie)],
     )
+
+
+@asynccontextmanager
+async def resumed_session_socket(session_id, cookie: bytes, after_seq: int = 0):
+    """A session's socket, open and resumed after ``after_seq``: the replay comes next."""
+    socket = session_socket(session_id, cookie)
+    try:
+        accepted, _ = await socket.connect(timeout=5)
+        assert accepted
+        await socket.send_json_to({"type": "resume", "after_seq": after_seq})
+        yield socket
+    finally:
+        await socket.disconnect()

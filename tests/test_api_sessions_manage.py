@@ -15,7 +15,7 @@ from approvals_app.models import ApprovalRequest, SessionGrant
 from sessions_app import services
 from sessions_app.models import AgentSession, EventKind, TimelineEvent, Turn, TurnStatus
 from tests.conftest import wait_for
-from tests.sockets import session_cookie, session_socket
+from tests.sockets import resumed_session_socket, session_cookie
 from tests.turn_states import (
     assert_error,
     new_session,
@@ -110,11 +110,7 @@ def watch_while(session, user, action):
     cookie = session_cookie(user)
 
     async def scenario():
-        socket = session_socket(session.pk, cookie)
-        try:
-            accepted, _ = await socket.connect(timeout=5)
-            assert accepted
-            await socket.send_json_to({"type": "resume", "after_seq": session.last_seq})
+        async with resumed_session_socket(session.pk, cookie, session.last_seq) as socket:
             assert (await socket.receive_json_from(timeout=5))["type"] == "replayed"
             answer = await database_sync_to_async(action)()
             seen = []
@@ -122,8 +118,6 @@ def watch_while(session, user, action):
                 seen.append(await socket.receive_json_from(timeout=10))
             closed = await socket.receive_output(timeout=5)
             return answer, seen, closed
-        finally:
-            await socket.disconnect()
 
     return async_to_sync(scenario)()
 

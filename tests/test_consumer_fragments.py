@@ -8,26 +8,20 @@ from asgiref.sync import async_to_sync
 from approvals_app import services as approval_services
 from sessions_app import services
 from tests.html_tree import parse
-from tests.sockets import session_cookie, session_socket
+from tests.sockets import resumed_session_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def replayed(session_id, cookie) -> list[dict]:
     async def scenario():
-        communicator = session_socket(session_id, cookie)
-        try:
-            accepted, _ = await communicator.connect(timeout=5)
-            assert accepted
-            await communicator.send_json_to({"type": "resume", "after_seq": 0})
+        async with resumed_session_socket(session_id, cookie) as socket:
             messages = []
             while True:
-                message = await communicator.receive_json_from(timeout=10)
+                message = await socket.receive_json_from(timeout=10)
                 if message["type"] == "replayed":
                     return messages
                 messages.append(message)
-        finally:
-            await communicator.disconnect()
 
     return async_to_sync(scenario)()
 

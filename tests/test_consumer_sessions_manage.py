@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 
 from sessions_app import services
 from sessions_app.models import AgentSession
-from tests.sockets import list_socket, session_cookie, session_socket
+from tests.sockets import list_socket, resumed_session_socket, session_cookie
 from tests.turn_states import TEST_WORKER
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -98,11 +98,7 @@ def test_the_session_page_learns_its_title_from_the_first_message_and_a_rename(u
     cookie = session_cookie(user)
 
     async def scenario():
-        socket = session_socket(session.pk, cookie)
-        try:
-            accepted, _ = await socket.connect(timeout=5)
-            assert accepted
-            await socket.send_json_to({"type": "resume", "after_seq": 0})
+        async with resumed_session_socket(session.pk, cookie) as socket:
             assert (await socket.receive_json_from(timeout=5))["type"] == "replayed"
             await database_sync_to_async(services.turn_start)(
                 session=session, message="Plan a trip to Lisbon\nin May", actor=user
@@ -111,8 +107,6 @@ def test_the_session_page_learns_its_title_from_the_first_message_and_a_rename(u
             await database_sync_to_async(services.session_rename)(session=session, title="")
             seen.append(await socket.receive_json_from(timeout=10))
             return seen
-        finally:
-            await socket.disconnect()
 
     seen = async_to_sync(scenario)()
 
