@@ -52,7 +52,7 @@ def approval_decide(
         pk=approval_id
     )
     if approve and arguments is not None:
-        _check_arguments(tool_name, arguments)
+        arguments = _prepared_arguments(tool_name, arguments)
     with transaction.atomic():
         session, turn = services.lock_turn(turn_id)
         approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
@@ -79,12 +79,13 @@ def approval_decide(
     return approval
 
 
-def _check_arguments(tool_name: str, arguments: dict[str, Any]) -> None:
+def _prepared_arguments(tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An approver's edited arguments in the tool's canonical form (``Tool.prepare``)."""
     tool = tools.registry().get(tool_name) or mcp.cached_tool(tool_name)
     if tool is None:
         raise InvalidArguments(f"The tool {tool_name} is not available any more.")
     try:
-        tool.validate(arguments)
+        return tool.prepare(arguments)
     except tools.ToolError as exc:
         raise InvalidArguments(str(exc)) from None
 

@@ -262,7 +262,7 @@ class TurnRunner:
                 problem = f"Unknown tool: {call.name}"
             if problem is None:
                 try:
-                    tool.validate(arguments)
+                    arguments = tool.prepare(arguments)
                 except tools.ToolError as exc:
                     problem = str(exc)
             recorded = {"tool_call_id": call.id, "tool": call.name, "arguments": arguments}

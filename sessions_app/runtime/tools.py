@@ -52,6 +52,12 @@ class Tool:
         except jsonschema.ValidationError as exc:
             raise ToolError(f"Invalid arguments for {self.name}: {exc.message}") from None
 
+    def prepare(self, arguments: Any) -> dict[str, Any]:
+        """The call's arguments in the one canonical form that policy rules judge, approvers
+        see, the tool runs with and receipts hash; ``ToolError`` when they are not valid."""
+        self.validate(arguments)
+        return arguments
+
     async def run(self, arguments: dict[str, Any], context: ToolContext) -> str:
         raise NotImplementedError
 
