@@ -26,6 +26,20 @@ from tests.processes import stop_or_fail
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config, specs):
+    """With several test processes (pytest-xdist) on one Redis, each gets its own task queue and
+    channel-layer prefix, set before its settings load: a qcluster started by one must never take
+    another's turns (which name rows of another database). The databases need nothing here: each
+    process makes its own (``django_db_modify_db_settings``)."""
+    for number, spec in enumerate(specs):
+        for variable, default in (
+            ("Q_CLUSTER_NAME", "agentproj"),
+            ("CHANNELS_PREFIX", "agentproj"),
+        ):
+            spec.env[variable] = f"{os.environ.get(variable, default)}_gw{number}"
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(tmp_path_factory):
     """A fresh database per test run: SQLite files in a temporary folder (shared with the worker
