@@ -213,14 +213,14 @@ def rejudged_text(data: dict[str, Any]) -> str:
     policy = data.get("policy")
     if not isinstance(policy, dict):
         return ""
-    judge = f'the rule "{policy.get("name")}"' if policy.get("rule") else "the tool's default"
+    judge = f'The rule "{policy.get("name")}"' if policy.get("rule") else "The tool's default"
     needed = data.get("approvals_needed")
     needs = f"{needed} approver{'' if needed == 1 else 's'}"
     if data.get("group"):
         needs += f" from {data['group']}"
     if data.get("allow_self_approval") is False:
         needs += ", not the requester"
-    return f"judged again by {judge}; it needs {needs}"
+    return f"{judge} judged the call as edited: it needs {needs}."
 
 
 # Items

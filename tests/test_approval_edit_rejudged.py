@@ -152,8 +152,8 @@ def test_it_lets_only_the_rules_group_release_an_edit_under_its_quorum(
     page = parse(client.get(f"/sessions/{turn.session_id}/").content.decode())
     [rejudged] = page.by_class("rejudged")
     assert " ".join(rejudged.text.split()) == (
-        'judged again by the rule "Board mail needs two of the board"; '
-        "it needs 2 approvers from board"
+        'The rule "Board mail needs two of the board" judged the call as edited: '
+        "it needs 2 approvers from board."
     )
 
 
