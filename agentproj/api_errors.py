@@ -29,6 +29,7 @@ SERVICE_ERROR_STATUS = {
     "not_eligible": status.HTTP_403_FORBIDDEN,
     "grant_not_allowed": status.HTTP_409_CONFLICT,
     "invalid_grant": status.HTTP_400_BAD_REQUEST,
+    "policy_denied": status.HTTP_409_CONFLICT,
 }
 
 

@@ -36,6 +36,7 @@ FIELD_PROBLEMS = {
 # Refusals of an approval that are about what the form sent, and the field each is about.
 FORM_REFUSALS = {
     errors.InvalidArguments: "arguments",
+    errors.PolicyDenied: "arguments",
     errors.InvalidGrant: "grant_match",
     errors.GrantNotAllowed: "grant",
 }
@@ -46,7 +47,12 @@ NOT_PENDING = (
 )
 ARGUMENTS_NOT_AN_OBJECT = "Give the arguments as a JSON object: names and values in braces."
 # Refusals a decision may meet, and what the queue says about each.
-REFUSALS = (errors.NotPending, errors.SelfApprovalForbidden, errors.NotEligible)
+REFUSALS = (
+    errors.NotPending,
+    errors.SelfApprovalForbidden,
+    errors.NotEligible,
+    errors.PolicyDenied,
+)
 
 
 def refusal_text(refusal: Exception) -> str:
@@ -90,7 +96,8 @@ class ApproveForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 10, "cols": 60, "class": "approval-arguments-editor"}),
         help_text=(
             "The call runs with these. Edit them to approve it with other arguments: they are "
-            "checked against the tool's schema. Left empty, the call runs as it stands."
+            "checked against the tool's schema and judged again by the policy (a stricter rule "
+            "may need other approvers). Left empty, the call runs as it stands."
         ),
     )
     grant = forms.BooleanField(

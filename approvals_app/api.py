@@ -149,7 +149,10 @@ class ApproveInSerializer(DecisionInSerializer):
         required=False,
         help_text=(
             "The call's arguments as the approver edited them; checked against the tool's "
-            "schema (400 invalid_arguments, the request stays pending). The call runs with these."
+            "schema (400 invalid_arguments, the request stays pending) and judged again by the "
+            "policy: a rule that denies them gives 409 policy_denied (the request stays "
+            "pending); a stricter rule's group, quorum and four-eyes apply from then on. The "
+            "call runs with these."
         ),
     )
     grant = GrantField(required=False)

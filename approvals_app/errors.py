@@ -39,3 +39,16 @@ class InvalidGrant(ServiceError):
 class ArgumentsChanged(ServiceError):
     code = "arguments_changed"
     detail = "The tool call's arguments differ from the ones that were approved."
+
+
+class PolicyDenied(ServiceError):
+    """An approver edited a call into one a policy rule denies: it may not run as edited."""
+
+    code = "policy_denied"
+
+    def __init__(self, rule_name: str):
+        self.detail = (
+            f'The policy rule "{rule_name}" denies this call with the edited arguments; '
+            "the request still waits for a decision on the arguments as they stand."
+        )
+        super().__init__(self.detail)

@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django_q.tasks import async_task
 
-from .models import ApprovalRequest, ApprovalStatus
+from .models import ApprovalRequest, ApprovalStatus, Decision
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def approval_notify(*, approval_id: int, status: str) -> str:
     needs to decide, and the decision's own notice says what is true.
     """
     approval = (
-        ApprovalRequest.objects.select_related("turn__session__owner", "decided_by")
+        ApprovalRequest.objects.select_related("turn__session__owner", "decided_by", "edited_by")
         .filter(pk=approval_id)
         .first()
     )
@@ -152,10 +152,20 @@ def notice_send(notice: Notice) -> str:
 def mail_recipients(approval: ApprovalRequest) -> list[str]:
     """Who was asked to decide hears how it ended too, so that nobody opens a request that is
     settled; the one who decided needs no e-mail about their own decision. The requester is not
-    mailed: their session's timeline shows the decision as it happens."""
+    mailed: their session's timeline shows the decision as it happens. While the request waits,
+    those who already approved it as it stands (an editor whose edit sent it to other
+    approvers) are not asked again."""
     approvers = eligible_approvers(approval).exclude(email="")
     if approval.decided_by_id:
         approvers = approvers.exclude(pk=approval.decided_by_id)
+    if approval.status == ApprovalStatus.PENDING:
+        approved = approval.decisions.filter(
+            decision=Decision.APPROVE,
+            arguments_hash=approval.arguments_hash,
+            # NOT IN a list holding NULL (an approver deleted since) would exclude everyone.
+            approver__isnull=False,
+        )
+        approvers = approvers.exclude(pk__in=approved.values("approver"))
     return list(approvers.values_list("email", flat=True))
 
 
@@ -207,19 +217,38 @@ def summary(approval: ApprovalRequest) -> str:
     return f"{what} was {approval.status} by {decider}{reason}"
 
 
+def edited_by(approval: ApprovalRequest) -> str | None:
+    """Who changed the arguments the call runs with; None when it runs as requested."""
+    if approval.edited_arguments is None:
+        return None
+    return approval.edited_by.get_username() if approval.edited_by else "an approver"
+
+
 def details(approval: ApprovalRequest) -> str:
-    arguments = json.dumps(approval.arguments, indent=2, sort_keys=True, ensure_ascii=False)
-    lines = [f"Arguments:\n{arguments}", f"Session: {approval.turn.session}"]
+    """The arguments the call runs with (an approver's edit, when there is one), then those the
+    model asked for if they differ, so that nobody approves or files what will not run."""
+    editor = edited_by(approval)
+    heading = "Arguments" if editor is None else f"Arguments, as edited by {editor}"
+    lines = [f"{heading}:\n{pretty_arguments(approval.arguments_to_run)}"]
+    if editor is not None:
+        lines.append(f"Requested arguments:\n{pretty_arguments(approval.arguments)}")
+    lines.append(f"Session: {approval.turn.session}")
     if approval.status == ApprovalStatus.PENDING:
         lines.append(f"Expires: {approval.expires_at.isoformat()}")
     return "\n".join(lines)
 
 
+def pretty_arguments(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, indent=2, sort_keys=True, ensure_ascii=False)
+
+
 def slack_text(approval: ApprovalRequest) -> str:
-    arguments = json.dumps(approval.arguments, sort_keys=True, ensure_ascii=False)
+    arguments = json.dumps(approval.arguments_to_run, sort_keys=True, ensure_ascii=False)
     if len(arguments) > TEXT_ARGUMENTS_MAX_CHARS:
         arguments = arguments[: TEXT_ARGUMENTS_MAX_CHARS - 1] + "…"
-    quoted = slack_escape(f"{summary(approval)} `{arguments}`")
+    editor = edited_by(approval)
+    edited = f" (arguments edited by {editor})" if editor is not None else ""
+    quoted = slack_escape(f"{summary(approval)} `{arguments}`{edited}")
     return f"{quoted} <{approval_url(approval)}|Open request>"
 
 
@@ -233,12 +262,18 @@ def slack_escape(text: str) -> str:
 
 
 def webhook_payload(approval: ApprovalRequest) -> dict[str, Any]:
+    """The notice's JSON body: ``arguments`` are those the call runs with; when an approver
+    changed them, ``requested_arguments`` are the model's and ``edited_by`` names the editor."""
     turn = approval.turn
+    editor = edited_by(approval)
+    requested = {"requested_arguments": approval.arguments} if editor is not None else {}
     return {
         "id": approval.pk,
         "status": approval.status,
         "tool": approval.tool_name,
-        "arguments": approval.arguments,
+        "arguments": approval.arguments_to_run,
+        **requested,
+        "edited_by": editor,
         "session": str(turn.session_id),
         "turn": turn.pk,
         "requested_by": turn.session.owner.get_username(),

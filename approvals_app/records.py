@@ -8,6 +8,7 @@ go one way: ``approvals_app.services`` -> ``sessions_app.services`` -> this modu
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +24,18 @@ from .errors import (
     InvalidGrant,
     NotEligible,
     NotPending,
+    PolicyDenied,
     SelfApprovalForbidden,
 )
-from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, Decision, SessionGrant
+from .models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
+    Decision,
+    Outcome,
+    SessionGrant,
+)
+from .policies import Verdict
 
 
 def arguments_hash(arguments: dict[str, Any]) -> str:
@@ -93,7 +103,7 @@ def requests_withdraw(session: AgentSession) -> int:
     as on a stop. The notices are read now: by the time they are sent, the rows are gone."""
     pending = ApprovalRequest.objects.filter(
         turn__session=session, status=ApprovalStatus.PENDING
-    ).select_related("turn__session__owner", "decided_by")
+    ).select_related("turn__session__owner", "decided_by", "edited_by")
     withdrawn = list(pending)
     for approval in withdrawn:
         approval.status = ApprovalStatus.CANCELLED
@@ -105,6 +115,51 @@ def requests_withdraw(session: AgentSession) -> int:
     return len(withdrawn)
 
 
+@dataclass(frozen=True)
+class Edit:
+    """Arguments an approver changed, in the tool's canonical form, and the policy's verdict on
+    the call with them."""
+
+    arguments: dict[str, Any]
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a request needs before its call may run: who may decide, and how many of them."""
+
+    approvals_needed: int
+    group_id: int | None
+    allow_self_approval: bool
+
+    @classmethod
+    def of(cls, approval: ApprovalRequest) -> "Needs":
+        return cls(approval.approvals_needed, approval.group_id, approval.allow_self_approval)
+
+    def after_edit(self, verdict: Verdict) -> "Needs":
+        """At least what the edited call's rule needs: its group governs where it names one,
+        the larger quorum counts, and four-eyes holds if either asks for it. An edited call the
+        policy would let run (``allow``) still needs what the request needed; one it denies
+        may not be approved (``PolicyDenied``)."""
+        if verdict.outcome == Outcome.DENY:
+            raise PolicyDenied(verdict.rule_name)
+        if verdict.outcome != Outcome.REQUIRE_APPROVAL:
+            return self
+        return Needs(
+            approvals_needed=max(self.approvals_needed, verdict.approvals_needed),
+            group_id=verdict.group_id or self.group_id,
+            allow_self_approval=self.allow_self_approval and verdict.allow_self_approval,
+        )
+
+    def check_may_decide(self, actor, *, requester_id: int, approve: bool) -> None:
+        """``NotEligible`` outside the group; ``SelfApprovalForbidden`` for the requester's own
+        approval under four-eyes (a requester may always reject their own request)."""
+        if self.group_id and not actor.groups.filter(pk=self.group_id).exists():
+            raise NotEligible()
+        if approve and not self.allow_self_approval and actor.pk == requester_id:
+            raise SelfApprovalForbidden()
+
+
 def decision_record(
     session: AgentSession,
     turn: Turn,
@@ -113,62 +168,40 @@ def decision_record(
     actor,
     approve: bool,
     reason: str,
-    arguments: dict[str, Any] | None,
+    edit: Edit | None,
     grant: list[str] | None,
 ) -> None:
     """Record one approver's decision on a pending request, with the session and turn locked.
 
-    Checked here, where the rows are locked: the approver's group, four-eyes and what a grant
-    may match. An approval with ``arguments`` that differ from the request's binds the request
-    to them; the request is decided once a rejection or ``approvals_needed`` distinct approvals
-    of the same arguments are in. A second identical click records and tells nothing.
+    Checked here, where the rows are locked, before anything is written: that the approver may
+    decide the request, and with an ``edit`` may approve the call as edited too; what a grant
+    may match. An edit binds the request to its arguments and raises what the request needs to
+    what the edited call's rule needs (``Needs.after_edit``). The request is decided once a
+    rejection or ``approvals_needed`` distinct approvals of the same arguments are in. A second
+    identical click records and tells nothing.
     """
-    if approval.group_id and not actor.groups.filter(pk=approval.group_id).exists():
-        raise NotEligible()
-    if approve and not approval.allow_self_approval and actor.pk == session.owner_id:
-        raise SelfApprovalForbidden()
+    needs = Needs.of(approval)
+    needs.check_may_decide(actor, requester_id=session.owner_id, approve=approve)
+    if edit is not None:
+        needs = needs.after_edit(edit.verdict)
+        needs.check_may_decide(actor, requester_id=session.owner_id, approve=approve)
     if grant is not None:
-        # A grant skips every later request: it may not stand in for several approvers.
-        if approval.approvals_needed > 1:
-            raise GrantNotAllowed()
-        approved_arguments = approval.arguments_to_run if arguments is None else arguments
-        if not set(grant) <= set(approved_arguments):
-            raise InvalidGrant()
+        _check_grant(grant, needs, approval.arguments_to_run if edit is None else edit.arguments)
     reason = reason.strip()[:2000]
-    edited = arguments is not None and arguments_hash(arguments) != approval.arguments_hash
-    if edited:
-        approval.edited_arguments = arguments
-        approval.edited_by = actor
-        approval.arguments_hash = arguments_hash(arguments)
-        approval.save(update_fields=["edited_arguments", "edited_by", "arguments_hash"])
-    decision = Decision.APPROVE if approve else Decision.REJECT
-    approved_hash = approval.arguments_hash if approve else ""
-    earlier = approval.decisions.filter(approver=actor).first()
-    if earlier is not None and (earlier.decision, earlier.arguments_hash) == (
-        decision,
-        approved_hash,
-    ):
+    regrouped = edit is not None and _edit_record(approval, edit, needs, actor=actor)
+    if not _decision_save(approval, actor=actor, approve=approve, reason=reason, edit=edit):
         return
-    ApprovalDecision.objects.update_or_create(
-        approval=approval,
-        approver=actor,
-        defaults={
-            "decision": decision,
-            "reason": reason,
-            "arguments_hash": approved_hash,
-            "edited_arguments": arguments if edited else None,
-        },
-    )
-    given = approval.approvals_given
-    if not approve or given >= approval.approvals_needed:
+    if not approve or approval.approvals_given >= approval.approvals_needed:
         approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         approval.decided_by = actor
         approval.decided_at = timezone.now()
         approval.reason = reason
         approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
         notifications.notify_on_commit(approval_id=approval.pk, status=approval.status)
-    # The requested arguments stay in the approval_requested event; an edit is told here.
-    told = {"edited_arguments": arguments, "edited_by": actor.get_username()} if edited else {}
+    elif regrouped:
+        # Other people may decide it now: they hear of it as of a new request.
+        notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
+    granted = None
     if grant is not None:
         granted = SessionGrant.objects.create(
             session=session,
@@ -177,7 +210,100 @@ def decision_record(
             approval=approval,
             granted_by=actor,
         )
-        told["grant"] = {"id": granted.pk, "match": granted.match}
+    _decision_tell(
+        session,
+        turn,
+        approval,
+        actor=actor,
+        approve=approve,
+        reason=reason,
+        edit=edit,
+        grant=granted,
+    )
+
+
+def _check_grant(grant: list[str], needs: Needs, approved_arguments: dict[str, Any]) -> None:
+    # A grant skips every later request: it may not stand in for several approvers.
+    if needs.approvals_needed > 1:
+        raise GrantNotAllowed()
+    if not set(grant) <= set(approved_arguments):
+        raise InvalidGrant()
+
+
+def _edit_record(approval: ApprovalRequest, edit: Edit, needs: Needs, *, actor) -> bool:
+    """Bind the request to the edited arguments and to what it needs now; whether the people
+    who may decide it changed (another group)."""
+    regrouped = needs.group_id != approval.group_id
+    approval.edited_arguments = edit.arguments
+    approval.edited_by = actor
+    approval.arguments_hash = arguments_hash(edit.arguments)
+    approval.approvals_needed = needs.approvals_needed
+    approval.group_id = needs.group_id
+    approval.allow_self_approval = needs.allow_self_approval
+    approval.save(
+        update_fields=[
+            "edited_arguments",
+            "edited_by",
+            "arguments_hash",
+            "approvals_needed",
+            "group",
+            "allow_self_approval",
+        ]
+    )
+    return regrouped
+
+
+def _decision_save(
+    approval: ApprovalRequest, *, actor, approve: bool, reason: str, edit: Edit | None
+) -> bool:
+    """Keep the approver's say on the request (one per approver, the latest); False when it is
+    the one they already gave."""
+    decision = Decision.APPROVE if approve else Decision.REJECT
+    approved_hash = approval.arguments_hash if approve else ""
+    earlier = approval.decisions.filter(approver=actor).first()
+    if earlier is not None and (earlier.decision, earlier.arguments_hash) == (
+        decision,
+        approved_hash,
+    ):
+        return False
+    ApprovalDecision.objects.update_or_create(
+        approval=approval,
+        approver=actor,
+        defaults={
+            "decision": decision,
+            "reason": reason,
+            "arguments_hash": approved_hash,
+            "edited_arguments": edit.arguments if edit is not None else None,
+        },
+    )
+    return True
+
+
+def _decision_tell(
+    session: AgentSession,
+    turn: Turn,
+    approval: ApprovalRequest,
+    *,
+    actor,
+    approve: bool,
+    reason: str,
+    edit: Edit | None,
+    grant: SessionGrant | None,
+) -> None:
+    """The approval_decided event. The requested arguments stay in the approval_requested
+    event; an edit is told here, with the rule that judged the edited call and what the request
+    needs since."""
+    told: dict[str, Any] = {}
+    if edit is not None:
+        told = {
+            "edited_arguments": edit.arguments,
+            "edited_by": actor.get_username(),
+            "policy": edit.verdict.as_event_data(),
+            "group": approval.group.name if approval.group_id else None,
+            "allow_self_approval": approval.allow_self_approval,
+        }
+    if grant is not None:
+        told["grant"] = {"id": grant.pk, "match": grant.match}
     events.append(
         session=session,
         turn=turn,
@@ -187,7 +313,7 @@ def decision_record(
             decision=ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED,
             # Still "pending" while a quorum waits for more approvers.
             status=approval.status,
-            approvals_given=given,
+            approvals_given=approval.approvals_given,
             approvals_needed=approval.approvals_needed,
             decided_by=actor.get_username(),
             reason=reason,

@@ -13,7 +13,7 @@ from sessions_app import services
 from sessions_app.models import StopReason, Turn, TurnStatus
 from sessions_app.runtime import mcp, tools
 
-from . import records
+from . import policies, records
 from .errors import InvalidArguments, NotPending
 from .models import ApprovalRequest, ApprovalStatus, SessionGrant
 
@@ -39,20 +39,22 @@ def approval_decide(
 
     A rejection rejects at once; approvals release the call when ``approvals_needed`` distinct
     approvers have given one (the same approver twice counts once). An approval may come with
-    edited ``arguments``, checked against the tool's schema (``InvalidArguments``, nothing
-    changes); the call then runs with those, and approvals of other arguments stop counting
-    towards the quorum. With ``grant`` (argument names, possibly none) an approval of a
-    single-approver request also approves later calls of the tool in the session whose
-    arguments have the same values of those names. Takes the same session and
-    turn locks as a cancel, so of a cancel and a decision arriving together exactly one wins;
-    the loser gets ``NotPending``. When no request of the turn is pending any more the turn is
-    queued and resumed from its checkpoint.
+    edited ``arguments``, put in the tool's canonical form (``InvalidArguments``, nothing
+    changes) and judged again by the policy as the edited call will run (``_edit_of``); the
+    call then runs with those, and approvals of other arguments stop counting towards the
+    quorum. With ``grant`` (argument names, possibly none) an approval of a single-approver
+    request also approves later calls of the tool in the session whose arguments have the same
+    values of those names. Takes the same session and turn locks as a cancel, so of a cancel
+    and a decision arriving together exactly one wins; the loser gets ``NotPending``. When no
+    request of the turn is pending any more the turn is queued and resumed from its checkpoint.
     """
     turn_id, tool_name = ApprovalRequest.objects.values_list("turn_id", "tool_name").get(
         pk=approval_id
     )
+    tool = None
     if approve and arguments is not None:
-        arguments = _prepared_arguments(tool_name, arguments)
+        tool = _edited_tool(tool_name)
+        arguments = _prepared_arguments(tool, arguments)
     with transaction.atomic():
         session, turn = services.lock_turn(turn_id)
         approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
@@ -70,7 +72,7 @@ def approval_decide(
                 actor=actor,
                 approve=approve,
                 reason=reason,
-                arguments=arguments if approve else None,
+                edit=_edit_of(turn, approval, tool, arguments) if tool is not None else None,
                 grant=grant if approve else None,
             )
             services.turn_resume_after_decision(session=session, turn=turn)
@@ -79,15 +81,39 @@ def approval_decide(
     return approval
 
 
-def _prepared_arguments(tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """An approver's edited arguments in the tool's canonical form (``Tool.prepare``)."""
+def _edited_tool(tool_name: str) -> tools.Tool:
+    """The tool whose call an approver edits: it puts the edit in canonical form, and its
+    declaration (``needs_approval``) is the policy's default for the edited call."""
     tool = tools.registry().get(tool_name) or mcp.cached_tool(tool_name)
     if tool is None:
         raise InvalidArguments(f"The tool {tool_name} is not available any more.")
+    return tool
+
+
+def _prepared_arguments(tool: tools.Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+    """An approver's edited arguments in the tool's canonical form (``Tool.prepare``)."""
     try:
         return tool.prepare(arguments)
     except tools.ToolError as exc:
         raise InvalidArguments(str(exc)) from None
+
+
+def _edit_of(
+    turn: Turn, approval: ApprovalRequest, tool: tools.Tool, arguments: dict[str, Any]
+) -> records.Edit | None:
+    """The approver's edit with the policy's verdict on the call as edited, judged as the
+    turn's loop judges a call (the turn's agent profile, the tool's declaration), so that
+    editing a call cannot get past a rule that would have denied it or sent it to other
+    approvers; None when the arguments are the ones that stand."""
+    if records.arguments_hash(arguments) == approval.arguments_hash:
+        return None
+    verdict = policies.policy_verdict(
+        tool_name=tool.name,
+        needs_approval=tool.needs_approval,
+        arguments=arguments,
+        agent_id=turn.agent_snapshot.get("id"),
+    )
+    return records.Edit(arguments=arguments, verdict=verdict)
 
 
 def grant_revoke(*, session_id, grant_id: int, actor) -> SessionGrant:

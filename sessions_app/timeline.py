@@ -207,6 +207,22 @@ def decision_text(data: dict[str, Any]) -> str:
     return text
 
 
+def rejudged_text(data: dict[str, Any]) -> str:
+    """How an edit's decision names the rule that judged the edited call, and what the request
+    needs since (see ``approvals_app.records.Needs.after_edit``); "" for older events."""
+    policy = data.get("policy")
+    if not isinstance(policy, dict):
+        return ""
+    judge = f'The rule "{policy.get("name")}"' if policy.get("rule") else "The tool's default"
+    needed = data.get("approvals_needed")
+    needs = f"{needed} approver{'' if needed == 1 else 's'}"
+    if data.get("group"):
+        needs += f" from {data['group']}"
+    if data.get("allow_self_approval") is False:
+        needs += ", not the requester"
+    return f"{judge} judged the call as edited: it needs {needs}."
+
+
 # Items
 
 
@@ -266,6 +282,7 @@ def render_item(
     elif kind == EventKind.APPROVAL_DECIDED:
         context["text"] = decision_text(data)
         context["edited"] = pretty(data.get("edited_arguments"))
+        context["rejudged"] = rejudged_text(data)
     if approval is not None:
         context["approval_state"] = mark_safe(render_approval_state(approval))
     return render_to_string(f"sessions/events/{kind}.html", context)

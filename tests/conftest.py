@@ -144,6 +144,20 @@ def approver(django_user_model):
 
 
 @pytest.fixture
+def make_approver(django_user_model):
+    """Makes a user who may decide approval requests (the permission, no group)."""
+
+    def make(username):
+        from django.contrib.auth.models import Permission
+
+        person = django_user_model.objects.create_user(username, password=f"{username}-pw-1")
+        person.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+        return person
+
+    return make
+
+
+@pytest.fixture
 def api(user):
     from rest_framework.test import APIClient
 

@@ -228,6 +228,8 @@ def test_it_posts_one_signed_webhook_and_retries_after_a_500(
     assert payload["status"] == "pending"
     assert payload["tool"] == "send_email"
     assert payload["arguments"] == approval.arguments
+    # Only an edit adds the arguments as requested beside those that run.
+    assert (payload["edited_by"], "requested_arguments" in payload) == (None, False)
     assert payload["session"] == str(turn.session_id)
     assert payload["turn"] == turn.pk
     assert payload["requested_by"] == "alice"
@@ -260,6 +262,68 @@ def test_it_announces_the_decision_and_not_the_stale_request(
     # Slack shows the reason as written instead of notifying the whole channel.
     assert "approved by carol: fine &lt;!channel&gt;" in payload["text"]
     assert payload["text"].startswith(f"send_email (request {approval.pk}, asked for by alice)")
+
+
+def test_the_decision_notices_show_the_arguments_as_edited(
+    email_waiting_for_approval, approvers, outbox, webhook
+):
+    _turn, approval = email_waiting_for_approval()
+    run_notification_tasks({approval.pk})
+    outbox.clear()
+    webhook.requests.clear()
+    requested = dict(approval.arguments)
+    edited = {**requested, "to": "y@example.com"}
+
+    approval_services.approval_decide(
+        approval_id=approval.pk, actor=approvers, approve=True, arguments=edited
+    )
+    run_notification_tasks({approval.pk})
+
+    [payload] = webhook.payloads()
+    assert (payload["status"], payload["edited_by"]) == ("approved", "carol")
+    assert (payload["arguments"], payload["requested_arguments"]) == (edited, requested)
+    assert '"to": "y@example.com"' in payload["text"]
+    assert "edited by carol" in payload["text"]
+    assert [message.to for message in outbox] == [["dave@example.org"], ["erin@example.org"]]
+    body = outbox[0].body
+    assert f"Arguments, as edited by carol:\n{json.dumps(edited, indent=2, sort_keys=True)}" in body
+    assert f"Requested arguments:\n{json.dumps(requested, indent=2, sort_keys=True)}" in body
+
+
+def test_an_edit_that_hands_the_request_to_another_group_asks_that_group(
+    email_waiting_for_approval, approvers, outbox, django_user_model
+):
+    board = Group.objects.create(name="board")
+    PolicyRule.objects.create(
+        name="Board mail needs two of the board",
+        tool_name="send_email",
+        field="to",
+        operator="email_domain_in",
+        value="board.test",
+        outcome=Outcome.REQUIRE_APPROVAL,
+        group=board,
+        quorum=2,
+    )
+    approvers.groups.add(board)
+    django_user_model.objects.get(username="erin").groups.add(board)
+    _turn, approval = email_waiting_for_approval()
+    run_notification_tasks({approval.pk})
+    outbox.clear()
+
+    approval_services.approval_decide(
+        approval_id=approval.pk,
+        actor=approvers,
+        approve=True,
+        arguments={**approval.arguments, "to": "chair@board.test"},
+    )
+    ran = run_notification_tasks({approval.pk})
+
+    assert [status for _, status, _ in ran] == [ApprovalStatus.PENDING]
+    # The board's other member is asked; carol approved it already, dave is not of the board.
+    assert [message.to for message in outbox] == [["erin@example.org"]]
+    assert outbox[0].subject == f"Approval needed: send_email (request {approval.pk})"
+    assert "Arguments, as edited by carol:" in outbox[0].body
+    assert "chair@board.test" in outbox[0].body
 
 
 def test_it_notifies_from_a_worker_process(llm, user, approver, webhook, worker_process):

@@ -3,7 +3,6 @@
 from functools import partial
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from approvals_app import services as approval_services
@@ -13,16 +12,6 @@ from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error, interrupts, race, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def make_approver(django_user_model):
-    def make(username):
-        person = django_user_model.objects.create_user(username, password=f"{username}-pw-1")
-        person.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
-        return person
-
-    return make
 
 
 def client_for(person) -> APIClient:
