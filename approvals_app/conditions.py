@@ -37,8 +37,9 @@ class Operator(models.TextChoices):
 class Undecided(Exception):
     """The condition cannot tell whether the call meets it.
 
-    ``fault`` says what an operator should know about the rule (its pattern ran out of time,
-    its domain list does not normalise); it is empty when the call's value is simply not of the
+    ``fault`` says what an operator should know about the rule: its pattern ran out of time, or
+    its value, saved without the admin's checks (``condition_problem``), does not read as a
+    pattern, a number or a domain list. It is empty when the call's value is simply not of the
     kind the condition compares.
     """
 
@@ -131,10 +132,18 @@ def matches(arguments: dict[str, Any], *, field: str, operator: str, value: str)
     if operator == Operator.EMAIL_DOMAIN_IN:
         return _domain_in(argument, value)
     if operator == Operator.NUMBER_ABOVE:
-        if not isinstance(argument, int | float) or isinstance(argument, bool):
-            raise Undecided()
-        return argument > float(value)
+        return _above(argument, value)
     raise ValueError(f"unknown operator {operator!r}")
+
+
+def _above(argument: Any, value: str) -> bool:
+    if not isinstance(argument, int | float) or isinstance(argument, bool):
+        raise Undecided()
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise Undecided("its value is not a number") from None
+    return argument > threshold
 
 
 def _full_match(pattern: str, argument: Any) -> bool:
@@ -150,6 +159,8 @@ def _full_match(pattern: str, argument: Any) -> bool:
         raise Undecided(
             f"the pattern ran out of time ({settings.POLICY_REGEX_TIMEOUT} s) on a value"
         ) from None
+    except regex.error:
+        raise Undecided("its pattern is not a valid regular expression") from None
     return found is not None
 
 

@@ -122,6 +122,11 @@ def fresh_fault_log(monkeypatch):
 
 UNJUDGEABLE = {
     "runaway pattern": ({"field": "to", "operator": "regex", "value": RUNAWAY}, HOSTILE_TO),
+    "pattern saved unchecked": ({"field": "to", "operator": "regex", "value": "("}, HOSTILE_TO),
+    "domains saved unchecked": (
+        {"field": "to", "operator": "email_domain_in", "value": "example.com\n*.evil.com"},
+        "ann@example.com",
+    ),
     "recipient that is no plain address": (
         {"field": "to", "operator": "email_domain_in", "value": "example.com"},
         "spy@evil.com (ann@example.com",
