@@ -13,6 +13,7 @@ that backtracks without end neither lets a call through nor freezes the other tu
 """
 
 import json
+import math
 from typing import Any
 
 import regex
@@ -102,8 +103,10 @@ def condition_problem(field: str, operator: str, value: str) -> str:
             return f"The regular expression is not valid: {exc}."
     if operator == Operator.NUMBER_ABOVE:
         try:
-            float(value)
+            finite = math.isfinite(float(value))
         except ValueError:
+            finite = False
+        if not finite:
             return "The value must be a number."
     if operator in (Operator.ONE_OF, Operator.EMAIL_DOMAIN_IN) and not _lines(value):
         return "Give at least one value, one a line."

@@ -184,6 +184,7 @@ def test_it_logs_a_pattern_that_runs_out_of_time_once_per_rule(caplog, fresh_fau
         ("", "equals", "x"),
         ("to", "regex", "(unclosed"),
         ("amount", "number_above", "many"),
+        ("amount", "number_above", "nan"),
         ("to", "email_domain_in", "\n \n"),
         ("to", "email_domain_in", "example.com\n*.example.com"),
         ("to", "email_domain_in", "evil.com."),
