@@ -35,6 +35,14 @@ def _finite_float(text: str) -> float:
     return number
 
 
+def _readable_int(text: str) -> int:
+    # Python refuses to read an integer of more than 4,300 digits (a plain ValueError).
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidJson(NOT_FINITE) from None
+
+
 def _no_constant(name: str):
     raise InvalidJson(NOT_FINITE)
 
@@ -42,7 +50,9 @@ def _no_constant(name: str):
 def loads(raw: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` that refuses, with ``InvalidJson``, what this module's docstring names."""
     try:
-        value = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
+        value = json.loads(
+            raw, parse_float=_finite_float, parse_int=_readable_int, parse_constant=_no_constant
+        )
     except RecursionError:
         raise InvalidJson(TOO_DEEP) from None
     except (json.JSONDecodeError, UnicodeDecodeError):

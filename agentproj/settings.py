@@ -370,6 +370,9 @@ AGENT_MCP_CALL_TIMEOUT = env.float("AGENT_MCP_CALL_TIMEOUT", default=120.0)
 # Characters of a tool's result the model gets (text and structured content together).
 AGENT_MCP_MAX_RESULT_CHARS = env.int("AGENT_MCP_MAX_RESULT_CHARS", default=20_000)
 APPROVAL_TIMEOUT = env.float("APPROVAL_TIMEOUT", default=24 * 3600.0)
+# How long a policy rule's regular expression may run on one value; past it the rule fails
+# closed (approvals_app/conditions.py).
+POLICY_REGEX_TIMEOUT = env.float("POLICY_REGEX_TIMEOUT", default=0.05)
 # Notifications of approval requests (approvals_app/notifications.py). A worker process knows no
 # request's host, so links in e-mails and webhooks start with the address people reach the site at.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from .conditions import Operator, condition_problem
+from .conditions import Operator, condition_problem, normalised_domains
 
 
 class ApprovalStatus(models.TextChoices):
@@ -185,6 +185,9 @@ class PolicyRule(models.Model):
         problem = condition_problem(self.field, self.operator, self.value)
         if problem:
             raise ValidationError(problem)
+        if self.operator == Operator.EMAIL_DOMAIN_IN:
+            # Kept as the matcher reads it, so the admin shows what calls are compared with.
+            self.value = "\n".join(normalised_domains(self.value))
 
 
 class SessionGrant(models.Model):

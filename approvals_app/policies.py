@@ -1,6 +1,14 @@
 """Which outcome a tool call gets: the first matching policy rule of its tool (and of the turn's
-agent profile, for rules that name one), else the tool's own declaration (``needs_approval``)."""
+agent profile, for rules that name one), else the tool's own declaration (``needs_approval``).
 
+A rule whose condition cannot tell (``conditions.Undecided``) fails closed: an ``allow`` rule
+does not apply, a ``deny`` or ``require_approval`` rule does. A condition's meaning must not flip
+on a value it cannot read: "deny mail to evil.com" still holds back a recipient whose domain it
+cannot judge, and "allow mail to example.com" lets none through.
+"""
+
+import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +17,14 @@ from django.db.models import F, Q
 from . import conditions
 from .models import Outcome, PolicyRule, SessionGrant
 
+logger = logging.getLogger(__name__)
+
 TOOL_DEFAULT = "the tool's default"
+
+# The faults already logged by this process, per rule and condition: a pattern that runs out of
+# time would otherwise log at every call of the tool.
+_faults_logged: set[tuple[int, str, str]] = set()
+_faults_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -44,9 +59,7 @@ def policy_verdict(
         Q(agent__isnull=True) | Q(agent_id=agent_id), tool_name=tool_name
     ).order_by("position", "id")
     for rule in rules:
-        if conditions.matches(
-            arguments, field=rule.field, operator=rule.operator, value=rule.value
-        ):
+        if _applies(rule, arguments):
             return Verdict(
                 outcome=rule.outcome,
                 rule_id=rule.pk,
@@ -57,6 +70,34 @@ def policy_verdict(
             )
     default = Outcome.REQUIRE_APPROVAL if needs_approval else Outcome.ALLOW
     return Verdict(outcome=default, rule_id=None, rule_name=TOOL_DEFAULT)
+
+
+def _applies(rule: PolicyRule, arguments: dict[str, Any]) -> bool:
+    try:
+        return conditions.matches(
+            arguments, field=rule.field, operator=rule.operator, value=rule.value
+        )
+    except conditions.Undecided as undecided:
+        if undecided.fault:
+            _log_once(rule, undecided.fault)
+        return rule.outcome != Outcome.ALLOW
+
+
+def _log_once(rule: PolicyRule, fault: str) -> None:
+    key = (rule.pk, rule.field, rule.value)
+    with _faults_lock:
+        if key in _faults_logged:
+            return
+        _faults_logged.add(key)
+    logger.warning(
+        'policy rule "%s" (#%s) on %s.%s: %s; it counts as %s (fail closed)',
+        rule.name,
+        rule.pk,
+        rule.tool_name,
+        rule.field,
+        fault,
+        "not matching" if rule.outcome == Outcome.ALLOW else "matching",
+    )
 
 
 @dataclass(frozen=True)

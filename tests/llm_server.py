@@ -85,7 +85,8 @@ class ScriptedLLM:
 
     def reply(self, text: str = "", tool_call: dict[str, Any] | None = None) -> None:
         """The next answer: ``text`` streamed word by word, then an optional tool call
-        ``{"name": ..., "arguments": {...}}``."""
+        ``{"name": ..., "arguments": {...}}``; arguments given as a string are sent as that
+        text, as a model may write it (``1e999``, ``NaN``, deep nesting)."""
         self.queue.append(Behaviour("reply", text=text, tool_call=tool_call))
 
     def cut_in_tool_call(self, tool_call: dict[str, Any]) -> None:
@@ -144,7 +145,7 @@ def _make_handler(llm: ScriptedLLM):
                 if behaviour.kind in ("reply", "cut_tool_call")
                 else None
             )
-            items = list(demo_llm.chunks(body, answer))
+            items = _answer_chunks(body, answer)
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
@@ -231,6 +232,25 @@ def _make_handler(llm: ScriptedLLM):
             self.wfile.write(raw)
 
     return Handler
+
+
+def _answer_chunks(body: dict[str, Any], answer) -> list[dict[str, Any]]:
+    """The demo model's chunks of ``answer``; a tool call's arguments given as text go out as
+    that text, whole, in the first arguments chunk."""
+    call = answer[1] if answer else None
+    if call is None or not isinstance(call["arguments"], str):
+        return list(demo_llm.chunks(body, answer))
+    items = list(demo_llm.chunks(body, (answer[0], {**call, "arguments": {}})))
+    pieces = [
+        call_delta["function"]
+        for item in items
+        if _has_tool_call_arguments(item)
+        for choice in item["choices"]
+        for call_delta in choice["delta"]["tool_calls"]
+    ]
+    for piece, text in zip(pieces, [call["arguments"]] + [""] * len(pieces), strict=False):
+        piece["arguments"] = text
+    return items
 
 
 def _has_tool_call_arguments(item: dict[str, Any]) -> bool:

@@ -152,7 +152,7 @@ def test_it_takes_the_first_matching_rule_in_order(ask, outbox):
         position=2,
         field="to",
         operator="regex",
-        value="@example\\.com$",
+        value=".*@example\\.com",
     )
 
     turn = ask("please send an email to ops@example.com")

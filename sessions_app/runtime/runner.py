@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from agentproj import json_limits
 from approvals_app import errors as approval_errors
 from approvals_app import policies
 from approvals_app import records as approval_records
@@ -265,7 +266,13 @@ class TurnRunner:
                     arguments = tool.prepare(arguments)
                 except tools.ToolError as exc:
                     problem = str(exc)
-            recorded = {"tool_call_id": call.id, "tool": call.name, "arguments": arguments}
+            # Refused arguments are not recorded: they may hold what neither the database (a
+            # NUL) nor a reader (a bidi override) may be given. The refusal says what was wrong.
+            recorded = {
+                "tool_call_id": call.id,
+                "tool": call.name,
+                "arguments": arguments if problem is None else {},
+            }
             verdict = None
             if problem is None:
                 verdict = await self.host.db(
@@ -557,9 +564,13 @@ def _rejection(approval) -> str:
 
 
 def _parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """The model's arguments, or what the model is told about them (``json_limits``: a deep
+    nesting, ``1e999`` or ``NaN`` is the model's mistake, not the turn's failure)."""
     try:
-        value = json.loads(raw or "{}")
-    except json.JSONDecodeError:
+        value = json_limits.loads(raw or "{}")
+    except json_limits.InvalidJson as exc:
+        if exc.detail in (json_limits.TOO_DEEP, json_limits.NOT_FINITE):
+            return {}, f"The tool arguments are not accepted: {exc.detail}"
         return {}, "The tool arguments are not valid JSON."
     if not isinstance(value, dict):
         return {}, "The tool arguments must be a JSON object."
