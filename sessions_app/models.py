@@ -228,6 +228,11 @@ class TimelineEvent(models.Model):
     seq = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=24, choices=EventKind.choices)
     data = models.JSONField(default=dict)
+    # An assistant message's text as sanitised HTML, rendered once when the text became final
+    # (``events.append``/``events.update``); every read serves it as stored. Kept out of
+    # ``data``, which the API returns as it is: the HTML is the API's separate ``html``. Null
+    # for every other event and a streaming message; "" is the HTML of an empty answer.
+    html = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -21,7 +21,7 @@ from agentproj.validators import TITLE_MAX_LENGTH
 from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
 
-from . import delivery, events
+from . import delivery, events, rendering
 from .agents import agent_snapshot
 from .models import (
     TERMINAL_STATUSES,
@@ -431,8 +431,12 @@ def turn_save_progress(
     """Checkpoint a running turn: conversation so far, usage, and the assistant text so far.
 
     With ``assistant_text`` it creates (first call) or updates the assistant message event and
-    returns it.
+    returns it. Final text is rendered here, before the locks are taken: a long answer's
+    Markdown takes a while, and on SQLite a write transaction holds the database-wide lock.
     """
+    final_html = None
+    if assistant_text is not None and not streaming:
+        final_html = rendering.assistant_html(assistant_text)
     with transaction.atomic():
         session, turn = _lock_worker_turn(turn_id)
         _require_lease(turn, lease_token)
@@ -448,7 +452,11 @@ def turn_save_progress(
         if assistant_text is None:
             return None
         return _write_assistant_text(
-            session, turn, assistant_event_id, {"text": assistant_text, "streaming": streaming}
+            session,
+            turn,
+            assistant_event_id,
+            {"text": assistant_text, "streaming": streaming},
+            html=final_html,
         )
 
 
@@ -498,15 +506,20 @@ def turns_save_streaming_text(*, checkpoints: list[TextCheckpoint]) -> set[int]:
 
 
 def _write_assistant_text(
-    session: AgentSession, turn: Turn, event_id: int | None, data: dict[str, Any]
+    session: AgentSession,
+    turn: Turn,
+    event_id: int | None,
+    data: dict[str, Any],
+    html: str | None = None,
 ) -> TimelineEvent:
+    """Write the message's text; final text gets its HTML (``html``, or rendered now)."""
     if event_id is None:
         return events.append(
-            session=session, turn=turn, kind=EventKind.ASSISTANT_MESSAGE, data=data
+            session=session, turn=turn, kind=EventKind.ASSISTANT_MESSAGE, data=data, html=html
         )
     event = TimelineEvent.objects.get(pk=event_id, turn=turn)
     if event.data != data:
-        events.update(event=event, data=data)
+        events.update(event=event, data=data, html=html)
     return event
 
 
