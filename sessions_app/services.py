@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -34,7 +35,7 @@ from .models import (
     Turn,
     TurnStatus,
 )
-from .selectors import agent_default
+from .selectors import agent_default, user_active_turns
 from .selectors import session_active_turn as active_turn
 
 S = TurnStatus
@@ -76,6 +77,14 @@ INTERRUPT_TEXT = {
 class SessionBusy(ServiceError):
     code = "session_busy"
     detail = "A turn is already active in this session."
+
+
+class TooManyActiveTurns(ServiceError):
+    code = "too_many_active_turns"
+    detail = (
+        "Too many of your turns are active at once. Wait for one to end, or stop one, "
+        "and send again."
+    )
 
 
 class NoActiveTurn(ServiceError):
@@ -252,6 +261,10 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     ``on_busy``: ``reject`` refuses with ``SessionBusy``; ``interrupt`` stops the active turn
     first and starts the new one next, ahead of the turns already waiting; ``enqueue`` leaves the
     new turn ``pending`` until the turns before it have ended.
+
+    A turn that would start now is refused with ``TooManyActiveTurns`` while the session's owner
+    has ``MAX_ACTIVE_TURNS_PER_USER`` active turns over all their sessions. A turn left waiting
+    in line is not: it starts only when its session's active turn ends, so the count is the same.
     """
     if on_busy not in ON_BUSY_CHOICES:
         raise ValueError(on_busy)
@@ -278,6 +291,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 on_busy != "interrupt"
                 and locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
             )
+            if not still_busy:
+                _require_turn_allowance(locked.owner_id)
             named = not locked.title
             if named:
                 # An untitled session is named after its first message, as chat apps do.
@@ -305,6 +320,19 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     except IntegrityError as exc:
         # The partial unique constraint is the last word when two requests race.
         raise SessionBusy() from exc
+
+
+def _require_turn_allowance(owner_id: int) -> None:
+    """Refuse one more active turn of this user beyond ``MAX_ACTIVE_TURNS_PER_USER``.
+
+    The user's row is locked first: two sends in two of their sessions lock two different
+    session rows, and without it both could count the same turns and pass on PostgreSQL. (SQLite
+    runs one write transaction at a time anyway.) Nothing locks a user's row and then a session,
+    so taking it after the session's lock cannot deadlock.
+    """
+    get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk").first()
+    if user_active_turns(owner_id).count() >= settings.MAX_ACTIVE_TURNS_PER_USER:
+        raise TooManyActiveTurns()
 
 
 def _title_from(message: str) -> str:
