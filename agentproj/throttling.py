@@ -46,7 +46,7 @@ class SessionChangeThrottle(ActionRateThrottle):
     """Creating, renaming and deleting sessions; listing and reading them are not counted."""
 
     scope = "sessions"
-    methods = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+    methods = frozenset({"POST", "PATCH", "DELETE"})
 
 
 class EventsThrottle(ActionRateThrottle):
@@ -58,16 +58,16 @@ class ResumeThrottle(ActionRateThrottle):
 
 
 @dataclass(frozen=True)
-class _UserAction:
-    """What a throttle reads of a request, for a count that is not a request (a socket frame)."""
+class _Caller:
+    """What a user rate reads of a request (its user), for an action that is no request."""
 
     user: object
-    method: str = "POST"
 
 
 def spend(throttle: ActionRateThrottle, user) -> float | None:
-    """Count one action of ``user``; None when it is within the rate, else the seconds to wait."""
-    if throttle.allow_request(_UserAction(user), None):
+    """Count one action of ``user``, whatever the throttle's ``methods``; None when it is within
+    the rate, else the seconds to wait."""
+    if UserRateThrottle.allow_request(throttle, _Caller(user), None):
         return None
     return throttle.wait() or 1.0
 

@@ -76,15 +76,19 @@ class _Keeper:
             self.task = asyncio.get_running_loop().create_task(self._refresh_while_open())
 
     async def _refresh_while_open(self) -> None:
-        while self.channel_names:
-            await asyncio.sleep(REFRESH_SECONDS)
-            try:
-                await database_sync_to_async(sockets_keep_alive)(
-                    channel_names=list(self.channel_names)
-                )
-            except Exception:
-                # The next refresh tries again; the rows outlive a few failed ones.
-                logger.warning("open sockets: refresh failed", exc_info=True)
+        try:
+            while self.channel_names:
+                await asyncio.sleep(REFRESH_SECONDS)
+                try:
+                    await database_sync_to_async(sockets_keep_alive)(
+                        channel_names=list(self.channel_names)
+                    )
+                except Exception:
+                    # The next refresh tries again; the rows outlive a few failed ones.
+                    logger.warning("open sockets: refresh failed", exc_info=True)
+        finally:
+            # The task holds its loop: dropped, a closed loop's keeper can go with it.
+            self.task = None
 
 
 _keepers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Keeper]" = (

@@ -4,15 +4,19 @@ alike); their open sockets and their active turns are capped; the session list c
 few queries however many sessions there are; and no authenticated answer may be stored by a
 cache."""
 
+import asyncio
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from sessions_app import services
+from sessions_app import services, socket_registry
 from sessions_app.consumers import TOO_MANY
-from sessions_app.models import AgentSession, Turn, TurnStatus
+from sessions_app.models import AgentSession, OpenSocket, Turn, TurnStatus
 from sessions_app.selectors import SESSIONS_PER_PAGE
 from tests.sockets import session_cookie, session_socket
 from tests.turn_states import assert_error, new_session, queued_turn, race
@@ -144,6 +148,45 @@ def test_it_refuses_a_socket_beyond_the_users_cap(settings, user, other_user):
                 await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_it_keeps_counting_an_open_socket_and_stops_for_a_dead_process(settings, monkeypatch, user):
+    settings.MAX_SOCKETS_PER_USER = 1
+    monkeypatch.setattr(socket_registry, "ALIVE_SECONDS", 0.5)
+    monkeypatch.setattr(socket_registry, "REFRESH_SECONDS", 0.1)
+    session = new_session(user)
+    cookie = session_cookie(user)
+
+    async def scenario():
+        first = session_socket(session.pk, cookie)
+        try:
+            assert (await first.connect(timeout=5))[0]
+            # Well past its first lease: the process holding it has pushed it forward.
+            await asyncio.sleep(1.5)
+            assert await session_socket(session.pk, cookie).connect(timeout=5) == (
+                False,
+                TOO_MANY,
+            )
+        finally:
+            await first.disconnect()
+
+    async_to_sync(scenario)()
+    assert not OpenSocket.objects.exists()
+
+    # A web process killed with the socket open left its row, and no longer refreshes it.
+    OpenSocket.objects.create(
+        user=user, channel_name="dead-process!1", alive_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    async def reopen():
+        socket = session_socket(session.pk, cookie)
+        try:
+            assert (await socket.connect(timeout=5))[0]
+        finally:
+            await socket.disconnect()
+
+    async_to_sync(reopen)()
+    assert not OpenSocket.objects.filter(channel_name="dead-process!1").exists()
 
 
 def test_it_closes_a_socket_that_resumes_too_often(low_rates, user):
