@@ -30,6 +30,7 @@ SERVICE_ERROR_STATUS = {
     "grant_not_allowed": status.HTTP_409_CONFLICT,
     "invalid_grant": status.HTTP_400_BAD_REQUEST,
     "policy_denied": status.HTTP_409_CONFLICT,
+    "too_many_active_turns": status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "agentproj.no_store.NoStoreMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -253,12 +254,26 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
-# Per-user API rates (DRF throttling, agentproj/throttling.py), counted in the default cache:
-# per process unless CACHE_URL names a shared one (e.g. redis://...).
-API_THROTTLE_RATES = env.dict(
-    "API_THROTTLE_RATES", default={"send": "60/min", "cancel": "120/min", "decide": "120/min"}
-)
+# Per-user rates (DRF throttling, agentproj/throttling.py), counted in the default cache: per
+# process unless CACHE_URL names a shared one (e.g. redis://...). ``sessions``: creating, renaming
+# and deleting sessions (API and pages); ``events``: reading a timeline (the events API and the
+# chat page); ``resume``: a socket's replays. The variable names the rates it changes; the others
+# keep their defaults.
+API_THROTTLE_RATES = {
+    "send": "60/min",
+    "cancel": "120/min",
+    "decide": "120/min",
+    "sessions": "30/min",
+    "events": "240/min",
+    "resume": "30/min",
+    **env.dict("API_THROTTLE_RATES", default={}),
+}
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Per-user caps. Sockets open at once (session pages, session lists, approval queues), counted in
+# the database across every web process (sessions_app/socket_registry.py); turns active at once
+# over all of a user's sessions (queued, running, waiting for approval or stopping).
+MAX_SOCKETS_PER_USER = env.int("MAX_SOCKETS_PER_USER", default=20)
+MAX_ACTIVE_TURNS_PER_USER = env.int("MAX_ACTIVE_TURNS_PER_USER", default=10)
 
 # An open websocket re-checks its login and permission before forwarding, at most this often
 # (sessions_app/consumers.py); logging out closes it at once in any case.

@@ -734,9 +734,14 @@ def serve_environment(storage: Storage, folder: Path, model_port: int, password:
             "LLM_API_KEY": "bench",
             "LLM_MODEL": "bench",
             "AGENTPROJ_ADMIN_PASSWORD": password,
-            # One user sends every turn of the run: per-user rate limits would measure
-            # themselves, not the app.
-            "API_THROTTLE_RATES": "send=100000/min,cancel=100000/min,decide=100000/min",
+            # One user sends every turn of the run: per-user rate limits and caps would
+            # measure themselves, not the app.
+            "API_THROTTLE_RATES": ",".join(
+                f"{scope}=100000/min"
+                for scope in ("send", "cancel", "decide", "sessions", "events", "resume")
+            ),
+            "MAX_SOCKETS_PER_USER": "100000",
+            "MAX_ACTIVE_TURNS_PER_USER": "100000",
         }
     )
     env.setdefault("LOG_LEVEL", "WARNING")

@@ -553,7 +553,11 @@ def run(args) -> int:
             "DEMO_LLM_ENABLED": "1",
             "DEMO_LLM_TOKEN_DELAY": str(args.token_delay),
             "LLM_BASE_URL": f"http://127.0.0.1:{demo_port}/demo-llm/v1",
-            "API_THROTTLE_RATES": "send=100000/min,cancel=100000/min,decide=100000/min",
+            # Faults are what the soak looks for, not rates (the per-user caps stay on).
+            "API_THROTTLE_RATES": ",".join(
+                f"{scope}=100000/min"
+                for scope in ("send", "cancel", "decide", "sessions", "events", "resume")
+            ),
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(folder / "mail"),
             # Short clocks, so that a minute sees workers reaped and approvals expire.

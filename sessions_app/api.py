@@ -4,18 +4,24 @@ import time
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentproj.throttling import CancelThrottle, SendThrottle
+from agentproj.throttling import (
+    CancelThrottle,
+    EventsThrottle,
+    SendThrottle,
+    SessionChangeThrottle,
+)
 from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text, plain_text_with_content
 
 from . import selectors, services
-from .models import ACTIVE_STATUSES, Agent, AgentSession, Turn
+from .models import Agent, AgentSession, Turn
 
 CANCEL_WAIT_SECONDS = 5.0
 CANCEL_WAIT_POLL = 0.05
@@ -49,7 +55,8 @@ class ErrorSerializer(serializers.Serializer):
 # Every endpoint answers 403 to a request without a valid login or token (session authentication
 # comes first, and it sends no WWW-Authenticate challenge, so DRF answers 403 rather than 401).
 AUTH_ERRORS = {403: ErrorSerializer}
-# Sending, cancelling and deciding are rate-limited per user (``API_THROTTLE_RATES``).
+# Sending, cancelling, deciding, changing sessions and reading events are rate-limited per user
+# (``API_THROTTLE_RATES``); a turn beyond ``MAX_ACTIVE_TURNS_PER_USER`` is refused with 429 too.
 THROTTLED_ERRORS = {429: ErrorSerializer}
 
 
@@ -108,7 +115,7 @@ class SessionOutSerializer(serializers.ModelSerializer):
 
     def _active(self, session) -> Turn | None:
         if hasattr(session, "active_turns"):
-            return session.active_turns[0] if session.active_turns else None
+            return selectors.active_turn_of(session)
         return selectors.session_active_turn(session)
 
     def get_status(self, session) -> str:
@@ -215,13 +222,6 @@ EventsOutSerializer = inline_serializer(
 EVENTS_PAGE = 1000
 
 
-def sessions_with_active_turn(user):
-    active = Turn.objects.filter(parent__isnull=True, status__in=ACTIVE_STATUSES)
-    return selectors.sessions_of(user).prefetch_related(
-        Prefetch("turns", queryset=active, to_attr="active_turns")
-    )
-
-
 def query_params(request) -> dict[str, str]:
     """The query string as a plain dict for a serializer: given a QueryDict, DRF reads an empty
     value as "not given", so ``?after=`` would pass where the schema says it is no integer."""
@@ -232,15 +232,57 @@ def own_session(request, session_id) -> AgentSession:
     return get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
 
 
-class SessionListApi(APIView):
-    @extend_schema(responses={200: SessionOutSerializer(many=True), **AUTH_ERRORS})
+class SessionPage(PageNumberPagination):
+    """Newest first, ``SESSIONS_PER_PAGE`` an answer; ``next`` links the following page.
+
+    The page number is a whole number from 1, as the schema says: DRF's own reading takes an
+    empty value for 1 and ``last`` for the last page."""
+
+    page_size = selectors.SESSIONS_PER_PAGE
+
+    class Query(serializers.Serializer):
+        page = serializers.IntegerField(required=False, default=1, min_value=1)
+
+    def get_page_number(self, request, paginator) -> int:
+        query = self.Query(data=query_params(request))
+        query.is_valid(raise_exception=True)
+        return query.validated_data["page"]
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
+
+
+class SessionListApi(GenericAPIView):
+    pagination_class = SessionPage
+    throttle_classes = [SessionChangeThrottle]
+    # What OPTIONS describes: the fields of a new session.
+    serializer_class = SessionInSerializer
+
+    @extend_schema(
+        responses={
+            200: SessionOutSerializer(many=True),
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            **AUTH_ERRORS,
+        },
+        description="The user's sessions, newest first, a page at a time (404 past the last).",
+    )
     def get(self, request):
-        sessions = sessions_with_active_turn(request.user)
-        return Response(SessionOutSerializer(sessions, many=True).data)
+        page = self.paginate_queryset(selectors.sessions_with_active_turn(request.user))
+        return self.get_paginated_response(SessionOutSerializer(page, many=True).data)
 
     @extend_schema(
         request=SessionInSerializer,
-        responses={201: SessionOutSerializer, 400: ErrorSerializer, **AUTH_ERRORS},
+        responses={
+            201: SessionOutSerializer,
+            400: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
+        },
     )
     def post(self, request):
         data = SessionInSerializer(data=request.data)
@@ -256,9 +298,13 @@ class AgentListApi(APIView):
 
 
 class SessionDetailApi(APIView):
+    throttle_classes = [SessionChangeThrottle]
+
     @extend_schema(responses={200: SessionOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
     def get(self, request, session_id):
-        session = get_object_or_404(sessions_with_active_turn(request.user), pk=session_id)
+        session = get_object_or_404(
+            selectors.sessions_with_active_turn(request.user), pk=session_id
+        )
         return Response(SessionOutSerializer(session).data)
 
     @extend_schema(
@@ -268,6 +314,7 @@ class SessionDetailApi(APIView):
             400: ErrorSerializer,
             404: ErrorSerializer,
             **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
         },
         description="Rename the session.",
     )
@@ -276,12 +323,14 @@ class SessionDetailApi(APIView):
         data = SessionRenameInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.session_rename(session=session, title=data.validated_data["title"])
-        session = get_object_or_404(sessions_with_active_turn(request.user), pk=session_id)
+        session = get_object_or_404(
+            selectors.sessions_with_active_turn(request.user), pk=session_id
+        )
         return Response(SessionOutSerializer(session).data)
 
     @extend_schema(
         request=None,
-        responses={204: None, 404: ErrorSerializer, **AUTH_ERRORS},
+        responses={204: None, 404: ErrorSerializer, **AUTH_ERRORS, **THROTTLED_ERRORS},
         description="Delete the session with its turns, timeline and approval requests. An "
         "active turn is stopped first (one interrupt notice, its pending approval requests "
         "cancelled), and turns waiting behind it end stopped too.",
@@ -306,7 +355,9 @@ class TurnCreateApi(APIView):
             **THROTTLED_ERRORS,
         },
         description="Send a message. `on_busy`: `reject` (409 session_busy), `interrupt` "
-        "(stop the active turn, then start this one) or `enqueue` (start when it ends).",
+        "(stop the active turn, then start this one) or `enqueue` (start when it ends). "
+        "429 `throttled` beyond the user's rate; 429 `too_many_active_turns` when the turn "
+        "would start while the user has MAX_ACTIVE_TURNS_PER_USER turns active.",
     )
     def post(self, request, session_id):
         session = own_session(request, session_id)
@@ -379,6 +430,8 @@ def _wait_until_terminal(turn_id: int) -> str:
 
 
 class SessionEventsApi(APIView):
+    throttle_classes = [EventsThrottle]
+
     @extend_schema(
         parameters=[EventsQuerySerializer],
         responses={
@@ -386,6 +439,7 @@ class SessionEventsApi(APIView):
             400: ErrorSerializer,
             404: ErrorSerializer,
             **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
         },
     )
     def get(self, request, session_id):

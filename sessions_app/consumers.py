@@ -9,6 +9,12 @@ well-formed message (not JSON, not an object, an unknown type, a bad ``after_seq
 frame) is answered with ``{"type": "error", "code": "invalid_message", "detail": ...}`` while the
 socket stays open.
 
+A user holds at most ``MAX_SOCKETS_PER_USER`` sockets at once, over every web process
+(``socket_registry``): one more is refused before it is accepted, with close code 4429 (a
+browser sees only a failed handshake, and the pages reconnect later). Replays are counted per
+user (``API_THROTTLE_RATES["resume"]``): a resume beyond the rate is answered ``{"type":
+"error", "code": "throttled", "detail": ...}`` and the socket is closed with 4429.
+
 A socket lives no longer than the login it was opened with. Logging out closes every socket of
 that login at once (``login_ended``, sent over the channel layer by the logout signal). Before
 forwarding anything the consumer also re-checks the login (the session still exists, is not
@@ -23,14 +29,16 @@ import json
 import time
 from importlib import import_module
 
+from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from agentproj.throttling import ResumeThrottle, spend
 from approvals_app.services import can_decide
 
-from . import events, selectors, timeline, views
+from . import events, selectors, socket_registry, timeline, views
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -38,10 +46,12 @@ REPLAY_BATCH = 500
 MAX_FRAME_CHARS = 1000
 MAX_SEQ = 2**63 - 1
 
-# Close codes: 4401 the login is missing or ended, 4403 not allowed, 4404 not this user's session.
+# Close codes: 4401 the login is missing or ended, 4403 not allowed, 4404 not this user's session,
+# 4429 too many sockets or resumes (try again later).
 LOGIN_ENDED = 4401
 NOT_ALLOWED = 4403
 NOT_FOUND = 4404
+TOO_MANY = 4429
 
 
 class InvalidFrame(Exception):
@@ -78,6 +88,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
     """A socket that closes when the login it was opened with ends (see the module docstring)."""
 
     login_group: str | None = None
+    counted = False
     # The close code for a visitor who is not logged in.
     anonymous_code = LOGIN_ENDED
 
@@ -94,6 +105,10 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         if refused is not None:
             await self.close(code=refused)
             return
+        self.counted = await socket_registry.opened(user_id=user.pk, channel_name=self.channel_name)
+        if not self.counted:
+            await self.close(code=TOO_MANY)
+            return
         self.user = user
         self.session_key = self.scope["session"].session_key
         self.login_checked_at = time.monotonic()
@@ -109,6 +124,8 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if self.login_group:
             await self.channel_layer.group_discard(self.login_group, self.channel_name)
+        if self.counted:
+            await socket_registry.closed(channel_name=self.channel_name)
 
     async def still_allowed(self) -> bool:
         """Re-check the login and permission (at most once per interval); close if gone."""
@@ -174,6 +191,16 @@ class SessionConsumer(LoginBoundConsumer):
             raise InvalidFrame('The only message is {"type": "resume", "after_seq": N}.')
         after = parse_after_seq(content.get("after_seq"))
         if not await self.still_allowed():
+            return
+        if await sync_to_async(spend)(ResumeThrottle(), self.user) is not None:
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "throttled",
+                    "detail": "Too many resumes in a short time. Reconnect in a while.",
+                }
+            )
+            await self.end(TOO_MANY)
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
         while True:

@@ -20,8 +20,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from . import rendering
 from .models import AgentSession, EventKind, TimelineEvent, Turn
-from .rendering import assistant_html
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +100,33 @@ def serialize_event(event: TimelineEvent) -> EventPayload:
         "data": event.data,
         "created_at": event.created_at.isoformat(),
     }
-    # Rendered once the text is final: the checkpoints of a streaming message would cost a
-    # render each, and the page shows raw text while deltas append to it anyway.
-    if event.kind == EventKind.ASSISTANT_MESSAGE and not event.data.get("streaming"):
-        payload["html"] = assistant_html(str(event.data.get("text") or ""))
+    # Stored when the text became final (``stored_html``): a read never renders.
+    if event.html is not None:
+        payload["html"] = event.html
     return payload
 
 
+def stored_html(kind: str, data: dict[str, Any], rendered: str | None = None) -> str | None:
+    """The HTML an event keeps: an assistant message's, once its text is final (``rendered``
+    when the caller rendered that text already, outside its transaction). A streaming message
+    has none: its checkpoints would cost a render each, and deltas append raw text anyway."""
+    if kind != EventKind.ASSISTANT_MESSAGE or data.get("streaming"):
+        return None
+    if rendered is not None:
+        return rendered
+    return rendering.assistant_html(str(data.get("text") or ""))
+
+
 def append(
-    *, session: AgentSession, turn: Turn | None, kind: str, data: dict[str, Any]
+    *,
+    session: AgentSession,
+    turn: Turn | None,
+    kind: str,
+    data: dict[str, Any],
+    html: str | None = None,
 ) -> TimelineEvent:
-    """Write a timeline event and broadcast it once the transaction commits.
+    """Write a timeline event and broadcast it once the transaction commits (``html``: see
+    ``stored_html``).
 
     The caller holds the session row's lock (services take it first), so ``last_seq`` only
     grows; the unique (session, seq) constraint backs that up.
@@ -118,7 +134,12 @@ def append(
     session.last_seq += 1
     session.save(update_fields=["last_seq", "updated_at"])
     event = TimelineEvent.objects.create(
-        session=session, turn=turn, seq=session.last_seq, kind=kind, data=data
+        session=session,
+        turn=turn,
+        seq=session.last_seq,
+        kind=kind,
+        data=data,
+        html=stored_html(kind, data, html),
     )
     _broadcast_on_commit(event)
     if kind == EventKind.STATUS:
@@ -127,10 +148,12 @@ def append(
     return event
 
 
-def update(*, event: TimelineEvent, data: dict[str, Any]) -> TimelineEvent:
-    """Replace an event's data in place (the growing assistant message) and re-broadcast it."""
+def update(*, event: TimelineEvent, data: dict[str, Any], html: str | None = None) -> TimelineEvent:
+    """Replace an event's data in place (the growing assistant message) and re-broadcast it
+    (``html``: see ``stored_html``)."""
     event.data = data
-    event.save(update_fields=["data"])
+    event.html = stored_html(event.kind, data, html)
+    event.save(update_fields=["data", "html"])
     _broadcast_on_commit(event)
     return event
 

@@ -43,6 +43,7 @@ INVARIANTS = {
     "approved_call_runs_once": "an approved call runs at most once, an unapproved one never",
     "no_lease_on_terminal_turn": "no lease on a terminal turn",
     "partial_text_kept": "a finished turn's messages are no longer streaming",
+    "final_message_rendered": "a final assistant message keeps its rendered HTML",
     "no_active_turn_when_idle": "no turn left active once workers are idle",
 }
 
@@ -59,6 +60,7 @@ def find_violations(*, idle: bool = False) -> list[Violation]:
         _approved_call_runs_once,
         _no_lease_on_terminal_turn,
         _partial_text_kept,
+        _final_message_rendered,
     ]
     if idle:
         checks.append(_no_active_turn_when_idle)
@@ -207,6 +209,20 @@ def _partial_text_kept() -> list[Violation]:
     return [
         Violation("partial_text_kept", _turn(turn_id), f"{status}; message {pk} still streaming")
         for pk, turn_id, status in streaming
+    ]
+
+
+def _final_message_rendered() -> list[Violation]:
+    """Reads serve the HTML stored when a message's text became final: a final message without
+    it reaches the API without its ``html`` and is rendered again at every page load."""
+    unrendered = (
+        TimelineEvent.objects.filter(kind=EventKind.ASSISTANT_MESSAGE, html__isnull=True)
+        .exclude(data__streaming=True)
+        .values_list("pk", "turn_id")
+    )
+    return [
+        Violation("final_message_rendered", _turn(turn_id), f"message {pk} has no stored HTML")
+        for pk, turn_id in unrendered
     ]
 
 

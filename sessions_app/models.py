@@ -228,6 +228,11 @@ class TimelineEvent(models.Model):
     seq = models.PositiveBigIntegerField()
     kind = models.CharField(max_length=24, choices=EventKind.choices)
     data = models.JSONField(default=dict)
+    # An assistant message's text as sanitised HTML, rendered once when the text became final
+    # (``events.append``/``events.update``); every read serves it as stored. Kept out of
+    # ``data``, which the API returns as it is: the HTML is the API's separate ``html``. Null
+    # for every other event and a streaming message; "" is the HTML of an empty answer.
+    html = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -304,3 +309,22 @@ class McpServer(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class OpenSocket(models.Model):
+    """A websocket open now, so that every web process counts a user's sockets
+    (``MAX_SOCKETS_PER_USER``; ``socket_registry``)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The consumer's channel-layer name: unique to one socket in one web process.
+    channel_name = models.CharField(max_length=200, unique=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    # Pushed forward while the web process holding the socket lives; a process that died
+    # without closing its sockets leaves rows that stop counting after this.
+    alive_until = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "alive_until"], name="open_socket_user_alive")]
+
+    def __str__(self):
+        return self.channel_name

@@ -4,6 +4,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Prefetch
+
 from approvals_app.models import ApprovalRequest, SessionGrant
 
 from .events import serialize_event
@@ -32,8 +34,33 @@ def user_owns_session(user, session_id) -> bool:
     return AgentSession.objects.filter(pk=session_id, owner=user).exists()
 
 
+# Sessions on one page of the session list, and in one answer of GET /api/sessions/.
+SESSIONS_PER_PAGE = 50
+
+
 def sessions_of(user):
     return AgentSession.objects.filter(owner=user).select_related("agent").order_by("-created_at")
+
+
+def sessions_with_active_turn(user):
+    """``sessions_of`` with each session's active turn fetched in one more query for all of
+    them (``active_turn_of``), whatever the number of sessions."""
+    active = Turn.objects.filter(parent__isnull=True, status__in=ACTIVE_STATUSES)
+    return sessions_of(user).prefetch_related(
+        Prefetch("turns", queryset=active, to_attr="active_turns")
+    )
+
+
+def active_turn_of(session: AgentSession) -> Turn | None:
+    """The active turn of a session from ``sessions_with_active_turn``."""
+    return session.active_turns[0] if session.active_turns else None
+
+
+def user_active_turns(owner_id):
+    """The top-level turns active now over all of a user's sessions."""
+    return Turn.objects.filter(
+        session__owner_id=owner_id, parent__isnull=True, status__in=ACTIVE_STATUSES
+    )
 
 
 def agents_to_pick():

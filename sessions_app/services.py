@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -21,7 +22,7 @@ from agentproj.validators import TITLE_MAX_LENGTH
 from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
 
-from . import delivery, events
+from . import delivery, events, rendering
 from .agents import agent_snapshot
 from .models import (
     TERMINAL_STATUSES,
@@ -34,7 +35,7 @@ from .models import (
     Turn,
     TurnStatus,
 )
-from .selectors import agent_default
+from .selectors import agent_default, user_active_turns
 from .selectors import session_active_turn as active_turn
 
 S = TurnStatus
@@ -76,6 +77,14 @@ INTERRUPT_TEXT = {
 class SessionBusy(ServiceError):
     code = "session_busy"
     detail = "A turn is already active in this session."
+
+
+class TooManyActiveTurns(ServiceError):
+    code = "too_many_active_turns"
+    detail = (
+        "Too many of your turns are active at once. Wait for one to end, or stop one, "
+        "and send again."
+    )
 
 
 class NoActiveTurn(ServiceError):
@@ -252,6 +261,10 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     ``on_busy``: ``reject`` refuses with ``SessionBusy``; ``interrupt`` stops the active turn
     first and starts the new one next, ahead of the turns already waiting; ``enqueue`` leaves the
     new turn ``pending`` until the turns before it have ended.
+
+    A turn that would start now is refused with ``TooManyActiveTurns`` while the session's owner
+    has ``MAX_ACTIVE_TURNS_PER_USER`` active turns over all their sessions. A turn left waiting
+    in line is not: it starts only when its session's active turn ends, so the count is the same.
     """
     if on_busy not in ON_BUSY_CHOICES:
         raise ValueError(on_busy)
@@ -278,6 +291,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 on_busy != "interrupt"
                 and locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
             )
+            if not still_busy:
+                _require_turn_allowance(locked.owner_id)
             named = not locked.title
             if named:
                 # An untitled session is named after its first message, as chat apps do.
@@ -305,6 +320,19 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     except IntegrityError as exc:
         # The partial unique constraint is the last word when two requests race.
         raise SessionBusy() from exc
+
+
+def _require_turn_allowance(owner_id: int) -> None:
+    """Refuse one more active turn of this user beyond ``MAX_ACTIVE_TURNS_PER_USER``.
+
+    The user's row is locked first: two sends in two of their sessions lock two different
+    session rows, and without it both could count the same turns and pass on PostgreSQL. (SQLite
+    runs one write transaction at a time anyway.) Nothing locks a user's row and then a session,
+    so taking it after the session's lock cannot deadlock.
+    """
+    get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk").first()
+    if user_active_turns(owner_id).count() >= settings.MAX_ACTIVE_TURNS_PER_USER:
+        raise TooManyActiveTurns()
 
 
 def _title_from(message: str) -> str:
@@ -431,8 +459,12 @@ def turn_save_progress(
     """Checkpoint a running turn: conversation so far, usage, and the assistant text so far.
 
     With ``assistant_text`` it creates (first call) or updates the assistant message event and
-    returns it.
+    returns it. Final text is rendered here, before the locks are taken: a long answer's
+    Markdown takes a while, and on SQLite a write transaction holds the database-wide lock.
     """
+    final_html = None
+    if assistant_text is not None and not streaming:
+        final_html = rendering.assistant_html(assistant_text)
     with transaction.atomic():
         session, turn = _lock_worker_turn(turn_id)
         _require_lease(turn, lease_token)
@@ -448,7 +480,11 @@ def turn_save_progress(
         if assistant_text is None:
             return None
         return _write_assistant_text(
-            session, turn, assistant_event_id, {"text": assistant_text, "streaming": streaming}
+            session,
+            turn,
+            assistant_event_id,
+            {"text": assistant_text, "streaming": streaming},
+            html=final_html,
         )
 
 
@@ -498,15 +534,20 @@ def turns_save_streaming_text(*, checkpoints: list[TextCheckpoint]) -> set[int]:
 
 
 def _write_assistant_text(
-    session: AgentSession, turn: Turn, event_id: int | None, data: dict[str, Any]
+    session: AgentSession,
+    turn: Turn,
+    event_id: int | None,
+    data: dict[str, Any],
+    html: str | None = None,
 ) -> TimelineEvent:
+    """Write the message's text; final text gets its HTML (``html``, or rendered now)."""
     if event_id is None:
         return events.append(
-            session=session, turn=turn, kind=EventKind.ASSISTANT_MESSAGE, data=data
+            session=session, turn=turn, kind=EventKind.ASSISTANT_MESSAGE, data=data, html=html
         )
     event = TimelineEvent.objects.get(pk=event_id, turn=turn)
     if event.data != data:
-        events.update(event=event, data=data)
+        events.update(event=event, data=data, html=html)
     return event
 
 

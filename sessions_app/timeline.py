@@ -18,7 +18,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from . import selectors
+from . import rendering, selectors
 from .events import EventPayload, serialize_event
 from .models import (
     ACTIVE_STATUSES,
@@ -28,7 +28,6 @@ from .models import (
     TimelineEvent,
     TurnStatus,
 )
-from .rendering import assistant_html
 
 S = TurnStatus
 
@@ -271,9 +270,11 @@ def render_item(
     }
     kind = event["kind"]
     if kind == EventKind.ASSISTANT_MESSAGE:
+        # A final message brings the HTML stored with it; only the text so far of a streaming
+        # one is rendered here, as it is drawn.
         html = event.get("html")
         if html is None:
-            html = assistant_html(str(data.get("text") or ""))
+            html = rendering.assistant_html(str(data.get("text") or ""))
         context["html"] = mark_safe(html)
     elif kind in (EventKind.TOOL_CALL, EventKind.APPROVAL_REQUESTED):
         context["arguments"] = pretty(data.get("arguments"))

@@ -5,12 +5,14 @@ fragments the socket renders through the same partials."""
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from agentproj.throttling import EventsThrottle, SessionChangeThrottle, page_throttle
 from approvals_app.services import can_decide
 
 from . import selectors, services, timeline
@@ -96,14 +98,15 @@ class RenameForm(forms.ModelForm):
 
 
 def session_row(session: AgentSession) -> dict:
-    status = selectors.session_status(selectors.session_active_turn(session))
+    """A row of the list, for a session from ``selectors.sessions_with_active_turn``."""
+    status = selectors.session_status(selectors.active_turn_of(session))
     return {"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]}
 
 
 def session_row_html(user, session_id) -> str | None:
     """A session's row of the list as the list page renders it; None when the user has no such
     session (any more). The row's forms get their CSRF token from the page it lands in."""
-    session = selectors.sessions_of(user).filter(pk=session_id).first()
+    session = selectors.sessions_with_active_turn(user).filter(pk=session_id).first()
     if session is None:
         return None
     return render_to_string("sessions/_session_row.html", {"row": session_row(session)})
@@ -125,7 +128,10 @@ def _next_url(request) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@page_throttle(SessionChangeThrottle, methods=("POST",))
 def session_list(request):
+    """The user's sessions, newest first, ``SESSIONS_PER_PAGE`` a page, in the same few queries
+    whatever their number; POST creates one."""
     form = SessionForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         session = services.session_create(
@@ -133,19 +139,26 @@ def session_list(request):
         )
         return redirect("session-detail", session_id=session.pk)
     query = request.GET.get("q", "").strip()
-    sessions = selectors.sessions_of(request.user)
+    sessions = selectors.sessions_with_active_turn(request.user)
     if query:
         sessions = sessions.filter(title__icontains=query)
+    page = Paginator(sessions, selectors.SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "sessions/list.html",
-        {"rows": [session_row(session) for session in sessions], "form": form, "query": query},
+        {
+            "rows": [session_row(session) for session in page],
+            "page": page,
+            "form": form,
+            "query": query,
+        },
         status=400 if form.is_bound else 200,
     )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@page_throttle(SessionChangeThrottle, methods=("POST",))
 def session_rename(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
     # Unbound to the row: the form judges the title alone, and a refused one changes nothing.
@@ -165,6 +178,7 @@ def session_rename(request, session_id):
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@page_throttle(SessionChangeThrottle, methods=("POST",))
 def session_delete(request, session_id):
     """GET asks for confirmation, POST deletes: a step that works without JavaScript."""
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
@@ -179,6 +193,7 @@ def session_delete(request, session_id):
 
 
 @login_required
+@page_throttle(EventsThrottle, methods=("GET",))
 def session_detail(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
     decides = can_decide(request.user)

@@ -67,7 +67,7 @@ def test_it_refuses_an_agent_that_is_not_a_profiles_id(api, agent):
 def test_it_shows_the_sessions_agent_in_the_list_and_the_detail(api, user, researcher):
     session = services.session_create(owner=user, agent=researcher)
 
-    listed = api.get("/api/sessions/").json()
+    listed = api.get("/api/sessions/").json()["results"]
     detail = api.get(f"/api/sessions/{session.pk}/").json()
 
     assert listed[0]["agent"] == detail["agent"] == {"id": researcher.pk, "name": "Researcher"}

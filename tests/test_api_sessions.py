@@ -7,6 +7,7 @@ import pytest
 
 from sessions_app import services
 from sessions_app.models import AgentSession
+from sessions_app.selectors import SESSIONS_PER_PAGE
 from tests.turn_states import (
     assert_error,
     assert_no_exception_text,
@@ -55,7 +56,21 @@ def test_it_lists_only_the_users_own_sessions(api, user, other_user):
     new_session(other_user)
     response = api.get("/api/sessions/")
     assert response.status_code == 200
-    assert [s["id"] for s in response.json()] == [str(mine.pk)]
+    assert [s["id"] for s in response.json()["results"]] == [str(mine.pk)]
+
+
+def test_it_lists_the_sessions_a_page_at_a_time_newest_first(api, user):
+    made = [new_session(user) for _ in range(SESSIONS_PER_PAGE + 1)]
+
+    first = api.get("/api/sessions/").json()
+    second = api.get(first["next"]).json()
+
+    assert first["count"] == second["count"] == SESSIONS_PER_PAGE + 1
+    listed = [s["id"] for s in first["results"] + second["results"]]
+    assert listed == [str(session.pk) for session in reversed(made)]
+    assert (len(first["results"]), second["next"]) == (SESSIONS_PER_PAGE, None)
+    assert_error(api.get("/api/sessions/?page=3"), 404, "not_found")
+    assert_error(api.get("/api/sessions/?page="), 400, "invalid")
 
 
 @pytest.mark.parametrize(
@@ -70,7 +85,7 @@ def test_it_lists_only_the_users_own_sessions(api, user, other_user):
 )
 def test_it_shows_the_status_of_the_active_turn(make, status, turn_status, api, user):
     turn = make(user)
-    listed = api.get("/api/sessions/").json()
+    listed = api.get("/api/sessions/").json()["results"]
     detail = api.get(f"/api/sessions/{turn.session_id}/")
     assert detail.status_code == 200
     for body in (listed[0], detail.json()):

@@ -41,6 +41,9 @@ def test_it_has_the_designed_default_rates():
         "send": "60/min",
         "cancel": "120/min",
         "decide": "120/min",
+        "sessions": "30/min",
+        "events": "240/min",
+        "resume": "30/min",
     }
 
 

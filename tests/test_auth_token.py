@@ -62,14 +62,14 @@ def test_it_accepts_a_token_made_by_the_management_command(user):
 
     sent = client.post(f"/api/sessions/{session.pk}/turns/", {"message": "hi"}, format="json")
     assert sent.status_code == 202
-    assert client.get("/api/sessions/").json()[0]["active_turn"] == sent.json()["id"]
+    assert client.get("/api/sessions/").json()["results"][0]["active_turn"] == sent.json()["id"]
 
 
 def test_it_scopes_a_token_to_its_user(user, other_user):
     theirs = queued_turn(other_user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    assert client.get("/api/sessions/").json() == []
+    assert client.get("/api/sessions/").json()["results"] == []
     assert_error(client.post(f"/api/sessions/{theirs.session_id}/cancel/"), 404, "not_found")
     theirs.refresh_from_db()
     assert theirs.status == TurnStatus.QUEUED

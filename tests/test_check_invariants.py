@@ -180,6 +180,14 @@ def test_it_reports_a_finished_turn_whose_text_is_still_streaming(written_by_the
     assert (code, broken(report)) == (1, {"partial_text_kept"})
 
 
+def test_it_reports_a_final_message_without_its_rendered_html(written_by_the_app):
+    message = written_by_the_app["stopped"].events.get(kind=EventKind.ASSISTANT_MESSAGE)
+    assert message.html == "<p>Once upon</p>"
+    TimelineEvent.objects.filter(pk=message.pk).update(html=None)
+    code, report = check()
+    assert (code, broken(report)) == (1, {"final_message_rendered"})
+
+
 def test_it_reports_turns_left_active_only_when_told_the_workers_are_idle(user):
     queued_turn(user)
     code, report = check()

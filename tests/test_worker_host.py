@@ -43,7 +43,9 @@ def assert_stopped_once(turn: Turn, reason: str) -> None:
     assert streamed_text(turn)
 
 
-def test_it_streams_twenty_turns_at_once_in_one_worker_process(llm, user, worker_process):
+def test_it_streams_twenty_turns_at_once_in_one_worker_process(llm, user, worker_process, settings):
+    # One user sends them all here: the per-user cap is not what this test is about.
+    settings.MAX_ACTIVE_TURNS_PER_USER = 20
     llm.token_delay = 0.05
     worker_process(Q_WORKERS="1")
     turns = start_stories(user, 20)

@@ -8,11 +8,11 @@ const LOGIN_ENDED = 4401;
 const RECONNECT_MS = 2000;
 
 // A row the list does not show yet is a new session: it goes first, as the list is newest
-// first, unless the list shows the results of a search.
+// first, unless the list shows the results of a search or a later page.
 function placeRow(sessionId, html) {
   const list = document.getElementById("sessions");
   const row = document.getElementById(`session-${sessionId}`);
-  if (!row && list.dataset.query) return;
+  if (!row && (list.dataset.query || list.dataset.page !== "1")) return;
   const template = document.createElement("template");
   template.innerHTML = html.trim();
   const fresh = template.content.firstElementChild;
