@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from agentproj.admin_access import SuperuserOnlyAdmin
-from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
 from . import errors, services
@@ -66,7 +66,7 @@ def reason_field(*, required: bool, **kwargs) -> forms.CharField:
         required=required,
         max_length=DECISION_REASON_MAX_LENGTH,
         strip=False,
-        validators=[plain_text_with_content if required else plain_text],
+        validators=[plain_text_with_content, human_text] if required else [human_text],
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         **kwargs,
     )

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentproj.throttling import DecideThrottle
-from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text
 from sessions_app.api import (
     AUTH_ERRORS,
     THROTTLED_ERRORS,
@@ -80,7 +80,8 @@ class DecisionInSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
         trim_whitespace=False,
-        validators=[plain_text],
+        # It reaches the other approvers' e-mails and Slack: no bidirectional controls.
+        validators=[human_text],
     )
 
 
