@@ -120,18 +120,19 @@ def patterns_in(node) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "component, field",
+    "component, field, one_line",
     [
-        ("TurnInRequest", "message"),
-        ("SessionInRequest", "title"),
-        ("SessionRenameInRequest", "title"),
-        ("CancelInRequest", "reason"),
-        ("DecisionInRequest", "reason"),
+        ("TurnInRequest", "message", False),
+        ("SessionInRequest", "title", True),
+        ("SessionRenameInRequest", "title", True),
+        ("CancelInRequest", "reason", False),
+        ("DecisionInRequest", "reason", False),
     ],
 )
-def test_it_documents_the_text_rules_of_every_input(component, field, schema):
+def test_it_documents_the_text_rules_of_every_input(component, field, one_line, schema):
     (pattern,) = patterns_in(schema["components"]["schemas"][component]["properties"][field])
-    assert re.search(pattern, "Plain text, 😀\nand a second line")
+    assert re.search(pattern, "Plain text, 😀")
+    assert bool(re.search(pattern, "Plain text, 😀\nand a second line")) is not one_line
     for refused in ("nul \x00", "noncharacter \ufffe", "escape \x1b[0m"):
         assert not re.search(pattern, refused), (component, refused)
 
