@@ -299,7 +299,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON in as well: a form body cannot say "not an object", so an empty or malformed form
     # passed for a valid request (schemathesis found `POST /api/sessions/` with a body of None).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Read with bounded nesting and finite numbers: 400 invalid_json, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["agentproj.parsers.BoundedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

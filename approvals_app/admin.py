@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from agentproj.admin_access import SuperuserOnlyAdmin
+from agentproj.forms import BoundedJSONField
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
@@ -72,7 +73,7 @@ def reason_field(*, required: bool, **kwargs) -> forms.CharField:
     )
 
 
-class ArgumentsField(forms.JSONField):
+class ArgumentsField(BoundedJSONField):
     """A tool call's arguments: a JSON object, shown indented to be edited by hand."""
 
     def prepare_value(self, value):

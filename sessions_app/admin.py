@@ -5,7 +5,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from agentproj import json_limits
 from agentproj.admin_access import SuperuserOnlyAdmin
+from agentproj.forms import BOUNDED_JSON_FIELDS
 
 from . import mcp_servers, services
 from .models import Agent, AgentSession, McpServer, McpTransport, TimelineEvent, Turn
@@ -42,6 +44,7 @@ class AgentAdmin(SuperuserOnlyAdmin):
     """Profiles are edited by superusers only: a profile decides which tools its sessions get."""
 
     form = AgentForm
+    formfield_overrides = BOUNDED_JSON_FIELDS
     list_display = ["name", "model", "all_tools", "tools", "max_model_calls", "is_default"]
     search_fields = ["name"]
     # Which profile is the default changes by the action, which unmarks the previous one.
@@ -96,9 +99,9 @@ def _json_object_of_strings(raw: str, what: str) -> dict[str, str] | None:
     if not raw.strip():
         return None
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise forms.ValidationError(f"{what}: not valid JSON.") from None
+        value = json_limits.loads(raw)
+    except json_limits.InvalidJson as problem:
+        raise forms.ValidationError(f"{what}: {problem.detail}") from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise forms.ValidationError(f'{what}: a JSON object of strings, like {{"NAME": "value"}}.')
     return value
@@ -176,6 +179,7 @@ class McpServerAdmin(SuperuserOnlyAdmin):
     """
 
     form = McpServerForm
+    formfield_overrides = BOUNDED_JSON_FIELDS
     list_display = [
         "name",
         "transport",
