@@ -139,8 +139,12 @@ def test_it_documents_the_text_rules_of_every_input(component, field, one_line, 
 
 def test_it_documents_the_query_parameters_as_validated(schema):
     paths = schema["paths"]
-    (status,) = paths["/api/approvals/"]["get"]["parameters"]
-    assert status["name"] == "status"
+    approvals = {p["name"]: p for p in paths["/api/approvals/"]["get"]["parameters"]}
+    assert set(approvals) == {"status", "limit", "offset"}
+    assert approvals["limit"]["schema"]["minimum"] == 1
+    assert approvals["limit"]["schema"]["maximum"] >= 50
+    assert approvals["offset"]["schema"]["minimum"] == 0
+    status = approvals["status"]
     assert set(status["schema"]["enum"]) == {
         "pending",
         "approved",
@@ -169,3 +173,11 @@ def test_it_documents_quorum_edits_and_grants_of_a_decision(schema):
     approve = components["ApproveInRequest"]["properties"]
     assert approve["arguments"]["type"] == "object"
     assert [option["type"] for option in approve["grant"]["oneOf"]] == ["boolean", "object"]
+
+
+def test_it_documents_the_approval_list_as_pages(schema):
+    answer = schema["paths"]["/api/approvals/"]["get"]["responses"]["200"]
+    page = resolve(schema, answer["content"]["application/json"]["schema"])
+    assert set(page["required"]) == {"count", "next", "previous", "results"}
+    assert page["properties"]["next"]["nullable"] is True
+    assert page["properties"]["results"]["type"] == "array"
