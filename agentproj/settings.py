@@ -407,5 +407,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # Their DEBUG traces quote exceptions, and h11's quotes the header it refused ("Illegal
+        # header value b'…'"), which may be an MCP server's secret: not even at LOG_LEVEL=DEBUG.
+        "httpcore": {"level": "INFO"},
+        "httpcore2": {"level": "INFO"},
+    },
 }

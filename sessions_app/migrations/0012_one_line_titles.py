@@ -22,7 +22,7 @@ def titles_on_one_line(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_app', '0009_context_trimmed_and_agent_window'),
+        ('sessions_app', '0011_open_sockets'),
     ]
 
     operations = [
