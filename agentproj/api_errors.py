@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from agentproj.api_auth import CsrfFailed
 from agentproj.errors import ServiceError
+from agentproj.parsers import InvalidJsonBody
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,11 @@ def exception_handler(exc, context):
         )
     if isinstance(exc, exceptions.APIException):
         # These two default details are templates ("{method}"); their formatted detail names only
-        # the request's own method or media type. Other details may quote a parser's exception.
-        formatted = isinstance(exc, exceptions.MethodNotAllowed | exceptions.UnsupportedMediaType)
+        # the request's own method or media type; our parser's says what was wrong in its own
+        # words. Other details may quote a parser's exception.
+        formatted = isinstance(
+            exc, exceptions.MethodNotAllowed | exceptions.UnsupportedMediaType | InvalidJsonBody
+        )
         response = error_response(
             exc.default_code if isinstance(exc.default_code, str) else "error",
             str(exc.detail if formatted else exc.default_detail),

@@ -299,7 +299,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON in as well: a form body cannot say "not an object", so an empty or malformed form
     # passed for a valid request (schemathesis found `POST /api/sessions/` with a body of None).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Read with bounded nesting and finite numbers: 400 invalid_json, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["agentproj.parsers.BoundedJSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -406,5 +407,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # Their DEBUG traces quote exceptions, and h11's quotes the header it refused ("Illegal
+        # header value b'…'"), which may be an MCP server's secret: not even at LOG_LEVEL=DEBUG.
+        "httpcore": {"level": "INFO"},
+        "httpcore2": {"level": "INFO"},
+    },
 }

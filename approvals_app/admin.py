@@ -14,14 +14,16 @@ from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from agentproj.admin_access import SuperuserOnlyAdmin
-from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text, plain_text_with_content
+from agentproj.forms import BoundedJSONField
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text, plain_text_with_content
 from sessions_app.models import TurnStatus
 
-from . import errors, services
+from . import errors, selectors, services
 from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule, SessionGrant
 
 # The change page's approval form (``approve-arguments``, ...): ids apart from the page's own.
@@ -66,13 +68,13 @@ def reason_field(*, required: bool, **kwargs) -> forms.CharField:
         required=required,
         max_length=DECISION_REASON_MAX_LENGTH,
         strip=False,
-        validators=[plain_text_with_content if required else plain_text],
+        validators=[plain_text_with_content, human_text] if required else [human_text],
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         **kwargs,
     )
 
 
-class ArgumentsField(forms.JSONField):
+class ArgumentsField(BoundedJSONField):
     """A tool call's arguments: a JSON object, shown indented to be edited by hand."""
 
     def prepare_value(self, value):
@@ -174,6 +176,14 @@ class ApprovalDecisionAdmin(admin.ModelAdmin):
     date_hierarchy = "at"
     readonly_fields = ["approval", "approver", "decision", "reason", "at"]
 
+    def get_queryset(self, request):
+        # A decision names its request and its reason: shown to those who may see the request.
+        return (
+            super()
+            .get_queryset(request)
+            .filter(selectors.approval_visibility(request.user, through="approval__"))
+        )
+
     def has_add_permission(self, request):
         return False
 
@@ -202,6 +212,14 @@ class SessionGrantAdmin(admin.ModelAdmin):
         "revoked_by",
     ]
     actions = ["revoke_selected"]
+
+    def get_queryset(self, request):
+        # A grant's match holds the approved call's arguments: shown as its request is.
+        return (
+            super()
+            .get_queryset(request)
+            .filter(selectors.approval_visibility(request.user, through="approval__"))
+        )
 
     def has_view_permission(self, request, obj=None):
         return services.can_decide(request.user) or super().has_view_permission(request, obj)
@@ -319,7 +337,23 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    # The queue: pending first, then oldest first; overdue requests expire on access.
+    # The queue: the requests this user may see (``selectors``), pending first, then oldest
+    # first. Pages only read: overdue requests are left out of the list, and the scheduled
+    # housekeeping expires them.
+
+    def get_queryset(self, request):
+        return selectors.approvals_listed_for(request.user).order_by(*self.get_ordering(request))
+
+    def get_object(self, request, object_id, from_field=None):
+        """A request's own page opens past its deadline too (without the decision form), for an
+        approver who follows a link to it; the list no longer shows it."""
+        visible = selectors.approvals_visible_to(request.user)
+        opts = ApprovalRequest._meta
+        field = opts.pk if from_field is None else opts.get_field(from_field)
+        try:
+            return visible.get(**{field.name: field.to_python(object_id)})
+        except (ApprovalRequest.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_ordering(self, request):
         pending_first = Case(
@@ -330,7 +364,6 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return [pending_first.asc(), "created_at", "pk"]
 
     def changelist_view(self, request, extra_context=None):
-        services.approvals_expire()
         extra_context = {
             "title": "Approval queue",
             **(extra_context or {}),
@@ -339,11 +372,14 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        services.approvals_expire()
         approval = self.get_object(request, unquote(object_id))
+        if approval is None:
+            # Not the admin's redirect to its index: a request this user may not see answers as
+            # one that does not exist, and a link to it from an e-mail should say "not found".
+            raise Http404
         decidable = (
-            approval is not None
-            and approval.is_pending
+            approval.is_pending
+            and approval.expires_at > timezone.now()
             and approval.turn.status == TurnStatus.WAITING_FOR_APPROVAL
             and self.has_decide_permission(request)
         )

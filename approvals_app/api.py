@@ -3,12 +3,13 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentproj.throttling import DecideThrottle
-from agentproj.validators import DECISION_REASON_MAX_LENGTH, plain_text
+from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text
 from sessions_app.api import (
     AUTH_ERRORS,
     THROTTLED_ERRORS,
@@ -17,7 +18,7 @@ from sessions_app.api import (
     query_params,
 )
 
-from . import services
+from . import selectors, services
 from .models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
@@ -80,35 +81,68 @@ class DecisionInSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
         trim_whitespace=False,
-        validators=[plain_text],
+        # It reaches the other approvers' e-mails and Slack: no bidirectional controls.
+        validators=[human_text],
     )
+
+
+class ApprovalPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 200
 
 
 class ApprovalsQuerySerializer(serializers.Serializer):
+    """Checked before the paginator reads ``limit`` and ``offset``: it would quietly replace a
+    wrong one with its default, where a client sending one has a bug worth hearing about."""
+
     status = serializers.ChoiceField(
         choices=ApprovalStatus.choices, required=False, help_text="Only requests in this status."
     )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=ApprovalPagination.max_limit,
+        help_text=f"Requests per page (default {ApprovalPagination.default_limit}).",
+    )
+    offset = serializers.IntegerField(
+        required=False, min_value=0, help_text="Requests to skip, oldest first."
+    )
+
+
+class ApprovalPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Requests listed on all pages together.")
+    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
+    previous = serializers.URLField(
+        allow_null=True, help_text="The previous page; null on the first."
+    )
+    results = ApprovalOutSerializer(many=True)
 
 
 class ApprovalListApi(APIView):
+    """The requests this approver may see (``selectors.approvals_listed_for``), oldest first, a
+    page at a time. A read: pending requests past their deadline are left out, and the scheduled
+    housekeeping expires them."""
+
     permission_classes = [CanDecideApprovals]
 
     @extend_schema(
         parameters=[ApprovalsQuerySerializer],
-        responses={200: ApprovalOutSerializer(many=True), 400: ErrorSerializer, **AUTH_ERRORS},
+        responses={200: ApprovalPageSerializer, 400: ErrorSerializer, **AUTH_ERRORS},
     )
     def get(self, request):
         query = ApprovalsQuerySerializer(data=query_params(request))
         query.is_valid(raise_exception=True)
-        services.approvals_expire()
         approvals = (
-            ApprovalRequest.objects.select_related("turn__session__owner", "decided_by")
+            selectors.approvals_listed_for(request.user)
+            .select_related("turn__session__owner", "decided_by", "edited_by", "group")
             .prefetch_related("decisions")
-            .order_by("created_at")
+            .order_by("created_at", "pk")
         )
         if "status" in query.validated_data:
             approvals = approvals.filter(status=query.validated_data["status"])
-        return Response(ApprovalOutSerializer(approvals, many=True).data)
+        paginator = ApprovalPagination()
+        page = paginator.paginate_queryset(approvals, request, view=self)
+        return paginator.get_paginated_response(ApprovalOutSerializer(page, many=True).data)
 
 
 @extend_schema_field(

@@ -131,7 +131,8 @@ def _expire_locked(session, turn: Turn) -> None:
 
 
 def approvals_expire() -> int:
-    """Stop turns whose approval requests outlived ``expires_at`` (scheduled, and on access)."""
+    """Stop turns whose approval requests outlived ``expires_at`` (the scheduled housekeeping;
+    reads leave overdue requests out instead, ``selectors.approvals_listed_for``)."""
     now = timezone.now()
     turn_ids = set(
         ApprovalRequest.objects.filter(

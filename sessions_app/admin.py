@@ -5,9 +5,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from agentproj import json_limits
 from agentproj.admin_access import SuperuserOnlyAdmin
+from agentproj.forms import BOUNDED_JSON_FIELDS
 
 from . import mcp_servers, services
+from .mcp_servers import SECRET_MASK
 from .models import Agent, AgentSession, McpServer, McpTransport, TimelineEvent, Turn
 from .runtime import mcp, tools
 
@@ -42,6 +45,7 @@ class AgentAdmin(SuperuserOnlyAdmin):
     """Profiles are edited by superusers only: a profile decides which tools its sessions get."""
 
     form = AgentForm
+    formfield_overrides = BOUNDED_JSON_FIELDS
     list_display = ["name", "model", "all_tools", "tools", "max_model_calls", "is_default"]
     search_fields = ["name"]
     # Which profile is the default changes by the action, which unmarks the previous one.
@@ -91,27 +95,62 @@ class TimelineEventAdmin(admin.ModelAdmin):
         return False
 
 
-def _json_object_of_strings(raw: str, what: str) -> dict[str, str] | None:
-    """A JSON object of strings from a write-only field; None when left blank (keep)."""
-    if not raw.strip():
-        return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise forms.ValidationError(f"{what}: not valid JSON.") from None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise forms.ValidationError(f'{what}: a JSON object of strings, like {{"NAME": "value"}}.')
-    return value
+class SecretsField(forms.CharField):
+    """An MCP server's ``headers`` or ``env``: a JSON object of names and values that may be
+    secrets, written here and never shown back.
 
+    The box shows the stored names, each with ``SECRET_MASK`` for its value: a name left with the
+    mask keeps its stored value, a new value replaces it, a name taken out is removed, ``{}``
+    removes them all and an empty box keeps everything. A form shown again after an error shows
+    the stored names again, never what was sent, and no error quotes a value.
+    """
 
-def _secret_field(label: str, help_text: str) -> forms.CharField:
-    return forms.CharField(
-        label=label,
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
-        help_text=help_text + " Never shown back: leave blank to keep what is stored; {} clears.",
-    )
+    def __init__(self, *, kind: str, label: str, help_text: str):
+        super().__init__(
+            label=label,
+            required=False,
+            strip=False,
+            widget=forms.Textarea(attrs={"rows": 3, "cols": 60, "autocomplete": "off"}),
+            help_text=help_text
+            + f" Values are never shown back: leave {SECRET_MASK} to keep one, type a new one to"
+            " replace it, take a name out to remove it; {} removes them all.",
+        )
+        self.kind = kind
+        self.stored: dict[str, str] = {}
+
+    def keep(self, stored: dict[str, str]) -> None:
+        """What the server holds now: shown masked, and kept where the mask is left."""
+        self.stored = stored
+        self.initial = json.dumps(dict.fromkeys(stored, SECRET_MASK), ensure_ascii=False)
+
+    def bound_data(self, data, initial):
+        return initial
+
+    def clean(self, value):
+        """The names and values to store; None to keep what is stored."""
+        value = super().clean(value)
+        if not value.strip():
+            return None
+        try:
+            given = json_limits.loads(value)
+        except json_limits.InvalidJson as problem:
+            beyond = problem.detail in (json_limits.TOO_DEEP, json_limits.NOT_FINITE)
+            raise forms.ValidationError(problem.detail if beyond else "Not valid JSON.") from None
+        if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+            raise forms.ValidationError('A JSON object of strings, like {"NAME": "value"}.')
+        for name, given_value in given.items():
+            if given_value == SECRET_MASK and name not in self.stored:
+                raise forms.ValidationError(
+                    f"{name!r} has no stored value to keep: type its value."
+                )
+        secrets = {
+            name: self.stored[name] if given_value == SECRET_MASK else given_value
+            for name, given_value in given.items()
+        }
+        problem = mcp_servers.secrets_problem(self.kind, secrets)
+        if problem:
+            raise forms.ValidationError(problem[0].upper() + problem[1:])
+        return secrets
 
 
 class McpServerForm(forms.ModelForm):
@@ -123,18 +162,25 @@ class McpServerForm(forms.ModelForm):
         assume_scheme="https",
         help_text="Streamable HTTP: the endpoint.",
     )
-    new_env = _secret_field("Environment", "stdio: a JSON object of variables for the server.")
-    new_headers = _secret_field("Headers", "Streamable HTTP: a JSON object of request headers.")
+    new_env = SecretsField(
+        kind="env",
+        label="Environment",
+        help_text="stdio: a JSON object of variables for the server.",
+    )
+    new_headers = SecretsField(
+        kind="headers",
+        label="Headers",
+        help_text="Streamable HTTP: a JSON object of request headers.",
+    )
 
     class Meta:
         model = McpServer
         fields = ["name", "transport", "enabled", "command", "args", "url"]
 
-    def clean_new_env(self):
-        return _json_object_of_strings(self.cleaned_data["new_env"], "Environment")
-
-    def clean_new_headers(self):
-        return _json_object_of_strings(self.cleaned_data["new_headers"], "Headers")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_env"].keep(self.instance.env)
+        self.fields["new_headers"].keep(self.instance.headers)
 
     def clean(self):
         data = super().clean()
@@ -158,8 +204,9 @@ class McpServerForm(forms.ModelForm):
     def save(self, commit=True):
         server = super().save(commit=False)
         for field, value in (("env", "new_env"), ("headers", "new_headers")):
-            if self.cleaned_data.get(value) is not None:
-                setattr(server, field, self.cleaned_data[value])
+            secrets = self.cleaned_data.get(value)
+            if secrets is not None and secrets != getattr(server, field):
+                setattr(server, field, secrets)
                 self.changed_data.append(field)
         if server.pk and set(self.changed_data) & set(mcp_servers.CONNECTION_FIELDS):
             mcp_servers.mcp_server_forget_tools(server)
@@ -176,6 +223,7 @@ class McpServerAdmin(SuperuserOnlyAdmin):
     """
 
     form = McpServerForm
+    formfield_overrides = BOUNDED_JSON_FIELDS
     list_display = [
         "name",
         "transport",
@@ -260,7 +308,7 @@ class McpServerAdmin(SuperuserOnlyAdmin):
             try:
                 tools = asyncio.run(mcp.discover(spec))
             except Exception as exc:
-                problem = f"could not be reached: {mcp.describe(exc)}"
+                problem = f"could not be reached: {mcp.describe(exc, spec)}"
                 mcp_servers.mcp_server_record_problem(name=server.name, problem=problem)
                 self.message_user(request, f"{server.name} {problem}", messages.ERROR)
                 continue

@@ -25,7 +25,6 @@ token deltas never cost a query each, and a login that ended some other way (exp
 changed, user deactivated, permission removed) is closed at the first message after that.
 """
 
-import json
 import time
 from importlib import import_module
 
@@ -35,6 +34,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from agentproj import json_limits
 from agentproj.throttling import ResumeThrottle, spend
 from approvals_app.services import can_decide
 
@@ -64,16 +64,14 @@ def parse_frame(text_data: str | None) -> dict:
     if len(text_data) > MAX_FRAME_CHARS:
         raise InvalidFrame("The frame is too long.")
     try:
-        content = json.loads(text_data, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidFrame("Frames are JSON objects.") from exc
+        content = json_limits.loads(text_data)
+    except json_limits.InvalidJson as problem:
+        # JSON beyond the limits (too deep, not finite) is told so; anything else is no frame.
+        beyond = problem.detail in (json_limits.TOO_DEEP, json_limits.NOT_FINITE)
+        raise InvalidFrame(problem.detail if beyond else "Frames are JSON objects.") from None
     if not isinstance(content, dict):
         raise InvalidFrame("Frames are JSON objects.")
     return content
-
-
-def _refuse_constant(name: str):
-    raise InvalidFrame(f"{name} is not a JSON number.")
 
 
 def parse_after_seq(value) -> int:

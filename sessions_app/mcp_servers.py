@@ -7,6 +7,7 @@ discovered tools are cached and shown in the admin like those of a server regist
 """
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +17,18 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agentproj.validators import text_problem
+
 from .models import MCP_SERVER_NAME_MAX_LENGTH, McpServer, McpTransport, mcp_server_name
 
 logger = logging.getLogger(__name__)
 
 # Fields that say how to reach a server: a change makes its cached tools unknown again.
 CONNECTION_FIELDS = ("transport", "command", "args", "env", "url", "headers")
+# Shown instead of a header's or an environment variable's value, wherever one would be.
+SECRET_MASK = "••••"
+# An HTTP header's name is a token (RFC 9110, section 5.6.2).
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ def _declared(entry: Any, position: int) -> DeclaredServer:
             raise ImproperlyConfigured(f"{where}: args must be a list of strings.")
         if not _string_map(env):
             raise ImproperlyConfigured(f"{where}: env must map names to strings.")
+        _check_secrets(where, "env", env)
         return DeclaredServer(
             name=name, transport=McpTransport.STDIO, command=command, args=args, env=env
         )
@@ -85,11 +93,42 @@ def _declared(entry: Any, position: int) -> DeclaredServer:
             raise ImproperlyConfigured(f"{where}: url must be an http(s) URL.") from None
         if not _string_map(headers):
             raise ImproperlyConfigured(f"{where}: headers must map names to strings.")
+        _check_secrets(where, "headers", headers)
         return DeclaredServer(name=name, transport=McpTransport.HTTP, url=url, headers=headers)
     raise ImproperlyConfigured(
         f'{where} must be {{"name", "command", "args"?, "env"?}} (stdio) or '
         '{"name", "url", "headers"?} (streamable HTTP).'
     )
+
+
+def secrets_problem(kind: str, secrets: dict[str, str]) -> str:
+    """Why a server's ``headers`` or ``env`` (``kind``) cannot be used as they are, naming the
+    entry but never its value, which may be a secret; "" when they can.
+
+    No name or value holds a line break or another control character (they would forge lines in
+    a request or a log, and a library refusing one quotes the value in its error); a header's
+    name is a token and its value does not start or end with a space, which HTTP refuses too.
+    """
+    for name, value in secrets.items():
+        # Escaped, never raw: a name is no secret, but is shown wherever the problem is.
+        shown = repr(name)
+        if kind == "headers":
+            if not HEADER_NAME.fullmatch(name):
+                return f"{shown} is not a header name (letters, digits and !#$%&'*+-.^_`|~)."
+        elif not name or "=" in name or text_problem(name, one_line=True):
+            return f"{shown} is not an environment variable name."
+        problem = text_problem(value, one_line=True)
+        if problem:
+            return f"the value of {shown}: {problem}"
+        if kind == "headers" and value != value.strip(" \t"):
+            return f"the value of {shown} starts or ends with a space."
+    return ""
+
+
+def _check_secrets(where: str, kind: str, secrets: dict[str, str]) -> None:
+    problem = secrets_problem(kind, secrets)
+    if problem:
+        raise ImproperlyConfigured(f"{where}: {kind}: {problem}")
 
 
 def _strings(value: Any) -> bool:

@@ -5,7 +5,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from agentproj.validators import TITLE_MAX_LENGTH, plain_text
+from agentproj.validators import TITLE_MAX_LENGTH, one_line_text
 
 from .agents import validate_tool_entries
 
@@ -67,7 +67,8 @@ class Agent(models.Model):
     """A profile a session talks to: its instructions, model, tools and limits. Turns keep a
     snapshot of it (``agents.agent_snapshot``), so an edit applies to turns created after it."""
 
-    name = models.CharField(max_length=100, unique=True, validators=[plain_text])
+    # Shown on one line wherever a profile is named (the page's picker, the admin, the API).
+    name = models.CharField(max_length=100, unique=True, validators=[one_line_text])
     instructions = models.TextField(
         blank=True, help_text="The system prompt. Left empty, the model gets none."
     )
@@ -130,7 +131,9 @@ class AgentSession(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_sessions"
     )
-    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, validators=[plain_text])
+    # One line: it heads pages and every approver's e-mail about the session's requests, where a
+    # line break would let a title pose as the mail's own lines.
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, validators=[one_line_text])
     # A profile in use cannot be deleted: its sessions' next turns need it.
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="sessions")
     # The last timeline sequence number handed out; bumped under this row's lock.

@@ -5,6 +5,7 @@ never deadlock), checks the move against ``ALLOWED_MOVES``, writes the timeline 
 change in the same transaction and leaves broadcasting and task enqueueing to ``on_commit``.
 """
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agentproj.errors import ServiceError
-from agentproj.validators import TITLE_MAX_LENGTH
+from agentproj.validators import FORBIDDEN, NOT_FOR_READERS, TITLE_MAX_LENGTH, one_line_text
 from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
 
@@ -56,6 +57,9 @@ ALLOWED_MOVES: dict[str, frozenset[str]] = {
 
 ON_BUSY_CHOICES = ("reject", "interrupt", "enqueue")
 TITLE_FROM_MESSAGE_CHARS = 60
+# What a title may not hold besides line breaks (``one_line_text``): left out of a title taken
+# from a message, which may hold them (bidirectional controls, C1 controls).
+_NOT_IN_A_TITLE = re.compile(rf"[{FORBIDDEN}{NOT_FOR_READERS}]")
 
 USER_FACING_ERRORS = {
     ErrorCode.LLM_ERROR: "The language model could not be reached or kept failing.",
@@ -186,7 +190,16 @@ def _next_index(session: AgentSession) -> int:
 # Sessions
 
 
+def _check_title(title: str) -> None:
+    """Refuse (``ValidationError``) a title that is not one line of text a person may read. The
+    API, the pages and the admin check it first, as the model field does; this catches a caller
+    that did not: a title reaches every approver's e-mail about the session."""
+    if title:
+        one_line_text(title)
+
+
 def session_create(*, owner, title: str = "", agent: Agent | None = None) -> AgentSession:
+    _check_title(title)
     with transaction.atomic():
         session = AgentSession.objects.create(
             owner=owner, title=title.strip()[:TITLE_MAX_LENGTH], agent=agent or agent_default()
@@ -197,6 +210,7 @@ def session_create(*, owner, title: str = "", agent: Agent | None = None) -> Age
 
 def session_rename(*, session: AgentSession, title: str) -> AgentSession:
     """Give the session a new title (blank: it is named by its id until its next message)."""
+    _check_title(title)
     with transaction.atomic():
         locked = lock_session(session.pk)
         locked.title = title.strip()[:TITLE_MAX_LENGTH]
@@ -336,7 +350,10 @@ def _require_turn_allowance(owner_id: int) -> None:
 
 
 def _title_from(message: str) -> str:
-    first_line = message.strip().splitlines()[0] if message.strip() else ""
+    """The message's first line with text, less the characters a title may not hold: a message
+    may hold what a title may not, and naming the session must not fail the message."""
+    lines = (_NOT_IN_A_TITLE.sub("", line).strip() for line in message.splitlines())
+    first_line = next((line for line in lines if line), "")
     return (
         first_line
         if len(first_line) <= TITLE_FROM_MESSAGE_CHARS

@@ -31,7 +31,7 @@ def test_it_lists_pending_approvals_to_an_approver(approver_api, user):
 
     assert response.status_code == 200
     assert_no_exception_text(response)
-    (body,) = response.json()
+    (body,) = response.json()["results"]
     assert body["id"] == approval.pk
     assert (body["turn"], body["session"], body["requested_by"]) == (
         turn.pk,
@@ -44,7 +44,7 @@ def test_it_lists_pending_approvals_to_an_approver(approver_api, user):
         EMAIL_CALL["arguments"],
     )
     assert (body["status"], body["decided_by"]) == ("pending", None)
-    everything = approver_api.get("/api/approvals/").json()
+    everything = approver_api.get("/api/approvals/").json()["results"]
     assert {a["id"]: a["status"] for a in everything} == {
         approval.pk: "pending",
         decided.pk: "rejected",
@@ -144,6 +144,8 @@ def test_it_shows_who_decided_or_null(approver_api, user):
     _, decided = waiting_turn(user)
     decide(approver_api, decided, "approve")
 
-    listed = {a["id"]: a["decided_by"] for a in approver_api.get("/api/approvals/").json()}
+    listed = {
+        a["id"]: a["decided_by"] for a in approver_api.get("/api/approvals/").json()["results"]
+    }
 
     assert listed == {pending.pk: None, decided.pk: "carol"}

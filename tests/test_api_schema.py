@@ -120,26 +120,31 @@ def patterns_in(node) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "component, field",
+    "component, field, one_line",
     [
-        ("TurnInRequest", "message"),
-        ("SessionInRequest", "title"),
-        ("SessionRenameInRequest", "title"),
-        ("CancelInRequest", "reason"),
-        ("DecisionInRequest", "reason"),
+        ("TurnInRequest", "message", False),
+        ("SessionInRequest", "title", True),
+        ("SessionRenameInRequest", "title", True),
+        ("CancelInRequest", "reason", False),
+        ("DecisionInRequest", "reason", False),
     ],
 )
-def test_it_documents_the_text_rules_of_every_input(component, field, schema):
+def test_it_documents_the_text_rules_of_every_input(component, field, one_line, schema):
     (pattern,) = patterns_in(schema["components"]["schemas"][component]["properties"][field])
-    assert re.search(pattern, "Plain text, 😀\nand a second line")
+    assert re.search(pattern, "Plain text, 😀")
+    assert bool(re.search(pattern, "Plain text, 😀\nand a second line")) is not one_line
     for refused in ("nul \x00", "noncharacter \ufffe", "escape \x1b[0m"):
         assert not re.search(pattern, refused), (component, refused)
 
 
 def test_it_documents_the_query_parameters_as_validated(schema):
     paths = schema["paths"]
-    (status,) = paths["/api/approvals/"]["get"]["parameters"]
-    assert status["name"] == "status"
+    approvals = {p["name"]: p for p in paths["/api/approvals/"]["get"]["parameters"]}
+    assert set(approvals) == {"status", "limit", "offset"}
+    assert approvals["limit"]["schema"]["minimum"] == 1
+    assert approvals["limit"]["schema"]["maximum"] >= 50
+    assert approvals["offset"]["schema"]["minimum"] == 0
+    status = approvals["status"]
     assert set(status["schema"]["enum"]) == {
         "pending",
         "approved",
@@ -168,3 +173,11 @@ def test_it_documents_quorum_edits_and_grants_of_a_decision(schema):
     approve = components["ApproveInRequest"]["properties"]
     assert approve["arguments"]["type"] == "object"
     assert [option["type"] for option in approve["grant"]["oneOf"]] == ["boolean", "object"]
+
+
+def test_it_documents_the_approval_list_as_pages(schema):
+    answer = schema["paths"]["/api/approvals/"]["get"]["responses"]["200"]
+    page = resolve(schema, answer["content"]["application/json"]["schema"])
+    assert set(page["required"]) == {"count", "next", "previous", "results"}
+    assert page["properties"]["next"]["nullable"] is True
+    assert page["properties"]["results"]["type"] == "array"

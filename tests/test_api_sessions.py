@@ -47,7 +47,7 @@ def test_it_refuses_an_oversized_title(api):
 
 def test_it_refuses_malformed_json_without_echoing_the_parser_error(api):
     response = api.post("/api/sessions/", "{not json", content_type="application/json")
-    assert_error(response, 400, "parse_error")
+    assert_error(response, 400, "invalid_json")
     assert not AgentSession.objects.exists()
 
 

@@ -102,7 +102,7 @@ def test_it_expires_an_overdue_request_that_an_approver_tries_to_decide(
     assert_expired(turn, approval)
 
 
-def test_it_expires_overdue_requests_when_the_admin_queue_is_opened(
+def test_the_queue_hides_an_overdue_request_and_leaves_it_to_the_housekeeping(
     llm, user, approver, run_turn_in_thread
 ):
     turn, approval = waiting(user, run_turn_in_thread)
@@ -116,4 +116,10 @@ def test_it_expires_overdue_requests_when_the_admin_queue_is_opened(
 
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+    # A read never writes: the request is still pending, its turn still waiting.
+    approval.refresh_from_db()
+    turn.refresh_from_db()
+    assert approval.status == ApprovalStatus.PENDING
+    assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1"
     assert_expired(turn, approval)

@@ -87,7 +87,7 @@ def test_it_keeps_a_quorum_of_two_pending_after_one_approval(user, make_approver
     assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
     decided = turn.events.get(kind=EventKind.APPROVAL_DECIDED)
     assert (decided.data["status"], decided.data["approvals_given"]) == ("pending", 1)
-    listed = client_for(first).get("/api/approvals/?status=pending").json()
+    listed = client_for(first).get("/api/approvals/?status=pending").json()["results"]
     assert [(a["id"], a["approvals_given"]) for a in listed] == [(approval.pk, 1)]
 
 

@@ -71,7 +71,7 @@ def test_it_stores_the_environment_but_never_shows_it_back(superuser_client):
         ({"command": ""}, "needs the command"),
         ({"transport": McpTransport.HTTP, "command": "", "args": "[]"}, "needs its URL"),
         ({"args": '{"not": "a list"}'}, "A JSON list of strings"),
-        ({"new_env": '{"TOKEN": 7}'}, "a JSON object of strings"),
+        ({"new_env": '{"TOKEN": 7}'}, "A JSON object of strings"),
     ],
 )
 def test_it_refuses_a_server_it_could_not_offer(superuser_client, fields, problem):

@@ -24,7 +24,7 @@ import re
 import time
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
@@ -36,6 +36,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+
+from agentproj.validators import FORBIDDEN, LINE_BREAKS, NOT_FOR_READERS
 
 from .. import mcp_servers, selectors
 from ..models import McpServer, McpTransport
@@ -55,19 +57,30 @@ CLOSE_TIMEOUT = 10.0
 # until this many seconds have passed: each turn would otherwise wait for it to fail.
 UNREACHABLE_FOR = 30.0
 CLIENT_INFO = mcp_types.Implementation(name="agentproj", version=version("agentproj"))
+# Values shorter than this are not masked: a flag such as "1" is no secret, and masking it would
+# garble every number in a reason. A word of a value at least MASKED_WORD_MIN long is masked
+# wherever it appears alone (the token after "Bearer"); shorter words only within the value.
+MASKED_VALUE_MIN = 4
+MASKED_WORD_MIN = 8
+# What a reason may not hold where it is logged, stored and shown: text a person reads, one line.
+_NOT_SHOWN = re.compile(rf"[{FORBIDDEN}{NOT_FOR_READERS}{LINE_BREAKS}]+")
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to reach one server; a live connection is reused only while its spec is the same."""
+    """How to reach one server; a live connection is reused only while its spec is the same.
+
+    ``env`` and ``headers`` may hold secrets: left out of its repr, and masked (``mask``) in any
+    text about the server that is logged, stored or shown.
+    """
 
     name: str
     transport: str
     command: str = ""
     args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     url: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def of(cls, server: McpServer) -> "ServerSpec":
@@ -85,6 +98,20 @@ class ServerSpec:
             url=server.url,
             headers=tuple(sorted(headers.items())),
         )
+
+    def mask(self, text: str) -> str:
+        """``text`` with each header and environment value in it masked, as it stands and as a
+        library quotes it (h11: ``Illegal header value b'…'``), and with each long word of one
+        (a token after "Bearer"), longest first."""
+        quoted = set()
+        for _, value in (*self.env, *self.headers):
+            words = [word for word in value.split() if len(word) >= MASKED_WORD_MIN]
+            for secret in (value, value.strip(), *words):
+                if len(secret) >= MASKED_VALUE_MIN:
+                    quoted |= {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]}
+        for secret in sorted(quoted, key=len, reverse=True):
+            text = text.replace(secret, mcp_servers.SECRET_MASK)
+        return text
 
     def client(self) -> Client:
         if self.transport == McpTransport.STDIO:
@@ -209,11 +236,12 @@ def _same_json(text: str, value: Any) -> bool:
         return False
 
 
-def describe(exc: BaseException) -> str:
-    """A short reason from what opening a connection raised (often an anyio exception group)."""
+def describe(exc: BaseException, spec: ServerSpec) -> str:
+    """A short reason from what opening a connection or a call raised (often an anyio exception
+    group), fit to log, store and show: the server's secrets masked, on one line, no controls."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    return str(exc) or type(exc).__name__
+    return _NOT_SHOWN.sub(" ", spec.mask(str(exc))).strip() or type(exc).__name__
 
 
 class Connection:
@@ -255,7 +283,11 @@ class Connection:
             if not opened.done():
                 opened.set_exception(exc)
             elif not self._closing.is_set():
-                logger.warning("MCP server %s: the connection ended: %s", self.spec.name, exc)
+                logger.warning(
+                    "MCP server %s: the connection ended: %s",
+                    self.spec.name,
+                    describe(exc, self.spec),
+                )
         finally:
             self._client = None
             self.broken = True
@@ -281,7 +313,9 @@ class Connection:
             return
         done, _ = await asyncio.wait({self._owner}, timeout=CLOSE_TIMEOUT)
         if not done:
-            logger.warning("MCP server %s: the connection did not close; cancelling it", self.spec)
+            logger.warning(
+                "MCP server %s: the connection did not close; cancelling it", self.spec.name
+            )
             self._owner.cancel()
             await asyncio.wait({self._owner}, timeout=CLOSE_TIMEOUT)
 
@@ -400,7 +434,7 @@ class McpConnections:
                 if isinstance(exc, TimeoutError):
                     problem = f"did not start within {settings.AGENT_MCP_CONNECT_TIMEOUT:g} s"
                 else:
-                    problem = f"could not be started: {describe(exc)}"
+                    problem = f"could not be started: {describe(exc, spec)}"
                 logger.warning("MCP server %s %s", spec.name, problem)
                 await self._record(
                     mcp_servers.mcp_server_record_problem, name=spec.name, problem=problem
@@ -433,10 +467,18 @@ class McpConnections:
         except MCPError as exc:
             raise self._call_error(connection, exc) from None
         except Exception as exc:
-            logger.warning("MCP server %s: the call of %s failed", spec.name, tool, exc_info=True)
+            # Not the traceback: its exception texts may quote a header (``describe`` masks it).
+            reason = describe(exc, spec)
+            logger.warning(
+                "MCP server %s: the call of %s failed: %s: %s",
+                spec.name,
+                tool,
+                type(exc).__name__,
+                reason,
+            )
             connection.broken = True
             raise ToolError(
-                f"The call to the MCP server {spec.name} failed ({describe(exc)}); "
+                f"The call to the MCP server {spec.name} failed ({reason}); "
                 "the server is reconnected for the next call."
             ) from None
         finally:
@@ -459,7 +501,9 @@ class McpConnections:
                 f"The MCP server {name} closed the connection (it may have stopped); "
                 "it is started again for the next call."
             )
-        return ToolError(f"The MCP server {name} refused the call: {exc.message}")
+        return ToolError(
+            f"The MCP server {name} refused the call: {connection.spec.mask(exc.message)}"
+        )
 
     async def _record(self, func, **kwargs) -> None:
         try:
