@@ -58,8 +58,10 @@ human_text = RegexValidator(
     rf"^[^{FORBIDDEN}{NOT_FOR_READERS}]+$", message=HUMAN_TEXT_MESSAGE, code=INVALID_CHARACTERS
 )
 
+# "$(?!\n)": Python's "$" also matches before a final line break, which this rule refuses;
+# the lookahead keeps the pattern one that OpenAPI clients (ECMAScript) read the same way.
 one_line_text = RegexValidator(
-    rf"^[^{FORBIDDEN}{NOT_FOR_READERS}{LINE_BREAKS}]+$",
+    rf"^[^{FORBIDDEN}{NOT_FOR_READERS}{LINE_BREAKS}]+$(?!\n)",
     message=ONE_LINE_MESSAGE,
     code=INVALID_CHARACTERS,
 )

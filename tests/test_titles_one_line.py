@@ -31,6 +31,8 @@ NOT_ONE_LINE = [
     "override \u202etxt.exe",
     "next\x85line",
     "line\u2028separator",
+    # Python's "$" also matches before a final line break: the rule must not stop there.
+    "trailing break\n",
 ]
 
 
@@ -69,7 +71,9 @@ def test_it_refuses_the_title_in_the_page_forms(title, user):
     assert session.title == "Before"
 
 
-@pytest.mark.parametrize("title", NOT_ONE_LINE)
+# Django's admin forms strip surrounding whitespace before they validate: a trailing line break
+# never reaches the title there, so only the others are refused.
+@pytest.mark.parametrize("title", [title for title in NOT_ONE_LINE if title.strip() == title])
 def test_it_refuses_the_title_in_the_admin(title, user, django_user_model):
     admin = django_user_model.objects.create_superuser("root", password="root-password-1")
     session = services.session_create(owner=user, title="Before")
