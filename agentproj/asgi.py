@@ -13,8 +13,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from agentproj.origins import SameOriginValidator, host_allowed  # noqa: E402
-from sessions_app.routing import websocket_urlpatterns  # noqa: E402
-from sessions_app.runtime.demo_llm import DemoLLM  # noqa: E402
+from sessions_app.demo_model import DemoLLM  # noqa: E402
+from sessions_app.web.routing import websocket_urlpatterns  # noqa: E402
 
 DEMO_LLM_PREFIX = "/demo-llm/v1"
 demo_llm = DemoLLM(prefix=DEMO_LLM_PREFIX)

@@ -8,8 +8,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from agentproj.api_errors import api_not_found
 from agentproj.static_files import serve_static
 from approvals_app import api as approvals_api
-from sessions_app import api as sessions_api
-from sessions_app import views as session_views
+from sessions_app.web import api as sessions_api
+from sessions_app.web import views as session_views
 
 api = [
     path("sessions/", sessions_api.SessionListApi.as_view(), name="api-sessions"),

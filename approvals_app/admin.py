@@ -21,10 +21,15 @@ from django.views.decorators.http import require_POST
 from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.forms import BoundedJSONField
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text, plain_text_with_content
+from approvals_app import errors, selectors, services
+from approvals_app.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
+    PolicyRule,
+    SessionGrant,
+)
 from sessions_app.models import TurnStatus
-
-from . import errors, selectors, services
-from .models import ApprovalDecision, ApprovalRequest, ApprovalStatus, PolicyRule, SessionGrant
 
 # The change page's approval form (``approve-arguments``, ...): ids apart from the page's own.
 APPROVE_FORM_ID = "approve-%s"

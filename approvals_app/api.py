@@ -10,16 +10,15 @@ from rest_framework.views import APIView
 
 from agentproj.throttling import DecideThrottle
 from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text
-from sessions_app.api import (
+from approvals_app import selectors, services
+from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
+from sessions_app.web.api import (
     AUTH_ERRORS,
     THROTTLED_ERRORS,
     ErrorSerializer,
     StrictCharField,
     query_params,
 )
-
-from . import selectors, services
-from .models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
 class CanDecideApprovals(BasePermission):

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from .conditions import Operator, condition_problem, normalised_domains
+from approvals_app.conditions import Operator, condition_problem, normalised_domains
 
 
 class ApprovalStatus(models.TextChoices):

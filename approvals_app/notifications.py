@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django_q.tasks import async_task
 
-from .models import ApprovalRequest, ApprovalStatus, Decision
+from approvals_app.models import ApprovalRequest, ApprovalStatus, Decision
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.db.models import F, Q
 
-from . import conditions
-from .models import Outcome, PolicyRule, SessionGrant
+from approvals_app import conditions
+from approvals_app.models import Outcome, PolicyRule, SessionGrant
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from sessions_app import events
-from sessions_app.models import AgentSession, EventKind, Turn
-
-from . import notifications
-from .errors import (
+from approvals_app import notifications
+from approvals_app.errors import (
     ArgumentsChanged,
     GrantNotAllowed,
     InvalidGrant,
@@ -27,7 +24,7 @@ from .errors import (
     PolicyDenied,
     SelfApprovalForbidden,
 )
-from .models import (
+from approvals_app.models import (
     ApprovalDecision,
     ApprovalRequest,
     ApprovalStatus,
@@ -35,7 +32,9 @@ from .models import (
     Outcome,
     SessionGrant,
 )
-from .policies import Verdict
+from approvals_app.policies import Verdict
+from sessions_app.core import broadcast, events
+from sessions_app.models import AgentSession, EventKind, Turn
 
 
 def arguments_hash(arguments: dict[str, Any]) -> str:
@@ -94,7 +93,7 @@ def requests_close(turn: Turn, *, status: str) -> int:
         notifications.notify_on_commit(approval_id=approval_id, status=status)
     pending.update(status=status, decided_at=timezone.now())
     if approval_ids:
-        events.approval_queue_changed_on_commit()
+        broadcast.approval_queue_changed_on_commit()
     return len(approval_ids)
 
 
@@ -111,7 +110,7 @@ def requests_withdraw(session: AgentSession) -> int:
         approval.save(update_fields=["status", "decided_at"])
         notifications.notify_withdrawn_on_commit(approval)
     if withdrawn:
-        events.approval_queue_changed_on_commit()
+        broadcast.approval_queue_changed_on_commit()
     return len(withdrawn)
 
 
@@ -320,7 +319,7 @@ def _decision_tell(
             **told,
         ),
     )
-    events.approval_queue_changed_on_commit()
+    broadcast.approval_queue_changed_on_commit()
 
 
 def execution_claim(*, approval_id: int, requested: dict[str, Any]) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ housekeeping (``services.approvals_expire``) marks them expired.
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .models import ApprovalRequest, ApprovalStatus
+from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
 def approval_visibility(user, *, through: str = "") -> Q:
@@ -36,3 +36,17 @@ def approvals_visible_to(user) -> QuerySet[ApprovalRequest]:
 def approvals_listed_for(user) -> QuerySet[ApprovalRequest]:
     """The requests a list shows ``user``: those they may see, less the overdue pending ones."""
     return approvals_visible_to(user).filter(not_overdue())
+
+
+def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
+    requests = ApprovalRequest.objects.filter(turn_id=turn_id).select_related(
+        "decided_by", "edited_by"
+    )
+    return {request.tool_call_id: request for request in requests}
+
+
+def session_grants(session_id):
+    """The session's grants, revoked ones too, oldest first."""
+    return SessionGrant.objects.filter(session_id=session_id).select_related(
+        "granted_by", "revoked_by"
+    )

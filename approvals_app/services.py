@@ -9,13 +9,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from sessions_app import services
+from approvals_app import policies, records
+from approvals_app.errors import InvalidArguments, NotPending
+from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
+from sessions_app.core import lifecycle, locks, transitions
+from sessions_app.mcp import client
 from sessions_app.models import StopReason, Turn, TurnStatus
-from sessions_app.runtime import mcp, tools
-
-from . import policies, records
-from .errors import InvalidArguments, NotPending
-from .models import ApprovalRequest, ApprovalStatus, SessionGrant
+from sessions_app.runtime import tools
 
 
 def can_decide(user) -> bool:
@@ -56,7 +56,7 @@ def approval_decide(
         tool = _edited_tool(tool_name)
         arguments = _prepared_arguments(tool, arguments)
     with transaction.atomic():
-        session, turn = services.lock_turn(turn_id)
+        session, turn = locks.lock_turn(turn_id)
         approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
         if not approval.is_pending or turn.status != TurnStatus.WAITING_FOR_APPROVAL:
             raise NotPending()
@@ -75,7 +75,8 @@ def approval_decide(
                 edit=_edit_of(turn, approval, tool, arguments) if tool is not None else None,
                 grant=grant if approve else None,
             )
-            services.turn_resume_after_decision(session=session, turn=turn)
+            if not turn.approval_requests.filter(status=ApprovalStatus.PENDING).exists():
+                lifecycle.turn_resume_after_decision(session=session, turn=turn)
     if overdue:
         raise NotPending()
     return approval
@@ -84,7 +85,7 @@ def approval_decide(
 def _edited_tool(tool_name: str) -> tools.Tool:
     """The tool whose call an approver edits: it puts the edit in canonical form, and its
     declaration (``needs_approval``) is the policy's default for the edited call."""
-    tool = tools.registry().get(tool_name) or mcp.cached_tool(tool_name)
+    tool = tools.registry().get(tool_name) or client.cached_tool(tool_name)
     if tool is None:
         raise InvalidArguments(f"The tool {tool_name} is not available any more.")
     return tool
@@ -119,13 +120,13 @@ def _edit_of(
 def grant_revoke(*, session_id, grant_id: int, actor) -> SessionGrant:
     """Stop a session grant from applying to later calls; revoking twice changes nothing."""
     with transaction.atomic():
-        session = services.lock_session(session_id)
+        session = locks.lock_session(session_id)
         return records.grant_revoke(session, grant_id=grant_id, actor=actor)
 
 
 def _expire_locked(session, turn: Turn) -> None:
     records.requests_close(turn, status=ApprovalStatus.EXPIRED)
-    services.finalize_locked(
+    transitions.finalize_locked(
         session, turn, status=TurnStatus.STOPPED, stop_reason=StopReason.APPROVAL_EXPIRED
     )
 
@@ -142,7 +143,7 @@ def approvals_expire() -> int:
     expired = 0
     for turn_id in turn_ids:
         with transaction.atomic():
-            locked = services.lock_turn_if_present(turn_id)
+            locked = locks.lock_turn_if_present(turn_id)
             if locked is None:
                 continue
             session, turn = locked

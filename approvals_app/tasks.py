@@ -1,6 +1,6 @@
 """django-q2 tasks of approvals. Like views, they take ids and call the code that does the work."""
 
-from . import notifications
+from approvals_app import notifications
 
 
 def notify(approval_id: int, status: str) -> str:

@@ -8,7 +8,9 @@ class SessionsAppConfig(AppConfig):
     def ready(self):
         from agentproj.admin_access import restrict_app_to_superusers
 
-        from . import checks, signals  # noqa: F401  (registers the checks, connects the receivers)
+        # Registering the system checks and connecting the signal receivers.
+        from sessions_app import signals  # noqa: F401
+        from sessions_app.mcp import checks  # noqa: F401
 
         # The turns run on django-q2's cluster, and its admin can make the cluster run anything.
         # django.contrib.admin comes first in INSTALLED_APPS: its ready() has registered them.

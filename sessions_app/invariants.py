@@ -12,8 +12,7 @@ from django.db.models import Count, F, Q, Window
 from django.db.models.functions import Lag
 
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-
-from .models import (
+from sessions_app.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     AgentSession,

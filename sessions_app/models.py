@@ -6,8 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from agentproj.validators import TITLE_MAX_LENGTH, one_line_text
-
-from .agents import validate_tool_entries
+from sessions_app.core.agents import validate_tool_entries
 
 
 class TurnStatus(models.TextChoices):

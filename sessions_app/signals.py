@@ -5,7 +5,8 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
-from . import events, mcp_servers
+from sessions_app.core import broadcast
+from sessions_app.mcp import registry
 
 
 @receiver(user_logged_out)
@@ -13,7 +14,7 @@ def close_the_sockets_of_the_login(sender, request, user, **kwargs):
     # Django sends this before it flushes the session, so the key is still the login's.
     session_key = request.session.session_key if request is not None else None
     if session_key:
-        events.login_ended_on_commit(session_key)
+        broadcast.login_ended_on_commit(session_key)
 
 
 @receiver(post_migrate)
@@ -21,4 +22,4 @@ def record_the_declared_mcp_servers(sender, using=DEFAULT_DB_ALIAS, **kwargs):
     # `serve` and deploys migrate before anything else starts: the admin lists the servers of
     # AGENT_MCP_SERVERS before the first worker does.
     if sender.name == "sessions_app" and using == DEFAULT_DB_ALIAS:
-        mcp_servers.mcp_server_sync_declared()
+        registry.mcp_server_sync_declared()

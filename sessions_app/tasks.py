@@ -5,10 +5,9 @@ runs the turn once.
 """
 
 from approvals_app.services import approvals_expire
-
-from . import services
-from .delivery import turn_enqueue
-from .runtime import worker
+from sessions_app.core.delivery import turn_enqueue
+from sessions_app.core.housekeeping import turns_reap_expired, turns_redeliver
+from sessions_app.runtime import worker
 
 
 def run_turn(turn_id: int) -> str:
@@ -27,7 +26,7 @@ def run_turn(turn_id: int) -> str:
 def housekeeping() -> str:
     """Scheduled: reap turns whose worker died, hand lost deliveries over again, and expire
     overdue approval requests."""
-    reaped = services.turns_reap_expired()
-    redelivered = services.turns_redeliver()
+    reaped = turns_reap_expired()
+    redelivered = turns_redeliver()
     expired = approvals_expire()
     return f"reaped {reaped}, redelivered {redelivered}, expired {expired}"

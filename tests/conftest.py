@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from sessions_app.core import lifecycle, sessions
 from tests.llm_server import LLMServer, ScriptedLLM
 from tests.processes import stop_or_fail
 
@@ -301,12 +302,12 @@ def outbox(settings):
 @pytest.fixture
 def email_waiting_for_approval(llm, user, run_turn_in_thread, outbox):
     """Runs a turn that asks for an email until it parks; returns (turn, its approval request)."""
-    from sessions_app import services
+
     from sessions_app.models import TurnStatus
 
     def start():
-        session = services.session_create(owner=user)
-        turn = services.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
+        session = sessions.session_create(owner=user)
+        turn = lifecycle.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
         assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
         turn.refresh_from_db()
         return turn, turn.approval_requests.get()

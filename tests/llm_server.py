@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sessions_app.runtime import demo_llm
+from sessions_app import demo_model
 
 # How long a stalled stream waits for the client to give up before the server gives up itself;
 # only bounds a broken test.
@@ -152,7 +152,7 @@ def _make_handler(llm: ScriptedLLM):
             self.end_headers()
             try:
                 if behaviour.kind == "stall":
-                    self._chunk(demo_llm.sse(items[0]))
+                    self._chunk(demo_model.sse(items[0]))
                     self._wait_for_client_to_hang_up()
                     seen.closed_by_client_at = time.monotonic()
                     self.close_connection = True
@@ -161,7 +161,7 @@ def _make_handler(llm: ScriptedLLM):
                     self._stream_text(behaviour, seen, items[0])
                     return
                 for item in items:
-                    if demo_llm.is_content_chunk(item):
+                    if demo_model.is_content_chunk(item):
                         if (
                             behaviour.kind == "raw"
                             and seen.content_chunks_sent == behaviour.after_chunks
@@ -175,7 +175,7 @@ def _make_handler(llm: ScriptedLLM):
                             return
                         time.sleep(llm.token_delay)
                         seen.content_chunks_sent += 1
-                    self._chunk(demo_llm.sse(item))
+                    self._chunk(demo_model.sse(item))
                     if behaviour.kind == "cut_tool_call" and _has_tool_call_arguments(item):
                         self._vanish(seen)
                         return
@@ -185,8 +185,8 @@ def _make_handler(llm: ScriptedLLM):
                 self.close_connection = True
 
         def _stream_text(self, behaviour: Behaviour, seen: SeenRequest, first: dict) -> None:
-            self._chunk(demo_llm.sse(first))
-            chunk = demo_llm.sse(_content_chunk(first, behaviour.text))
+            self._chunk(demo_model.sse(first))
+            chunk = demo_model.sse(_content_chunk(first, behaviour.text))
             deadline = time.monotonic() + STALL_BOUND
             while behaviour.total_chars is None or seen.content_chars_sent < behaviour.total_chars:
                 if time.monotonic() > deadline:
@@ -203,7 +203,7 @@ def _make_handler(llm: ScriptedLLM):
             seen.finished_at = time.monotonic()
 
         def _end(self, seen: SeenRequest) -> None:
-            self._chunk(demo_llm.sse("[DONE]"))
+            self._chunk(demo_model.sse("[DONE]"))
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
             seen.finished_at = time.monotonic()
@@ -239,8 +239,8 @@ def _answer_chunks(body: dict[str, Any], answer) -> list[dict[str, Any]]:
     that text, whole, in the first arguments chunk."""
     call = answer[1] if answer else None
     if call is None or not isinstance(call["arguments"], str):
-        return list(demo_llm.chunks(body, answer))
-    items = list(demo_llm.chunks(body, (answer[0], {**call, "arguments": {}})))
+        return list(demo_model.chunks(body, answer))
+    items = list(demo_model.chunks(body, (answer[0], {**call, "arguments": {}})))
     pieces = [
         call_delta["function"]
         for item in items

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from sessions_app.agents import tools_for_agent, validate_tool_entries
+from sessions_app.core.agents import tools_for_agent, validate_tool_entries
 from sessions_app.runtime import tools
 
 

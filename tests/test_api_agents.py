@@ -3,7 +3,7 @@ the profiles to pick from, and the API shows each session's agent."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import sessions
 from sessions_app.models import Agent, AgentSession
 from tests.turn_states import assert_error
 
@@ -65,7 +65,7 @@ def test_it_refuses_an_agent_that_is_not_a_profiles_id(api, agent):
 
 
 def test_it_shows_the_sessions_agent_in_the_list_and_the_detail(api, user, researcher):
-    session = services.session_create(owner=user, agent=researcher)
+    session = sessions.session_create(owner=user, agent=researcher)
 
     listed = api.get("/api/sessions/").json()["results"]
     detail = api.get(f"/api/sessions/{session.pk}/").json()

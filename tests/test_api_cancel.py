@@ -3,7 +3,7 @@
 import pytest
 
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import leases, lifecycle
 from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import wait_for
 from tests.turn_states import (
@@ -48,7 +48,7 @@ def test_it_stops_a_queued_turn_at_once(api, user):
     assert turn.cancel_requested_by == user
     assert interrupts(turn) == 1
     # A task delivered after the stop finds nothing to run.
-    assert services.turn_take_lease(turn_id=turn.pk, worker_id="late") is None
+    assert leases.turn_take_lease(turn_id=turn.pk, worker_id="late") is None
 
 
 @pytest.mark.django_db
@@ -135,7 +135,7 @@ def test_it_refuses_an_oversized_reason(api, user):
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_it_waits_for_the_worker_to_finish_the_stop(api, user, llm, run_turn_in_thread):
     session = new_session(user)
-    turn = services.turn_start(session=session, message="tell me a story", actor=user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     worker = run_turn_in_thread(turn.pk)
     wait_for(lambda: turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
 

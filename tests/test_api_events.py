@@ -2,9 +2,9 @@
 
 import pytest
 
-from sessions_app import api as sessions_api
-from sessions_app import services
+from sessions_app.core import leases, lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
+from sessions_app.web import api as sessions_api
 from tests.turn_states import assert_error, assert_no_exception_text, queued_turn, running_turn
 
 pytestmark = pytest.mark.django_db
@@ -19,9 +19,9 @@ def events(api, session_id, query=""):
 
 def stopped_turn_with_output(user):
     turn, lease = running_turn(user)
-    services.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text="Once upon")
-    services.turn_request_cancel(session=turn.session, actor=user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    leases.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text="Once upon")
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
     return turn
 
 
@@ -68,7 +68,7 @@ def test_it_refuses_a_malformed_after(after, api, user):
 
 
 def test_it_lists_nothing_for_a_new_session(api, user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     assert events(api, session.pk) == []
 
 

@@ -3,10 +3,10 @@ API, the same ``html`` the page's socket receives; a streaming one does not."""
 
 import pytest
 
-from sessions_app import services
-from sessions_app.events import serialize_event
+from sessions_app.core import leases, lifecycle
+from sessions_app.core.events import serialize_event
+from sessions_app.core.rendering import assistant_html
 from sessions_app.models import EventKind, TurnStatus
-from sessions_app.rendering import assistant_html
 from tests.turn_states import running_turn
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def assistant_events(api, session_id):
 
 def test_it_has_no_html_while_the_message_streams(api, user):
     turn, lease = running_turn(user)
-    services.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text=TEXT)
+    leases.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text=TEXT)
     [event] = assistant_events(api, turn.session_id)
     assert event["data"] == {"text": TEXT, "streaming": True}
     assert "html" not in event
@@ -30,9 +30,9 @@ def test_it_has_no_html_while_the_message_streams(api, user):
 
 def test_it_renders_the_stored_text_once_the_message_ends(api, user):
     turn, lease = running_turn(user)
-    services.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text=TEXT)
-    services.turn_request_cancel(session=turn.session, actor=user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    leases.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text=TEXT)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
     [event] = assistant_events(api, turn.session_id)
     assert event["data"] == {"text": TEXT, "streaming": False}
     assert event["html"] == assistant_html(TEXT)
@@ -43,9 +43,9 @@ def test_it_renders_the_stored_text_once_the_message_ends(api, user):
 
 def test_the_socket_sends_the_same_html(user):
     turn, lease = running_turn(user)
-    services.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text=TEXT)
-    services.turn_request_cancel(session=turn.session, actor=user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    leases.turn_save_progress(turn_id=turn.pk, lease_token=lease, assistant_text=TEXT)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
     event = turn.events.get(kind=EventKind.ASSISTANT_MESSAGE)
     assert serialize_event(event)["html"] == assistant_html(TEXT)
     assert all("html" not in serialize_event(e) for e in turn.events.exclude(pk=event.pk))

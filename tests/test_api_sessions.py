@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle
+from sessions_app.core.selectors import SESSIONS_PER_PAGE
 from sessions_app.models import AgentSession
-from sessions_app.selectors import SESSIONS_PER_PAGE
 from tests.turn_states import (
     assert_error,
     assert_no_exception_text,
@@ -99,7 +99,7 @@ def test_it_shows_the_status_of_the_active_turn(make, status, turn_status, api, 
 
 def test_it_shows_an_idle_session_once_its_turn_ended(api, user):
     turn = queued_turn(user)
-    services.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
     body = api.get(f"/api/sessions/{turn.session_id}/").json()
     assert (body["status"], body["turn_status"], body["active_turn"]) == ("idle", None, None)
 

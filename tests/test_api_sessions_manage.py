@@ -12,7 +12,7 @@ from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
 from approvals_app.models import ApprovalRequest, SessionGrant
-from sessions_app import services
+from sessions_app.core import errors, leases, lifecycle, sessions
 from sessions_app.models import AgentSession, EventKind, TimelineEvent, Turn, TurnStatus
 from tests.conftest import wait_for
 from tests.sockets import resumed_session_socket, session_cookie
@@ -86,8 +86,8 @@ def test_it_does_not_rename_another_users_session(api, other_user):
 
 def test_it_deletes_a_session_with_its_timeline(api, user):
     session = new_session(user)
-    services.turn_start(session=session, message="hello", actor=user)
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_start(session=session, message="hello", actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     response = api.delete(f"/api/sessions/{session.pk}/")
 
@@ -159,16 +159,16 @@ def test_it_leaves_the_worker_of_a_deleted_turn_nothing_to_write(api, user):
 
     # What the turn's worker does next, once it has seen the stop: each write is refused as
     # for a turn taken over elsewhere, and the worker lets the turn go.
-    with pytest.raises(services.LeaseLost):
-        services.turn_record_event(
+    with pytest.raises(errors.LeaseLost):
+        leases.turn_record_event(
             turn_id=turn.pk, lease_token=lease, kind=EventKind.TOOL_PROGRESS, data={}
         )
-    with pytest.raises(services.LeaseLost):
-        services.turn_finalize(
+    with pytest.raises(errors.LeaseLost):
+        lifecycle.turn_finalize(
             turn_id=turn.pk, lease_token=lease, status=TurnStatus.STOPPED, partial_text="Once"
         )
     # A delivery of its task that arrives late finds nothing to run.
-    assert services.turn_take_lease(turn_id=turn.pk, worker_id="late-worker") is None
+    assert leases.turn_take_lease(turn_id=turn.pk, worker_id="late-worker") is None
     assert not TimelineEvent.objects.exists()
 
 
@@ -228,8 +228,8 @@ def test_it_deletes_a_streaming_turns_session_and_the_worker_goes_on(
     # Slow enough that the story is still streaming when the session is deleted.
     llm.token_delay = 0.05
     worker = worker_process()
-    doomed = services.session_create(owner=user, title="Doomed")
-    turn = services.turn_start(session=doomed, message="tell me a long story", actor=user)
+    doomed = sessions.session_create(owner=user, title="Doomed")
+    turn = lifecycle.turn_start(session=doomed, message="tell me a long story", actor=user)
     wait_for(
         lambda: TimelineEvent.objects.filter(
             turn_id=turn.pk, kind=EventKind.ASSISTANT_MESSAGE
@@ -239,8 +239,8 @@ def test_it_deletes_a_streaming_turns_session_and_the_worker_goes_on(
 
     assert api.delete(f"/api/sessions/{doomed.pk}/").status_code == 204
 
-    other = services.session_create(owner=user, title="Next")
-    next_turn = services.turn_start(session=other, message="hello", actor=user)
+    other = sessions.session_create(owner=user, title="Next")
+    next_turn = lifecycle.turn_start(session=other, message="hello", actor=user)
     wait_for(lambda: Turn.objects.get(pk=next_turn.pk).is_terminal, timeout=WORKER_TIMEOUT)
     assert Turn.objects.get(pk=next_turn.pk).status == TurnStatus.COMPLETED
     assert worker.poll() is None

@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 
-from sessions_app import services
+from sessions_app.core import leases, lifecycle
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.turn_states import (
     assert_error,
@@ -107,9 +107,9 @@ def test_it_hides_another_users_session_from_messages(api, other_user):
 
 def test_it_shows_a_turn(api, user):
     turn, lease = running_turn(user)
-    services.turn_save_progress(turn_id=turn.pk, lease_token=lease, usage={"total_tokens": 42})
-    services.turn_request_cancel(session=turn.session, actor=user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    leases.turn_save_progress(turn_id=turn.pk, lease_token=lease, usage={"total_tokens": 42})
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
 
     response = api.get(f"/api/sessions/{turn.session_id}/turns/{turn.pk}/")
 
@@ -129,7 +129,7 @@ def test_it_shows_a_turn(api, user):
 
 def test_it_shows_why_a_turn_failed(api, user):
     turn, lease = running_turn(user)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=TurnStatus.FAILED, lease_token=lease, error_code="llm_error"
     )
     body = api.get(f"/api/sessions/{turn.session_id}/turns/{turn.pk}/").json()

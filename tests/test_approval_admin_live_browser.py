@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle
 from sessions_app.models import Turn, TurnStatus
 from tests.conftest import wait_for
 from tests.e2e import conftest as e2e
@@ -90,7 +90,7 @@ def test_it_shows_new_requests_live_and_drops_decided_ones(
     page.evaluate("() => { window.__sameDocument = true; }")
     fourth = ask_for_email(user)
     expect(row(page, fourth)).to_be_visible()
-    in_thread(lambda: services.turn_request_cancel(session=fourth.turn.session, actor=user))
+    in_thread(lambda: lifecycle.turn_request_cancel(session=fourth.turn.session, actor=user))
     expect(row(page, fourth)).to_have_count(0)
     assert page.evaluate("() => window.__sameDocument") is True
     fourth.refresh_from_db()

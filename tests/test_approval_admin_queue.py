@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle
 from sessions_app.models import EventKind, TurnStatus
 from tests import turn_states
 
@@ -22,7 +22,7 @@ def parked(owner, *, tool: str = "send_email", arguments: dict | None = None) ->
     """A turn parked on one call to ``tool``, through the same services a worker uses."""
     turn, lease = turn_states.running_turn(owner)
     arguments = arguments or {"to": "x@example.com", "subject": "Hi", "body": "Hello there"}
-    assert services.turn_park_for_approval(
+    assert lifecycle.turn_park_for_approval(
         turn_id=turn.pk,
         lease_token=lease,
         checkpoint={"messages": [{"role": "user", "content": turn.user_message}]},
@@ -178,7 +178,7 @@ def test_it_asks_for_a_reason_before_rejecting_selected_requests(user, approver_
 def test_it_reports_refused_decisions_in_an_action_without_failing(user, approver, approver_client):
     pending = parked(user)
     cancelled = parked(user)
-    services.turn_request_cancel(session=cancelled.turn.session, actor=user)
+    lifecycle.turn_request_cancel(session=cancelled.turn.session, actor=user)
 
     response = approver_client.post(
         CHANGELIST,

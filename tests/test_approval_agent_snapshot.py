@@ -4,7 +4,7 @@ turn waits (for a worker, or for approval) changes the turns created after the e
 import pytest
 
 from approvals_app import services as approval_services
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Agent, ErrorCode, TurnStatus
 from tests.conftest import ASK_FOR_EMAIL
 
@@ -34,8 +34,8 @@ def edit(agent: Agent) -> None:
 def test_it_resumes_after_approval_with_the_profile_it_started_with(
     writer, llm, user, approver, run_turn_in_thread, outbox
 ):
-    session = services.session_create(owner=user, agent=writer)
-    turn = services.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
+    session = sessions.session_create(owner=user, agent=writer)
+    turn = lifecycle.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
     snapshot = Agent.objects.get(pk=writer.pk)
 
@@ -66,7 +66,7 @@ def test_it_resumes_after_approval_with_the_profile_it_started_with(
     }
 
     # The next turn has the edited profile, its limit of one model call included.
-    later = services.turn_start(session=session, message="what time is it?", actor=user)
+    later = lifecycle.turn_start(session=session, message="what time is it?", actor=user)
     assert run_turn_in_thread(later.pk).join() == TurnStatus.FAILED
     later.refresh_from_db()
     assert later.error_code == ErrorCode.MODEL_CALL_LIMIT
@@ -79,8 +79,8 @@ def test_it_resumes_after_approval_with_the_profile_it_started_with(
 def test_it_runs_a_queued_turn_with_the_profile_it_was_created_with(
     writer, llm, user, run_turn_in_thread
 ):
-    session = services.session_create(owner=user, agent=writer)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user, agent=writer)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
 
     edit(writer)
 

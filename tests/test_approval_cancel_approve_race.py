@@ -8,7 +8,7 @@ from django.core import mail
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.turn_states import interrupts, race
 
@@ -22,17 +22,17 @@ def test_it_never_runs_the_tool_after_a_stop_whoever_wins(
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     winners = {"cancel": 0, "approve": 0}
     for _ in range(ROUNDS):
-        turn = services.turn_start(
+        turn = lifecycle.turn_start(
             session=session, message="please send an email to x@example.com", actor=user
         )
         assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
         approval = turn.approval_requests.get()
 
         cancelled, decided = race(
-            partial(services.turn_request_cancel, session=session, actor=user, turn_id=turn.pk),
+            partial(lifecycle.turn_request_cancel, session=session, actor=user, turn_id=turn.pk),
             partial(
                 approval_services.approval_decide,
                 approval_id=approval.pk,

@@ -5,7 +5,7 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.turn_states import assert_error, interrupts
 
@@ -23,8 +23,8 @@ def test_it_stops_a_waiting_turn_and_refuses_a_later_approval(
     llm, user, api, approver_api, run_turn_in_thread, settings
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(
         session=session, message="please send an email to x@example.com", actor=user
     )
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
@@ -59,8 +59,8 @@ def test_it_stops_a_waiting_turn_and_refuses_a_later_approval(
 
 
 def test_it_answers_a_second_cancel_without_a_second_notice(llm, user, api, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(
         session=session, message="please send an email to x@example.com", actor=user
     )
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL

@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import services, tasks
+from sessions_app import tasks
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.turn_states import assert_error, interrupts
 
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def waiting(user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(
         session=session, message="please send an email to x@example.com", actor=user
     )
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
 from approvals_app.models import Outcome, PolicyRule, SessionGrant
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error, waiting_turn
 
@@ -24,7 +24,7 @@ def ask(user, llm, outbox, run_turn_in_thread):
     """Runs a turn asking for ``message`` in ``session`` until it ends or parks."""
 
     def run(session, message: str):
-        turn = services.turn_start(session=session, message=message, actor=user)
+        turn = lifecycle.turn_start(session=session, message=message, actor=user)
         run_turn_in_thread(turn.pk).join()
         turn.refresh_from_db()
         return turn
@@ -37,7 +37,7 @@ def granted(user, approver_api, ask, run_turn_in_thread):
     """A session whose first e-mail was approved for the session with ``grant``."""
 
     def make(grant):
-        session = services.session_create(owner=user)
+        session = sessions.session_create(owner=user)
         first = ask(session, "please send an email to x@example.com")
         approval = first.approval_requests.get()
         response = approver_api.post(
@@ -112,7 +112,7 @@ def test_it_tells_the_timeline_of_a_revocation_once(granted, approver_api):
 def test_it_never_applies_a_grant_outside_its_session(granted, ask, user):
     session, grant = granted(True)
 
-    elsewhere = ask(services.session_create(owner=user), "please send an email to x@example.com")
+    elsewhere = ask(sessions.session_create(owner=user), "please send an email to x@example.com")
 
     assert elsewhere.status == TurnStatus.WAITING_FOR_APPROVAL
     session.delete()
@@ -196,7 +196,7 @@ def test_it_does_not_let_the_requesters_own_grant_skip_four_eyes(user, ask, run_
     user.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
     own_api = APIClient()
     own_api.force_authenticate(user)
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     first = ask(session, "please send an email to x@example.com")
     approval = first.approval_requests.get()
     own_api.post(f"/api/approvals/{approval.pk}/approve/", {"grant": True}, format="json")

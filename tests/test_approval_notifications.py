@@ -23,7 +23,7 @@ from django_q.signing import SignedPackage
 from approvals_app import notifications
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Turn, TurnStatus
 from tests.conftest import ASK_FOR_EMAIL, wait_for
 
@@ -328,8 +328,8 @@ def test_an_edit_that_hands_the_request_to_another_group_asks_that_group(
 
 def test_it_notifies_from_a_worker_process(llm, user, approver, webhook, worker_process):
     worker_process(APPROVAL_WEBHOOK_URL=webhook.url, APPROVAL_WEBHOOK_SECRET=SECRET)
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
 
     wait_for(lambda: webhook.requests, timeout=WORKER_TIMEOUT)
     approval = turn.approval_requests.get()
@@ -371,7 +371,7 @@ def test_it_tells_the_approvers_when_a_stop_cancels_the_request(
     webhook.requests.clear()
     outbox.clear()
 
-    services.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
     run_notification_tasks({approval.pk})
 
     [payload] = webhook.payloads()

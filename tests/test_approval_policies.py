@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Agent, EventKind, TurnStatus
 from tests.turn_states import assert_error
 
@@ -19,8 +19,8 @@ def ask(user, llm, outbox, run_turn_in_thread):
     """Runs a turn asking for ``message`` until it ends or parks; returns the turn."""
 
     def run(message: str, agent: Agent | None = None):
-        session = services.session_create(owner=user, agent=agent)
-        turn = services.turn_start(session=session, message=message, actor=user)
+        session = sessions.session_create(owner=user, agent=agent)
+        turn = lifecycle.turn_start(session=session, message=message, actor=user)
         run_turn_in_thread(turn.pk).join()
         turn.refresh_from_db()
         return turn

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import TurnStatus
 from tests.sockets import queue_socket, session_cookie
 
@@ -39,8 +39,8 @@ def viewer(django_user_model):
 
 def test_it_tells_an_open_queue_about_every_change(llm, user, approver, run_turn_in_thread):
     def park():
-        session = services.session_create(owner=user)
-        turn = services.turn_start(
+        session = sessions.session_create(owner=user)
+        turn = lifecycle.turn_start(
             session=session, message="please send an email to x@example.com", actor=user
         )
         assert run_turn_in_thread(turn.pk).join() == TurnStatus.WAITING_FOR_APPROVAL
@@ -69,7 +69,7 @@ def test_it_tells_an_open_queue_about_every_change(llm, user, approver, run_turn
 
             cancelled = await sync_to_async(park)()
             heard.append(("requested", await socket.receive_json_from(timeout=10)))
-            await sync_to_async(services.turn_request_cancel)(
+            await sync_to_async(lifecycle.turn_request_cancel)(
                 session=await sync_to_async(lambda: cancelled.turn.session)(), actor=user
             )
             heard.append(("cancelled", await socket.receive_json_from(timeout=10)))

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle
 from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error, interrupts, race, waiting_turn
 
@@ -167,7 +167,7 @@ def test_it_stops_a_partly_approved_turn_once_on_cancel(user, make_approver):
     turn, approval = waiting_turn(user, approvals_needed=2)
     approve(make_approver("erin"), approval)
 
-    outcome = services.turn_request_cancel(session=turn.session, actor=user)
+    outcome = lifecycle.turn_request_cancel(session=turn.session, actor=user)
 
     assert outcome.status == TurnStatus.STOPPED
     approval.refresh_from_db()

@@ -3,7 +3,7 @@
 import pytest
 
 from approvals_app import services as approval_services
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.conftest import wait_for
 
@@ -18,7 +18,7 @@ def status_of(turn: Turn) -> str:
 
 
 def ask_for_email(session, user) -> Turn:
-    turn = services.turn_start(
+    turn = lifecycle.turn_start(
         session=session, message="please send an email to x@example.com", actor=user
     )
     wait_for(lambda: status_of(turn) == TurnStatus.WAITING_FOR_APPROVAL, timeout=WORKER_TIMEOUT)
@@ -27,7 +27,7 @@ def ask_for_email(session, user) -> Turn:
 
 def test_it_parks_resumes_and_sends_once_in_a_worker_process(llm, user, approver, worker_process):
     worker_process()
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
 
     approved_turn = ask_for_email(session, user)
     approved = approved_turn.approval_requests.get()

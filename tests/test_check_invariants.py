@@ -18,7 +18,7 @@ from django.db.models import F
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import events, services
+from sessions_app.core import events, lifecycle, locks
 from sessions_app.models import EventKind, TimelineEvent, Turn, TurnStatus
 from tests.turn_states import queued_turn, stopping_turn, turn_in
 
@@ -30,7 +30,7 @@ def written_by_the_app(user, approver, email_waiting_for_approval, run_turn_in_t
     """Turns in every terminal status, as the application leaves them: {name: turn}."""
     turns = {"failed": turn_in(TurnStatus.FAILED, user)}
     stopping, lease = stopping_turn(user)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=stopping.pk, status=TurnStatus.STOPPED, lease_token=lease, partial_text="Once upon"
     )
     turns["stopped"] = stopping
@@ -60,7 +60,7 @@ def broken(report: dict) -> set[str]:
 def add_event(turn: Turn, kind: str, data: dict) -> None:
     """An event written past the services, with the session's next seq."""
     with transaction.atomic():
-        session, locked = services.lock_turn(turn.pk)
+        session, locked = locks.lock_turn(turn.pk)
         events.append(session=session, turn=locked, kind=kind, data=data)
 
 

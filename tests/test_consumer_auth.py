@@ -5,7 +5,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from agentproj.asgi import application
-from sessions_app import services
+from sessions_app.core import sessions
 from tests.sockets import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -32,21 +32,21 @@ def try_to_connect(session_id, *, cookie: bytes | None, origin: bytes = ALLOWED_
 
 
 def test_it_refuses_an_anonymous_visitor(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     accepted, code = try_to_connect(session.pk, cookie=None)
     assert not accepted
     assert code == 4401
 
 
 def test_it_refuses_another_users_session(user, other_user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     accepted, code = try_to_connect(session.pk, cookie=session_cookie(other_user))
     assert not accepted
     assert code == 4404
 
 
 def test_it_refuses_a_foreign_origin_even_with_a_valid_login(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     accepted, _ = try_to_connect(
         session.pk, cookie=session_cookie(user), origin=b"http://evil.example"
     )
@@ -54,6 +54,6 @@ def test_it_refuses_a_foreign_origin_even_with_a_valid_login(user):
 
 
 def test_it_accepts_the_owner(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     accepted, _ = try_to_connect(session.pk, cookie=session_cookie(user))
     assert accepted

@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from approvals_app import services as approval_services
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from tests.html_tree import parse
 from tests.sockets import resumed_session_socket, session_cookie
 
@@ -31,9 +31,9 @@ def by_kind(messages: list[dict], kind: str) -> list[dict]:
 
 
 def test_each_event_comes_with_its_fragment_and_turn(user):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello <i>you</i>", actor=user)
-    services.turn_request_cancel(session=session, actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello <i>you</i>", actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     messages = replayed(session.pk, session_cookie(user))
 

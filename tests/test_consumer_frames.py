@@ -6,7 +6,7 @@ import logging
 import pytest
 from asgiref.sync import async_to_sync
 
-from sessions_app import services
+from sessions_app.core import sessions
 from tests.sockets import queue_socket, session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -32,7 +32,7 @@ MALFORMED_TEXT = [
 
 
 def test_it_answers_every_malformed_frame_with_an_error_and_keeps_the_socket(user, caplog):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     cookie = session_cookie(user)
 
     async def scenario():

@@ -5,7 +5,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from sessions_app import events, services
+from sessions_app.core import broadcast, lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.sockets import session_cookie, session_socket
 
@@ -18,12 +18,12 @@ QUIET_SECONDS = 7
 def test_it_forwards_live_events_and_token_deltas(user):
     # Titled: an untitled session's first message also names it, a message of its own
     # (tests/test_consumer_sessions_manage.py).
-    session = services.session_create(owner=user, title="Live events")
+    session = sessions.session_create(owner=user, title="Live events")
     cookie = session_cookie(user)
 
     def start_and_stop_a_turn():
-        turn = services.turn_start(session=session, message="hello", actor=user)
-        services.turn_request_cancel(session=session, actor=user)
+        turn = lifecycle.turn_start(session=session, message="hello", actor=user)
+        lifecycle.turn_request_cancel(session=session, actor=user)
         return turn
 
     async def scenario():
@@ -39,8 +39,8 @@ def test_it_forwards_live_events_and_token_deltas(user):
             turn = await database_sync_to_async(start_and_stop_a_turn)()
             live = [await communicator.receive_json_from(timeout=10) for _ in range(4)]
             # A worker's turn host sends deltas through its outbox.
-            outbox = events.Outbox(get_channel_layer())
-            events.send_delta(
+            outbox = broadcast.Outbox(get_channel_layer())
+            broadcast.send_delta(
                 outbox,
                 session_id=session.pk,
                 payload={"seq": 99, "turn": turn.pk, "offset": 0, "text": "Once"},
@@ -76,7 +76,7 @@ def test_it_keeps_a_quiet_socket_live(user):
     """A page may sit without a message for a while (a user reading); the next event still
     arrives. On Redis, a read timeout as long as the layer's blocking receive closed such
     sockets after 5 s."""
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     cookie = session_cookie(user)
 
     async def scenario():
@@ -87,7 +87,7 @@ def test_it_keeps_a_quiet_socket_live(user):
             await communicator.send_json_to({"type": "resume", "after_seq": 0})
             assert (await communicator.receive_json_from(timeout=5))["type"] == "replayed"
             assert await communicator.receive_nothing(timeout=QUIET_SECONDS, interval=0.5)
-            await database_sync_to_async(services.turn_start)(
+            await database_sync_to_async(lifecycle.turn_start)(
                 session=session, message="hello", actor=user
             )
             return await communicator.receive_json_from(timeout=10)

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TimelineEvent
 from tests.sockets import queue_socket, session_socket
 from tests.turn_states import waiting_turn
@@ -25,8 +25,8 @@ def logged_in(user) -> tuple[Client, bytes]:
 
 
 def start_and_stop_a_turn(session, user):
-    services.turn_start(session=session, message="hello", actor=user)
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_start(session=session, message="hello", actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
 
 async def resumed(socket) -> None:
@@ -37,7 +37,7 @@ async def resumed(socket) -> None:
 
 
 def test_it_closes_the_session_socket_at_logout_and_forwards_nothing_after(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     client, cookie = logged_in(user)
 
     async def scenario():
@@ -57,7 +57,7 @@ def test_it_closes_the_session_socket_at_logout_and_forwards_nothing_after(user)
 
 
 def test_it_keeps_the_sockets_of_another_login_of_the_same_user(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     leaving, _ = logged_in(user)
     _, staying = logged_in(user)
 
@@ -98,7 +98,7 @@ def test_it_closes_the_session_socket_before_forwarding_once_the_login_ended(
     end_login, user, settings
 ):
     settings.WEBSOCKET_LOGIN_RECHECK_INTERVAL = 0
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     _, cookie = logged_in(user)
 
     async def scenario():
@@ -119,7 +119,7 @@ def test_it_closes_the_session_socket_before_forwarding_once_the_login_ended(
 
 def test_it_refuses_a_resume_once_the_login_ended(user, settings):
     settings.WEBSOCKET_LOGIN_RECHECK_INTERVAL = 0
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     _, cookie = logged_in(user)
 
     async def scenario():

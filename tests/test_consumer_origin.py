@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
 from agentproj.asgi import application
-from sessions_app import services
+from sessions_app.core import sessions
 from tests.sockets import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -39,7 +39,7 @@ def connects(path: str, cookie: bytes, *, origin: str | None, host: str = HOST, 
 @pytest.fixture
 def timeline(user):
     """(path, the owner's cookie) of a session's timeline socket."""
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     return f"/ws/sessions/{session.pk}/", session_cookie(user)
 
 

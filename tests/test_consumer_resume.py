@@ -3,8 +3,9 @@
 import pytest
 from asgiref.sync import async_to_sync
 
-from sessions_app import consumers, services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import TurnStatus
+from sessions_app.web import consumers
 from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -42,11 +43,11 @@ def persisted(session) -> list[dict]:
 
 
 def test_it_replays_exactly_the_events_after_the_given_seq_in_order(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    first = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    first = lifecycle.turn_start(session=session, message="hello", actor=user)
     assert run_turn_in_thread(first.pk).join() == TurnStatus.COMPLETED
-    second = services.turn_start(session=session, message="and again", actor=user)
-    services.turn_request_cancel(session=session, actor=user)
+    second = lifecycle.turn_start(session=session, message="and again", actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
     second.refresh_from_db()
     assert second.status == TurnStatus.STOPPED
     session.refresh_from_db()
@@ -69,9 +70,9 @@ def test_it_replays_exactly_the_events_after_the_given_seq_in_order(llm, user, r
 
 def test_it_replays_a_long_timeline_whole_in_batches(llm, user, run_turn_in_thread, monkeypatch):
     monkeypatch.setattr(consumers, "REPLAY_BATCH", 3)
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     for message in ("hello", "and again"):
-        turn = services.turn_start(session=session, message=message, actor=user)
+        turn = lifecycle.turn_start(session=session, message=message, actor=user)
         assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
     session.refresh_from_db()
     everything = persisted(session)

@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from sessions_app import services
+from sessions_app.core import leases, lifecycle, sessions
 from sessions_app.models import AgentSession
 from tests.sockets import list_socket, resumed_session_socket, session_cookie
 from tests.turn_states import TEST_WORKER
@@ -41,15 +41,15 @@ def status_in(html: str) -> str:
 
 
 def test_it_updates_a_rows_status_as_its_turn_changes(user):
-    session = services.session_create(owner=user, title="Story time")
+    session = sessions.session_create(owner=user, title="Story time")
     turn_ids = []
 
     def start():
-        turn_ids.append(services.turn_start(session=session, message="hi", actor=user).pk)
+        turn_ids.append(lifecycle.turn_start(session=session, message="hi", actor=user).pk)
 
     def stop():
-        services.turn_take_lease(turn_id=turn_ids[0], worker_id=TEST_WORKER)
-        services.turn_finalize(turn_id=turn_ids[0], status="completed")
+        leases.turn_take_lease(turn_id=turn_ids[0], worker_id=TEST_WORKER)
+        lifecycle.turn_finalize(turn_id=turn_ids[0], status="completed")
 
     started, stopped = rows_while(user, (start, 1), (stop, 2))
 
@@ -63,12 +63,12 @@ def test_it_updates_a_rows_status_as_its_turn_changes(user):
 
 
 def test_it_replaces_a_renamed_row_and_removes_a_deleted_one(user):
-    session = services.session_create(owner=user, title="Old")
+    session = sessions.session_create(owner=user, title="Old")
 
     renamed, deleted = rows_while(
         user,
-        (lambda: services.session_rename(session=session, title="New"), 1),
-        (lambda: services.session_delete(session=session, actor=user), 1),
+        (lambda: sessions.session_rename(session=session, title="New"), 1),
+        (lambda: sessions.session_delete(session=session, actor=user), 1),
     )
 
     assert renamed[0]["type"] == "row" and ">New</a>" in renamed[0]["html"]
@@ -76,15 +76,15 @@ def test_it_replaces_a_renamed_row_and_removes_a_deleted_one(user):
 
 
 def test_it_tells_no_one_else_of_a_users_sessions(user, other_user):
-    theirs = services.session_create(owner=other_user, title="Bob's")
-    mine = services.session_create(owner=user, title="Mine")
+    theirs = sessions.session_create(owner=other_user, title="Bob's")
+    mine = sessions.session_create(owner=user, title="Mine")
 
     (told,) = rows_while(
         user,
         (
             lambda: (
-                services.session_rename(session=theirs, title="Bob's new"),
-                services.session_rename(session=mine, title="Mine, renamed"),
+                sessions.session_rename(session=theirs, title="Bob's new"),
+                sessions.session_rename(session=mine, title="Mine, renamed"),
             ),
             1,
         ),
@@ -94,17 +94,17 @@ def test_it_tells_no_one_else_of_a_users_sessions(user, other_user):
 
 
 def test_the_session_page_learns_its_title_from_the_first_message_and_a_rename(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     cookie = session_cookie(user)
 
     async def scenario():
         async with resumed_session_socket(session.pk, cookie) as socket:
             assert (await socket.receive_json_from(timeout=5))["type"] == "replayed"
-            await database_sync_to_async(services.turn_start)(
+            await database_sync_to_async(lifecycle.turn_start)(
                 session=session, message="Plan a trip to Lisbon\nin May", actor=user
             )
             seen = [await socket.receive_json_from(timeout=10) for _ in range(3)]
-            await database_sync_to_async(services.session_rename)(session=session, title="")
+            await database_sync_to_async(sessions.session_rename)(session=session, title="")
             seen.append(await socket.receive_json_from(timeout=10))
             return seen
 
@@ -125,8 +125,8 @@ def test_a_session_made_elsewhere_appears_in_an_open_list(user, other_user):
     made = []
 
     def create_two():
-        services.session_create(owner=other_user, title="Not mine")
-        made.append(services.session_create(owner=user, title="Made in another tab"))
+        sessions.session_create(owner=other_user, title="Not mine")
+        made.append(sessions.session_create(owner=user, title="Made in another tab"))
 
     ((row,),) = rows_while(user, (create_two, 1))
 

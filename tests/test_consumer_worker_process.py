@@ -5,7 +5,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from sessions_app import services
+from sessions_app.core import sessions
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.sockets import session_cookie, session_socket
 
@@ -16,7 +16,7 @@ def test_it_delivers_a_worker_processs_events_and_deltas_to_the_socket(
     llm, user, api, worker_process
 ):
     worker_process()
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     cookie = session_cookie(user)
 
     def start_turn() -> int:

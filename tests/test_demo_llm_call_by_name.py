@@ -1,12 +1,13 @@
+from sessions_app import demo_model
+
 """The demo model calls any tool it is offered when asked by name: `call <tool> {json}`."""
 
-from sessions_app.runtime import demo_llm
 
 OFFERED = [{"type": "function", "function": {"name": "time__get_current_time"}}]
 
 
 def plan(message: str, tools=OFFERED):
-    return demo_llm.plan({"messages": [{"role": "user", "content": message}], "tools": tools})
+    return demo_model.plan({"messages": [{"role": "user", "content": message}], "tools": tools})
 
 
 def test_it_calls_an_offered_tool_with_the_arguments_given():

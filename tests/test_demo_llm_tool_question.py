@@ -1,14 +1,15 @@
+from sessions_app import demo_model
+
 """Asked what the tool said, the demo model repeats the last tool result in the conversation it
 was sent: conversation memory shows without an API key."""
 
-from sessions_app.runtime import demo_llm
 
 TOOLS = [{"type": "function", "function": {"name": "get_time"}}]
 QUESTION = {"role": "user", "content": "What did the tool say?"}
 
 
 def answer(*messages: dict) -> tuple[str, dict | None]:
-    return demo_llm.plan({"messages": list(messages), "tools": TOOLS})
+    return demo_model.plan({"messages": list(messages), "tools": TOOLS})
 
 
 def test_it_repeats_the_last_tool_result_it_was_given():

@@ -3,8 +3,8 @@
 import pytest
 
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.core import lifecycle
+from sessions_app.models import TERMINAL_STATUSES, EventKind, StopReason, Turn, TurnStatus
 from tests.turn_states import interrupts, race, running_turn, stopping_turn, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -16,18 +16,18 @@ def terminal_status_events(turn: Turn) -> list[str]:
     return [
         e.data["status"]
         for e in turn.events.filter(kind=EventKind.STATUS)
-        if e.data["status"] in services.TERMINAL_STATUSES
+        if e.data["status"] in TERMINAL_STATUSES
     ]
 
 
 def test_it_finalizes_a_stopped_turn_only_once(user):
     turn, lease = stopping_turn(user)
-    first = services.turn_finalize(
+    first = lifecycle.turn_finalize(
         turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease, partial_text="Once upon"
     )
     seqs = list(turn.events.values_list("seq", flat=True))
 
-    second = services.turn_finalize(
+    second = lifecycle.turn_finalize(
         turn_id=turn.pk,
         status=TurnStatus.FAILED,
         lease_token=lease,
@@ -49,8 +49,8 @@ def test_it_finalizes_a_stopped_turn_only_once(user):
 
 def test_it_keeps_a_completed_turn_completed_when_stopped_afterwards(user):
     turn, lease = running_turn(user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.COMPLETED, lease_token=lease)
-    services.turn_finalize(
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.COMPLETED, lease_token=lease)
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=TurnStatus.STOPPED, stop_reason=StopReason.USER_CANCEL
     )
     turn.refresh_from_db()
@@ -64,7 +64,7 @@ def test_it_writes_one_notice_when_two_threads_finalize_at_once(round_, user):
     turn, lease = stopping_turn(user)
 
     def finalize():
-        return services.turn_finalize(
+        return lifecycle.turn_finalize(
             turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease
         ).status
 
@@ -83,7 +83,7 @@ def test_it_keeps_the_first_of_two_different_racing_endings(round_, user):
 
     def finalize(status):
         return lambda: (
-            services.turn_finalize(
+            lifecycle.turn_finalize(
                 turn_id=turn.pk,
                 status=status,
                 lease_token=lease,
@@ -104,10 +104,10 @@ def test_it_keeps_the_first_of_two_different_racing_endings(round_, user):
 
 def test_it_cancels_pending_approvals_of_a_finalized_turn(user):
     turn, approval = waiting_turn(user)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=TurnStatus.STOPPED, stop_reason=StopReason.USER_CANCEL
     )
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED)
     turn.refresh_from_db()
     approval.refresh_from_db()
     assert turn.status == TurnStatus.STOPPED
@@ -117,9 +117,9 @@ def test_it_cancels_pending_approvals_of_a_finalized_turn(user):
 
 def test_it_stops_a_running_child_turn_with_its_parent(user):
     turn, lease = running_turn(user)
-    child = services.child_turn_start(parent_id=turn.pk, lease_token=lease, task="look it up")
-    services.turn_request_cancel(session=turn.session, actor=user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    child = lifecycle.child_turn_start(parent_id=turn.pk, lease_token=lease, task="look it up")
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
     child.refresh_from_db()
     assert child.status == TurnStatus.STOPPED
     assert child.stop_reason == StopReason.PARENT_STOPPED

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import leases, lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 from sessions_app.runtime.host import TurnHost
 
@@ -23,18 +23,18 @@ BOUND = 30.0
 def test_a_turn_admitted_while_the_host_drains_is_drained_too(llm, user, settings, monkeypatch):
     settings.AGENT_DRAIN_MODE = "stop"
     llm.stall()
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
 
     lease_asked, lease_may_go = threading.Event(), threading.Event()
-    take_lease = services.turn_take_lease
+    take_lease = leases.turn_take_lease
 
     def slow_take_lease(**kwargs):
         lease_asked.set()
         assert lease_may_go.wait(BOUND)
         return take_lease(**kwargs)
 
-    monkeypatch.setattr(services, "turn_take_lease", slow_take_lease)
+    monkeypatch.setattr(leases, "turn_take_lease", slow_take_lease)
 
     async def drain_during_admission():
         async with TurnHost(capacity=5) as host:

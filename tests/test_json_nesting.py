@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from agentproj.json_limits import MAX_DEPTH
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import sessions
 from sessions_app.models import Agent, AgentSession, McpServer
 from tests.sockets import session_cookie, session_socket
 from tests.turn_states import assert_error, waiting_turn
@@ -120,7 +120,7 @@ def test_the_agent_admin_refuses_deep_tools(superuser):
 
 
 def test_the_socket_answers_a_deep_frame_with_an_error_and_stays_up(user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     cookie = session_cookie(user)
     # Deep, yet short enough to be read as a frame at all.
     deep_frame = json.dumps({"type": "resume", "after_seq": 0})[:-1] + ', "x": '

@@ -5,9 +5,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
-from sessions_app import services
+from sessions_app import demo_model
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -15,11 +15,11 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 def test_the_deltas_of_an_answer_add_up_to_its_stored_text(llm, user, run_turn_in_thread):
     llm.token_delay = 0.002
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     cookie = session_cookie(user)
 
     def start():
-        turn = services.turn_start(session=session, message="tell me a story", actor=user)
+        turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
         run_turn_in_thread(turn.pk)
         return turn
 
@@ -47,7 +47,7 @@ def test_the_deltas_of_an_answer_add_up_to_its_stored_text(llm, user, run_turn_i
     turn, deltas = async_to_sync(scenario)()
 
     stored = turn.events.get(kind=EventKind.ASSISTANT_MESSAGE).data["text"]
-    assert stored == demo_llm.story_text()
+    assert stored == demo_model.story_text()
     rebuilt = ""
     for delta in deltas:
         assert delta["offset"] == len(rebuilt)

@@ -12,9 +12,9 @@ import socket
 
 import pytest
 
-from sessions_app import services
+from sessions_app import demo_model
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, Turn, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.conftest import wait_for
 from tests.model_failures import (
     assert_failed_with_one_readable_error,
@@ -23,7 +23,7 @@ from tests.model_failures import (
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-HELLO_REPLY, _ = demo_llm.plan({"messages": [{"role": "user", "content": "hello"}]})
+HELLO_REPLY, _ = demo_model.plan({"messages": [{"role": "user", "content": "hello"}]})
 TIME_CALL = {"name": "get_time", "arguments": {"timezone": "UTC"}}
 # Far longer than any test waits: only a stop can end a turn backing off this long.
 FOREVER = 3600.0
@@ -38,8 +38,8 @@ def every_response_ends(llm):
 
 
 def _start_turn(user, run_turn_in_thread, message: str = "hello"):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message=message, actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message=message, actor=user)
     return session, turn, run_turn_in_thread(turn.pk)
 
 
@@ -267,7 +267,7 @@ def test_stop_during_the_back_off_after_a_failed_attempt_ends_the_turn_at_once(
     # The attempt is over on the server's side: the turn is (about to be) waiting to retry.
     wait_for(lambda: llm.wait_for_requests(1)[0].finished_at)
 
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
     assert_stopped_by_the_user_without_error(turn)

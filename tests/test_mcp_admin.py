@@ -4,7 +4,7 @@ servers declared in AGENT_MCP_SERVERS are listed read-only."""
 
 import pytest
 
-from sessions_app import mcp_servers
+from sessions_app.mcp import registry
 from sessions_app.models import McpServer, McpTransport
 from tests.mcp_helpers import ServerLog, stdio_server
 
@@ -131,7 +131,7 @@ def test_declared_servers_are_listed_read_only(superuser_client, settings):
     settings.AGENT_MCP_SERVERS = [
         {"name": "remote", "url": "https://mcp.example.com/mcp", "headers": {"X-Key": SECRET}}
     ]
-    mcp_servers.mcp_server_sync_declared()
+    registry.mcp_server_sync_declared()
     server = McpServer.objects.get(name="remote")
     assert (server.declared, server.headers) == (True, {})
 
@@ -145,7 +145,7 @@ def test_declared_servers_are_listed_read_only(superuser_client, settings):
     assert server.url == "https://mcp.example.com/mcp"
 
     settings.AGENT_MCP_SERVERS = []
-    mcp_servers.mcp_server_sync_declared()
+    registry.mcp_server_sync_declared()
     assert not McpServer.objects.filter(name="remote").exists()
 
 

@@ -3,7 +3,7 @@ configured server's, another only the servers and tools it lists."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Agent, EventKind, Turn, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -12,8 +12,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 @pytest.fixture
 def ask(llm, user, run_turn_in_thread, server_log):
     def ask(agent: Agent | None, message: str) -> Turn:
-        session = services.session_create(owner=user, agent=agent)
-        turn = services.turn_start(session=session, message=message, actor=user)
+        session = sessions.session_create(owner=user, agent=agent)
+        turn = lifecycle.turn_start(session=session, message=message, actor=user)
         run_turn_in_thread(turn.pk).join()
         turn.refresh_from_db()
         return turn

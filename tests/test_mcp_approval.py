@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 @pytest.fixture
 def ask(llm, user, run_turn_in_thread, server_log):
     def ask(message: str):
-        session = services.session_create(owner=user)
-        turn = services.turn_start(session=session, message=message, actor=user)
+        session = sessions.session_create(owner=user)
+        turn = lifecycle.turn_start(session=session, message=message, actor=user)
         run_turn_in_thread(turn.pk).join()
         turn.refresh_from_db()
         return turn

@@ -8,9 +8,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from sessions_app import mcp_servers
+from sessions_app.mcp import client, registry
 from sessions_app.models import McpServer
-from sessions_app.runtime import mcp
 
 STDIO = {"name": "time", "command": "python", "args": ["-m", "mcp_server_time"]}
 
@@ -32,7 +31,7 @@ def test_the_system_check_names_a_wrong_entry(settings, entry, problem):
     with pytest.raises(SystemCheckError, match=r"AGENT_MCP_SERVERS\[1\]"):
         call_command("check")
     with pytest.raises(ImproperlyConfigured, match=re.escape(problem)):
-        mcp_servers.declared_servers()
+        registry.declared_servers()
 
 
 @pytest.mark.django_db
@@ -41,21 +40,21 @@ def test_a_declared_server_keeps_its_secrets_in_the_setting(settings):
         {"name": "remote", "url": "https://mcp.example.com/mcp", "headers": {"X-Key": "secret"}}
     ]
 
-    mcp_servers.mcp_server_sync_declared()
+    registry.mcp_server_sync_declared()
 
     server = McpServer.objects.get(name="remote")
     assert (server.declared, server.headers) == (True, {})
-    assert mcp.ServerSpec.of(server).headers == (("X-Key", "secret"),)
+    assert client.ServerSpec.of(server).headers == (("X-Key", "secret"),)
 
 
 @pytest.mark.django_db
 def test_a_changed_command_forgets_the_cached_tools(settings):
     settings.AGENT_MCP_SERVERS = [STDIO]
-    mcp_servers.mcp_server_sync_declared()
-    mcp_servers.mcp_server_record_tools(name="time", tools=[{"name": "get_current_time"}])
+    registry.mcp_server_sync_declared()
+    registry.mcp_server_record_tools(name="time", tools=[{"name": "get_current_time"}])
 
     settings.AGENT_MCP_SERVERS = [{**STDIO, "args": ["-m", "mcp_server_time", "--local"]}]
-    mcp_servers.mcp_server_sync_declared()
+    registry.mcp_server_sync_declared()
 
     server = McpServer.objects.get(name="time")
     assert server.args == ["-m", "mcp_server_time", "--local"]
@@ -67,7 +66,7 @@ def test_a_server_registered_in_the_admin_is_not_taken_over(settings):
     McpServer.objects.create(name="time", transport="stdio", command="mine")
     settings.AGENT_MCP_SERVERS = [STDIO]
 
-    mcp_servers.mcp_server_sync_declared()
+    registry.mcp_server_sync_declared()
 
     server = McpServer.objects.get(name="time")
     assert (server.declared, server.command) == (False, "mine")

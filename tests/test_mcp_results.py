@@ -3,7 +3,7 @@
 import mcp_types
 import pytest
 
-from sessions_app.runtime import mcp
+from sessions_app.mcp import client
 from sessions_app.runtime.tools import ToolError
 
 
@@ -20,34 +20,34 @@ def text(value: str) -> mcp_types.TextContent:
 def test_it_joins_text_and_adds_structured_content_the_text_does_not_say():
     answer = result(text("Two lines"), text("of text"), structured={"rows": 2})
 
-    assert mcp.result_text(answer) == 'Two lines\nof text\n{"rows": 2}'
+    assert client.result_text(answer) == 'Two lines\nof text\n{"rows": 2}'
 
 
 def test_it_does_not_repeat_structured_content_the_text_already_says():
-    assert mcp.result_text(result(text('{"a": 1}'), structured={"a": 1})) == '{"a": 1}'
-    assert mcp.result_text(result(text("plain"), structured={"result": "plain"})) == "plain"
+    assert client.result_text(result(text('{"a": 1}'), structured={"a": 1})) == '{"a": 1}'
+    assert client.result_text(result(text("plain"), structured={"result": "plain"})) == "plain"
 
 
 def test_it_names_content_it_leaves_out():
     image = mcp_types.ImageContent(type="image", data="aGk=", mime_type="image/png")
 
-    assert mcp.result_text(result(image)) == "[image content left out]"
-    assert mcp.result_text(result()) == "(no output)"
+    assert client.result_text(result(image)) == "[image content left out]"
+    assert client.result_text(result()) == "(no output)"
 
 
 def test_it_cuts_a_long_result(settings):
     settings.AGENT_MCP_MAX_RESULT_CHARS = 10
 
-    assert mcp.result_text(result(text("x" * 25))) == (
+    assert client.result_text(result(text("x" * 25))) == (
         "xxxxxxxxxx\n[cut: the first 10 of the result's 25 characters]"
     )
 
 
 def test_offered_names_keep_to_the_model_api_rule():
-    spec = mcp.ServerSpec(name="files", transport="stdio", command="files-server")
+    spec = client.ServerSpec(name="files", transport="stdio", command="files-server")
     listed = [{"name": "read"}, {"name": "dotted.name"}, {"name": "x" * 60}]
 
-    offered = mcp.tools_of(spec, listed)
+    offered = client.tools_of(spec, listed)
 
     assert list(offered) == ["files__read"]
     assert offered["files__read"].openai_spec()["function"]["parameters"] == {"type": "object"}
@@ -64,19 +64,19 @@ def test_offered_names_keep_to_the_model_api_rule():
     ],
 )
 def test_only_a_read_only_tool_runs_unasked_by_default(annotations, needs_approval):
-    spec = mcp.ServerSpec(name="s", transport="stdio", command="c")
+    spec = client.ServerSpec(name="s", transport="stdio", command="c")
     listed = {"name": "t", **({"annotations": annotations} if annotations is not None else {})}
 
-    tool = mcp.tools_of(spec, [listed])["s__t"]
+    tool = client.tools_of(spec, [listed])["s__t"]
 
     assert tool.needs_approval is needs_approval
     assert tool.for_sub_agents is not needs_approval
 
 
 def test_arguments_are_checked_against_the_input_schema():
-    spec = mcp.ServerSpec(name="s", transport="stdio", command="c")
+    spec = client.ServerSpec(name="s", transport="stdio", command="c")
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    tool = mcp.tools_of(spec, [{"name": "t", "inputSchema": schema}])["s__t"]
+    tool = client.tools_of(spec, [{"name": "t", "inputSchema": schema}])["s__t"]
 
     tool.validate({"n": 1})
     with pytest.raises(ToolError):

@@ -15,13 +15,14 @@ from django.core.management.base import SystemCheckError
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import mcp_servers, services
+from sessions_app.core import lifecycle, sessions
+from sessions_app.mcp import registry
 from sessions_app.models import EventKind, McpServer, McpTransport, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 SECRET = "s3cret-token-never-shown"
-MASK = mcp_servers.SECRET_MASK
+MASK = registry.SECRET_MASK
 ADD_URL = reverse("admin:sessions_app_mcpserver_add")
 LIST_URL = reverse("admin:sessions_app_mcpserver_changelist")
 NOT_ONE_LINE = {
@@ -132,7 +133,7 @@ def test_the_environment_may_not_declare_a_control_character(settings, kind):
     settings.AGENT_MCP_SERVERS = [entry]
 
     with pytest.raises(ImproperlyConfigured) as refused:
-        mcp_servers.declared_servers()
+        registry.declared_servers()
     with pytest.raises(SystemCheckError) as checked:
         call_command("check")
 
@@ -206,8 +207,8 @@ def test_a_value_stored_before_the_rule_is_masked_wherever_the_failure_is_told(
         assert SECRET not in superuser_client.get(url).content.decode()
 
     # A turn on a worker's host tries the server too: what it logs and stores is masked.
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
     with caplog.at_level(logging.DEBUG):
         assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
 

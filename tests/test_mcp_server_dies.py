@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, McpServer, TurnStatus
 from tests.mcp_helpers import HostThread
 
@@ -21,8 +21,8 @@ def host(server_log):
 
 
 def test_it_reports_a_server_killed_mid_call_and_reconnects(llm, user, host, server_log):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(
         session=session, message='call testsrv__slow {"label": "doomed"}', actor=user
     )
     running = host.start_turn(turn.pk)
@@ -42,7 +42,7 @@ def test_it_reports_a_server_killed_mid_call_and_reconnects(llm, user, host, ser
     assert llm.requests[-1].body["messages"][-1]["content"] == result.data["result"]
     assert not turn.events.filter(kind=EventKind.ERROR).exists()
 
-    again = services.turn_start(
+    again = lifecycle.turn_start(
         session=session, message='call testsrv__echo {"text": "are you back?"}', actor=user
     )
     assert host.run_turn(again.pk) == TurnStatus.COMPLETED
@@ -57,8 +57,8 @@ def test_a_server_that_cannot_start_leaves_the_turn_without_its_tools(
     llm, user, settings, run_turn_in_thread
 ):
     settings.AGENT_MCP_SERVERS = [{"name": "broken", "command": "/nonexistent/mcp-server"}]
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
 
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
 

@@ -4,7 +4,7 @@ same connection. A call that outlives AGENT_MCP_CALL_TIMEOUT is cancelled the sa
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.conftest import wait_for
 from tests.mcp_helpers import HostThread, ServerLog, http_server, stdio_server
@@ -35,12 +35,12 @@ def host(server_log):
 
 
 def _start(user, message: str):
-    session = services.session_create(owner=user)
-    return session, services.turn_start(session=session, message=message, actor=user)
+    session = sessions.session_create(owner=user)
+    return session, lifecycle.turn_start(session=session, message=message, actor=user)
 
 
 def _next_turn(session, user, message: str):
-    return services.turn_start(session=session, message=message, actor=user)
+    return lifecycle.turn_start(session=session, message=message, actor=user)
 
 
 def test_it_stops_inside_a_call_tells_the_server_and_keeps_the_connection(
@@ -53,7 +53,7 @@ def test_it_stops_inside_a_call_tells_the_server_and_keeps_the_connection(
     progress = wait_for(lambda: turn.events.filter(kind=EventKind.TOOL_PROGRESS).first())
     connection = host.connection("testsrv")
 
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     assert running.result(timeout=30) == TurnStatus.STOPPED
     turn.refresh_from_db()

@@ -3,7 +3,7 @@
 import pytest
 
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.conftest import wait_for
 from tests.turn_states import (
@@ -27,7 +27,7 @@ def send(api, session_id, message, on_busy):
 
 
 def start_streaming(session, user, run_turn_in_thread):
-    turn = services.turn_start(session=session, message="tell me a story", actor=user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     worker = run_turn_in_thread(turn.pk)
     wait_for(lambda: turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
     return turn, worker
@@ -150,7 +150,7 @@ def test_it_starts_an_interrupting_turn_ahead_of_enqueued_ones(api, user):
     interrupting = response.json()["id"]
     assert response.json()["status"] == "pending"
     # The worker winds the interrupted turn down.
-    services.turn_finalize(turn_id=active.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    lifecycle.turn_finalize(turn_id=active.pk, status=TurnStatus.STOPPED, lease_token=lease)
     assert Turn.objects.get(pk=interrupting).status == TurnStatus.QUEUED
     assert Turn.objects.get(pk=enqueued).status == TurnStatus.PENDING
     active.refresh_from_db()
@@ -185,7 +185,7 @@ def test_it_starts_the_latest_interrupting_turn_first(api, user):
     first = send(api, active.session_id, "do this instead", "interrupt").json()["id"]
     latest = send(api, active.session_id, "no, this", "interrupt").json()["id"]
 
-    services.turn_finalize(turn_id=active.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    lifecycle.turn_finalize(turn_id=active.pk, status=TurnStatus.STOPPED, lease_token=lease)
 
     assert Turn.objects.get(pk=latest).status == TurnStatus.QUEUED
     assert Turn.objects.get(pk=first).status == TurnStatus.PENDING

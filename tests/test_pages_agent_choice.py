@@ -3,7 +3,7 @@ name each session's agent."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import sessions
 from sessions_app.models import Agent, AgentSession
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_it_refuses_an_unknown_agent_on_the_page(client, user):
 
 
 def test_it_names_the_agent_on_the_session_pages(client, user, researcher):
-    session = services.session_create(owner=user, title="Study", agent=researcher)
+    session = sessions.session_create(owner=user, title="Study", agent=researcher)
     client.force_login(user)
 
     listed = client.get("/sessions/").content.decode()

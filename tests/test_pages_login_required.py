@@ -2,13 +2,13 @@
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import sessions
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_sends_an_anonymous_visitor_to_the_login_page(client, user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     for url in ("/sessions/", f"/sessions/{session.pk}/"):
         response = client.get(url)
         assert response.status_code == 302

@@ -3,7 +3,7 @@ script runs, or with JavaScript off."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import run_turn_to_end, wait_for
 from tests.html_tree import parse
@@ -26,20 +26,20 @@ def open_page(client, user, session):
 
 def finished_session(llm, user, run_turn_in_thread):
     """A completed turn with a Markdown answer, then a turn stopped while the story streamed."""
-    session = services.session_create(owner=user, title="Finished")
+    session = sessions.session_create(owner=user, title="Finished")
     llm.reply(MARKDOWN_ANSWER)
-    completed = services.turn_start(session=session, message="make a plan", actor=user)
+    completed = lifecycle.turn_start(session=session, message="make a plan", actor=user)
     assert run_turn_to_end(completed.pk) == TurnStatus.COMPLETED
-    stopped = services.turn_start(session=session, message="tell me a story", actor=user)
+    stopped = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     thread = run_turn_in_thread(stopped.pk)
     wait_for(lambda: stopped.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
     assert thread.join() == TurnStatus.STOPPED
     return session, completed, stopped
 
 
 def test_it_answers_404_for_another_users_session(client, user, other_user):
-    session = services.session_create(owner=other_user, title="Bob's")
+    session = sessions.session_create(owner=other_user, title="Bob's")
     client.force_login(user)
     assert client.get(f"/sessions/{session.pk}/").status_code == 404
 
@@ -94,8 +94,8 @@ def test_the_html_holds_the_timeline_of_a_finished_session(client, llm, user, ru
 
 
 def test_an_active_turn_is_drawn_active_with_its_message(client, user):
-    session = services.session_create(owner=user, title="Mine")
-    turn = services.turn_start(session=session, message="hello <b>there</b>", actor=user)
+    session = sessions.session_create(owner=user, title="Mine")
+    turn = lifecycle.turn_start(session=session, message="hello <b>there</b>", actor=user)
     page = open_page(client, user, session)
 
     [bubble] = page.by_id(f"turn-{turn.pk}-events").by_class("bubble")

@@ -2,16 +2,17 @@
 
 import pytest
 
-from sessions_app import services, views
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import AgentSession
+from sessions_app.web import views
 
 pytestmark = pytest.mark.django_db
 
 
 def test_it_lists_only_the_users_own_sessions_newest_first(client, user, other_user):
-    older = services.session_create(owner=user, title="Older chat")
-    newer = services.session_create(owner=user, title="Newer chat")
-    services.session_create(owner=other_user, title="Bob's secret")
+    older = sessions.session_create(owner=user, title="Older chat")
+    newer = sessions.session_create(owner=user, title="Newer chat")
+    sessions.session_create(owner=other_user, title="Bob's secret")
     client.force_login(user)
 
     page = client.get("/sessions/").content.decode()
@@ -23,9 +24,9 @@ def test_it_lists_only_the_users_own_sessions_newest_first(client, user, other_u
 
 
 def test_it_shows_each_sessions_status(client, user):
-    idle = services.session_create(owner=user, title="Quiet")
-    busy = services.session_create(owner=user, title="Busy")
-    services.turn_start(session=busy, message="hello", actor=user)
+    idle = sessions.session_create(owner=user, title="Quiet")
+    busy = sessions.session_create(owner=user, title="Busy")
+    lifecycle.turn_start(session=busy, message="hello", actor=user)
     client.force_login(user)
 
     page = client.get("/sessions/").content.decode()
@@ -47,9 +48,9 @@ def test_it_starts_a_new_session_and_opens_it(client, user):
 
 
 def test_it_finds_sessions_by_a_part_of_their_title_in_any_case(client, user, other_user):
-    services.session_create(owner=user, title="Trip to Lisbon")
-    services.session_create(owner=user, title="Tax return")
-    services.session_create(owner=other_user, title="Lisbon, Bob's")
+    sessions.session_create(owner=user, title="Trip to Lisbon")
+    sessions.session_create(owner=user, title="Tax return")
+    sessions.session_create(owner=other_user, title="Lisbon, Bob's")
     client.force_login(user)
 
     page = client.get("/sessions/", {"q": " lisBON "}).content.decode()
@@ -60,7 +61,7 @@ def test_it_finds_sessions_by_a_part_of_their_title_in_any_case(client, user, ot
 
 
 def test_it_says_when_no_title_matches(client, user):
-    services.session_create(owner=user, title="Trip to Lisbon")
+    sessions.session_create(owner=user, title="Trip to Lisbon")
     client.force_login(user)
 
     page = client.get("/sessions/", {"q": "Porto"}).content.decode()
@@ -70,8 +71,8 @@ def test_it_says_when_no_title_matches(client, user):
 
 
 def test_its_rows_are_the_partial_the_list_socket_sends(client, user):
-    session = services.session_create(owner=user, title="Trip plans")
-    services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user, title="Trip plans")
+    lifecycle.turn_start(session=session, message="hello", actor=user)
     client.force_login(user)
 
     page = client.get("/sessions/").content.decode()
@@ -88,12 +89,12 @@ def test_its_rows_are_the_partial_the_list_socket_sends(client, user):
 
 
 def test_it_renders_no_row_of_another_users_session(user, other_user):
-    theirs = services.session_create(owner=other_user, title="Bob's")
+    theirs = sessions.session_create(owner=other_user, title="Bob's")
     assert views.session_row_html(user, theirs.pk) is None
 
 
 def test_it_renames_a_session_from_its_row_without_javascript(client, user):
-    session = services.session_create(owner=user, title="Old")
+    session = sessions.session_create(owner=user, title="Old")
     client.force_login(user)
 
     response = client.post(
@@ -107,7 +108,7 @@ def test_it_renames_a_session_from_its_row_without_javascript(client, user):
 
 
 def test_it_shows_why_a_title_was_refused(client, user):
-    session = services.session_create(owner=user, title="Old")
+    session = sessions.session_create(owner=user, title="Old")
     client.force_login(user)
 
     response = client.post(f"/sessions/{session.pk}/rename/", {"title": "x" * 201})
@@ -119,7 +120,7 @@ def test_it_shows_why_a_title_was_refused(client, user):
 
 
 def test_it_goes_back_only_to_pages_of_this_site_after_a_rename(client, user):
-    session = services.session_create(owner=user, title="Old")
+    session = sessions.session_create(owner=user, title="Old")
     client.force_login(user)
 
     response = client.post(
@@ -130,8 +131,8 @@ def test_it_goes_back_only_to_pages_of_this_site_after_a_rename(client, user):
 
 
 def test_it_asks_before_deleting_and_deletes_on_confirmation(client, user):
-    session = services.session_create(owner=user, title="Doomed")
-    services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user, title="Doomed")
+    lifecycle.turn_start(session=session, message="hello", actor=user)
     client.force_login(user)
 
     confirm = client.get(f"/sessions/{session.pk}/delete/").content.decode()
@@ -146,7 +147,7 @@ def test_it_asks_before_deleting_and_deletes_on_confirmation(client, user):
 
 
 def test_it_neither_renames_nor_deletes_another_users_session(client, user, other_user):
-    theirs = services.session_create(owner=other_user, title="Bob's")
+    theirs = sessions.session_create(owner=other_user, title="Bob's")
     client.force_login(user)
 
     assert client.post(f"/sessions/{theirs.pk}/rename/", {"title": "x"}).status_code == 404

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from approvals_app.models import ApprovalRequest, Outcome, PolicyRule
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.smtp_sink import SmtpServer
 
@@ -76,8 +76,8 @@ def model_mails(llm, user, run_turn_in_thread):
     def run(to: str):
         call = {"to": to, "subject": "Quarterly numbers", "body": "Attached."}
         llm.reply(tool_call={"name": "send_email", "arguments": call})
-        session = services.session_create(owner=user)
-        turn = services.turn_start(session=session, message="mail the numbers", actor=user)
+        session = sessions.session_create(owner=user)
+        turn = lifecycle.turn_start(session=session, message="mail the numbers", actor=user)
         run_turn_in_thread(turn.pk).join()
         turn.refresh_from_db()
         return turn

@@ -14,7 +14,7 @@ while the call is being judged, and the rule that ran out of time counts as matc
 import pytest
 
 from approvals_app.models import ApprovalRequest, Outcome, PolicyRule
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.conftest import wait_for
 
@@ -74,15 +74,15 @@ def test_another_turn_streams_while_a_backtracking_rule_is_judged_and_the_deny_h
         EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
         EMAIL_FILE_PATH=str(mail_dir),
     )
-    story = services.turn_start(
-        session=services.session_create(owner=user), message="tell me a story", actor=user
+    story = lifecycle.turn_start(
+        session=sessions.session_create(owner=user), message="tell me a story", actor=user
     )
     wait_for(lambda: text_length(story), timeout=BOUND)
 
     call = {"to": HOSTILE_TO, "subject": "Hi", "body": "Hello."}
     llm.reply(tool_call={"name": "send_email", "arguments": call})
-    hostile = services.turn_start(
-        session=services.session_create(owner=user), message="mail them", actor=user
+    hostile = lifecycle.turn_start(
+        session=sessions.session_create(owner=user), message="mail them", actor=user
     )
     wait_for(lambda: waiting_to_be_judged(hostile), timeout=BOUND)
     leases = (lease_of(story), lease_of(hostile))
@@ -116,5 +116,5 @@ def test_another_turn_streams_while_a_backtracking_rule_is_judged_and_the_deny_h
     assert not mail_dir.exists() or not any(mail_dir.iterdir())
     story.refresh_from_db()
     assert story.status == TurnStatus.RUNNING
-    services.turn_request_cancel(session=story.session, actor=user)
+    lifecycle.turn_request_cancel(session=story.session, actor=user)
     wait_for(lambda: Turn.objects.get(pk=story.pk).is_terminal, timeout=BOUND)

@@ -7,7 +7,7 @@ import pytest
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import errors, leases, lifecycle
 from sessions_app.models import EventKind, Turn, TurnStatus
 from tests.turn_states import interrupts, new_session, race, waiting_turn
 
@@ -21,14 +21,14 @@ def test_it_lets_exactly_one_of_two_racing_messages_start_a_turn(round_, user):
     session = new_session(user)
 
     def send(text):
-        return lambda: services.turn_start(session=session, message=text, actor=user)
+        return lambda: lifecycle.turn_start(session=session, message=text, actor=user)
 
     outcomes = race(send("first"), send("second"))
 
     won = [value for kind, value in outcomes if kind == "ok"]
     lost = [value for kind, value in outcomes if kind == "error"]
     assert len(won) == 1, outcomes
-    assert len(lost) == 1 and isinstance(lost[0], services.SessionBusy), outcomes
+    assert len(lost) == 1 and isinstance(lost[0], errors.SessionBusy), outcomes
     turns = list(Turn.objects.filter(session=session))
     assert [t.pk for t in turns] == [won[0].pk]
     assert turns[0].status == TurnStatus.QUEUED
@@ -40,7 +40,7 @@ def test_it_lets_exactly_one_of_cancel_and_approve_win(round_, user, approver):
     turn, approval = waiting_turn(user)
 
     def cancel():
-        return services.turn_request_cancel(session=turn.session, actor=user)
+        return lifecycle.turn_request_cancel(session=turn.session, actor=user)
 
     def approve():
         return approval_services.approval_decide(
@@ -76,7 +76,7 @@ def test_it_lets_exactly_one_of_cancel_and_approve_win(round_, user, approver):
 
 def test_it_refuses_an_approval_after_the_cancel_won(user, approver):
     turn, approval = waiting_turn(user)
-    services.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
     with pytest.raises(approval_errors.NotPending):
         approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
     turn.refresh_from_db()
@@ -90,11 +90,11 @@ def test_it_stops_the_queued_turn_when_the_approval_won(user, approver):
     approval_services.approval_decide(approval_id=approval.pk, actor=approver, approve=True)
     turn.refresh_from_db()
     assert turn.status == TurnStatus.QUEUED
-    outcome = services.turn_request_cancel(session=turn.session, actor=user)
+    outcome = lifecycle.turn_request_cancel(session=turn.session, actor=user)
     assert outcome.status == TurnStatus.STOPPED
     turn.refresh_from_db()
     approval.refresh_from_db()
     assert (turn.status, approval.status) == (TurnStatus.STOPPED, ApprovalStatus.APPROVED)
     assert interrupts(turn) == 1
     # A resume task delivered after the stop finds nothing to run.
-    assert services.turn_take_lease(turn_id=turn.pk, worker_id="late") is None
+    assert leases.turn_take_lease(turn_id=turn.pk, worker_id="late") is None

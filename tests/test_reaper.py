@@ -8,15 +8,16 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 
 from approvals_app import services as approvals
-from sessions_app import services, tasks
+from sessions_app import tasks
+from sessions_app.core import housekeeping, leases, lifecycle, sessions
 from sessions_app.models import Turn, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def park_and_approve(turn: Turn, approver, call_id: str) -> None:
-    lease = services.turn_take_lease(turn_id=turn.pk, worker_id="worker")
-    services.turn_park_for_approval(
+    lease = leases.turn_take_lease(turn_id=turn.pk, worker_id="worker")
+    lifecycle.turn_park_for_approval(
         turn_id=turn.pk,
         lease_token=lease,
         checkpoint={"messages": [{"role": "user", "content": turn.user_message}], "model_calls": 1},
@@ -34,15 +35,15 @@ def park_and_approve(turn: Turn, approver, call_id: str) -> None:
 
 def test_it_resumes_a_turn_after_approvals_when_its_worker_dies(user, approver, settings):
     settings.AGENT_MAX_ATTEMPTS = 1
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="email twice", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="email twice", actor=user)
     park_and_approve(turn, approver, "call_1")
     park_and_approve(turn, approver, "call_2")
-    services.turn_take_lease(turn_id=turn.pk, worker_id="worker")
+    leases.turn_take_lease(turn_id=turn.pk, worker_id="worker")
     stale = timezone.now() - timedelta(seconds=settings.AGENT_LEASE_TIMEOUT + 5)
     Turn.objects.filter(pk=turn.pk).update(heartbeat_at=stale)
 
-    services.turns_reap_expired()
+    housekeeping.turns_reap_expired()
 
     turn.refresh_from_db()
     assert turn.status == TurnStatus.QUEUED
@@ -51,8 +52,8 @@ def test_it_resumes_a_turn_after_approvals_when_its_worker_dies(user, approver, 
 
 
 def test_it_hands_a_lost_delivery_over_again(user, settings):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
     broker = get_broker()
     queued_before = broker.queue_size()
     long_ago = timezone.now() - timedelta(seconds=settings.AGENT_REDELIVER_AFTER + 5)
@@ -68,7 +69,7 @@ def test_it_hands_a_lost_delivery_over_again(user, settings):
 
 
 def test_it_leaves_a_recently_queued_turn_alone(user):
-    session = services.session_create(owner=user)
-    services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    lifecycle.turn_start(session=session, message="hello", actor=user)
 
-    assert services.turns_redeliver() == 0
+    assert housekeeping.turns_redeliver() == 0

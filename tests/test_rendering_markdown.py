@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from sessions_app.rendering import assistant_html
+from sessions_app.core.rendering import assistant_html
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -11,9 +11,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from sessions_app import rendering, services
+from sessions_app.core import leases, lifecycle, rendering
+from sessions_app.core.rendering import assistant_html
 from sessions_app.models import EventKind, TimelineEvent, TurnStatus
-from sessions_app.rendering import assistant_html
 from tests.conftest import run_turn_to_end
 from tests.sockets import resumed_session_socket, session_cookie
 from tests.turn_states import new_session, running_turn
@@ -64,7 +64,7 @@ def test_it_renders_each_final_message_once_and_no_read_renders_again(llm, user,
     llm.reply("Let me **look** at the clock.", tool_call=TOOL_CALL)
     llm.reply("It is *noon* somewhere:\n\n```python\nprint('noon')\n```")
     session = new_session(user)
-    turn = services.turn_start(session=session, message="what time is it?", actor=user)
+    turn = lifecycle.turn_start(session=session, message="what time is it?", actor=user)
     assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
 
     messages = final_messages(session)
@@ -91,13 +91,13 @@ def test_it_renders_a_stopped_answer_once_when_its_stream_ends(user, api, render
     turn, lease = running_turn(user)
     event_id = None
     for text in ("Once", "Once upon", "Once upon a *time*"):
-        event_id = services.turn_save_progress(
+        event_id = leases.turn_save_progress(
             turn_id=turn.pk, lease_token=lease, assistant_event_id=event_id, assistant_text=text
         ).pk
     assert renders == []
 
-    services.turn_request_cancel(session=turn.session, actor=user)
-    services.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_finalize(turn_id=turn.pk, status=TurnStatus.STOPPED, lease_token=lease)
     assert renders == ["Once upon a *time*"]
 
     for _ in range(READS):

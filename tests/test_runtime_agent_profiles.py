@@ -3,7 +3,7 @@ model server, only the tools it may use are offered (or run), and its model-call
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Agent, ErrorCode, EventKind, Turn, TurnStatus
 from tests.conftest import ASK_FOR_EMAIL
 
@@ -15,8 +15,8 @@ def offered(request) -> set[str]:
 
 
 def run(user, run_turn_in_thread, agent: Agent | None, message: str) -> Turn:
-    session = services.session_create(owner=user, agent=agent)
-    turn = services.turn_start(session=session, message=message, actor=user)
+    session = sessions.session_create(owner=user, agent=agent)
+    turn = lifecycle.turn_start(session=session, message=message, actor=user)
     run_turn_in_thread(turn.pk).join()
     turn.refresh_from_db()
     return turn

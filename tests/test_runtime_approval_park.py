@@ -5,15 +5,15 @@ import pytest
 from django.core import mail
 
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import selectors, services
+from sessions_app.core import lifecycle, selectors, sessions
 from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def test_it_parks_the_turn_for_approval_and_frees_the_worker(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(
         session=session, message="please email bob@example.com about lunch", actor=user
     )
 

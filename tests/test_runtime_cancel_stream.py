@@ -6,17 +6,17 @@ import time
 
 import pytest
 
-from sessions_app import events, services
+from sessions_app import demo_model
+from sessions_app.core import broadcast, lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 STORY_REQUEST = {"messages": [{"role": "user", "content": "tell me a story"}]}
-STORY = demo_llm.story_text()
+STORY = demo_model.story_text()
 STORY_CONTENT_CHUNKS = sum(
-    1 for c in demo_llm.chunks(STORY_REQUEST) if demo_llm.is_content_chunk(c)
+    1 for c in demo_model.chunks(STORY_REQUEST) if demo_model.is_content_chunk(c)
 )
 
 
@@ -26,12 +26,12 @@ def _streamed_text(turn) -> str:
 
 
 def _start_story_and_cancel_mid_stream(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="tell me a story", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     thread = run_turn_in_thread(turn.pk)
     text_before_cancel = wait_for(lambda: _streamed_text(turn))
     cancelled_at = time.monotonic()
-    outcome = services.turn_request_cancel(session=session, actor=user)
+    outcome = lifecycle.turn_request_cancel(session=session, actor=user)
     assert outcome.status == TurnStatus.STOPPING
     assert thread.join() == TurnStatus.STOPPED
     return turn, text_before_cancel, cancelled_at
@@ -98,7 +98,7 @@ def test_it_stops_through_the_turn_row_when_the_control_message_is_lost(
     llm, user, run_turn_in_thread, monkeypatch, caplog
 ):
     signalled = []
-    monkeypatch.setattr(events, "signal_turn_on_commit", signalled.append)
+    monkeypatch.setattr(broadcast, "signal_turn_on_commit", signalled.append)
     turn, text_before_cancel, cancelled_at = _start_story_and_cancel_mid_stream(
         llm, user, run_turn_in_thread
     )

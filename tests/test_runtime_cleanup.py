@@ -3,7 +3,7 @@ however its turns ended: completed, failed or stopped."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from sessions_app.runtime import llm as llm_module
 from tests.conftest import wait_for
@@ -26,8 +26,8 @@ def made_clients(monkeypatch):
 
 
 def _start(user, message: str):
-    session = services.session_create(owner=user)
-    return session, services.turn_start(session=session, message=message, actor=user)
+    session = sessions.session_create(owner=user)
+    return session, lifecycle.turn_start(session=session, message=message, actor=user)
 
 
 def test_it_closes_the_client_when_the_turn_completes(llm, user, run_turn_in_thread, made_clients):
@@ -52,7 +52,7 @@ def test_it_closes_the_client_when_the_turn_is_stopped(llm, user, run_turn_in_th
     session, turn = _start(user, "tell me a story")
     thread = run_turn_in_thread(turn.pk)
     wait_for(lambda: turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
     assert thread.join() == TurnStatus.STOPPED
     assert len(made_clients) == 1
     assert made_clients[0].is_closed

@@ -3,15 +3,15 @@ taken (or the turn finished) and skips."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def test_it_runs_a_turn_delivered_twice_once(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
 
     first = run_turn_in_thread(turn.pk)
     second = run_turn_in_thread(turn.pk)
@@ -26,8 +26,8 @@ def test_it_runs_a_turn_delivered_twice_once(llm, user, run_turn_in_thread):
 
 
 def test_it_skips_a_delivery_that_arrives_after_the_turn_ended(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
     finished_at = type(turn).objects.get(pk=turn.pk).finished_at
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions, transitions
 from sessions_app.models import ErrorCode, EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -13,8 +13,8 @@ def test_it_fails_the_turn_at_the_model_call_limit(llm, user, run_turn_in_thread
     settings.AGENT_MAX_MODEL_CALLS = 2
     for _ in range(3):
         llm.reply(tool_call={"name": "get_time", "arguments": {"timezone": "UTC"}})
-    session = services.session_create(owner=user)
-    turn = services.turn_start(
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(
         session=session, message="what time is it, again and again", actor=user
     )
 
@@ -27,5 +27,5 @@ def test_it_fails_the_turn_at_the_model_call_limit(llm, user, run_turn_in_thread
     assert turn.events.filter(kind=EventKind.TOOL_RESULT, data__ok=True).count() == 2
     error = turn.events.get(kind=EventKind.ERROR)
     assert error.data["code"] == ErrorCode.MODEL_CALL_LIMIT
-    assert error.data["text"] == services.USER_FACING_ERRORS[ErrorCode.MODEL_CALL_LIMIT]
+    assert error.data["text"] == transitions.USER_FACING_ERRORS[ErrorCode.MODEL_CALL_LIMIT]
     assert not turn.events.filter(kind=EventKind.INTERRUPT).exists()

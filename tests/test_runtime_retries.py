@@ -3,19 +3,19 @@
 
 import pytest
 
-from sessions_app import services
+from sessions_app import demo_model
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.model_failures import assert_failed_with_one_readable_error
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-HELLO_REPLY, _ = demo_llm.plan({"messages": [{"role": "user", "content": "hello"}]})
+HELLO_REPLY, _ = demo_model.plan({"messages": [{"role": "user", "content": "hello"}]})
 
 
 def _run_hello_turn(user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
     outcome = run_turn_in_thread(turn.pk).join()
     turn.refresh_from_db()
     return turn, outcome

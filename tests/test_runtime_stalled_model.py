@@ -5,9 +5,9 @@ before the retry, still ends the turn at once."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app import demo_model
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.conftest import wait_for
 from tests.model_failures import (
     assert_failed_with_one_readable_error,
@@ -16,14 +16,14 @@ from tests.model_failures import (
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-HELLO_REPLY, _ = demo_llm.plan({"messages": [{"role": "user", "content": "hello"}]})
+HELLO_REPLY, _ = demo_model.plan({"messages": [{"role": "user", "content": "hello"}]})
 # Far longer than any test waits: only a stop can end a turn stalled or backing off this long.
 FOREVER = 3600.0
 
 
 def _start_hello_turn(user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
     return session, turn, run_turn_in_thread(turn.pk)
 
 
@@ -62,7 +62,7 @@ def test_stop_during_a_stall_ends_the_turn_at_once(llm, user, run_turn_in_thread
     session, turn, thread = _start_hello_turn(user, run_turn_in_thread)
     llm.wait_for_requests(1)
 
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
     assert_stopped_by_the_user_without_error(turn)
@@ -81,7 +81,7 @@ def test_stop_during_the_back_off_after_a_stall_ends_the_turn_at_once(
     # The client gave up on the stalled stream: the turn now waits before its retry.
     wait_for(lambda: llm.wait_for_requests(1)[0].closed_by_client_at)
 
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
     assert_stopped_by_the_user_without_error(turn)

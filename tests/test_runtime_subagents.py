@@ -4,14 +4,14 @@ import time
 
 import pytest
 
-from sessions_app import services
+from sessions_app import demo_model
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-STORY = demo_llm.story_text()
+STORY = demo_model.story_text()
 
 
 def _child_streaming(parent) -> Turn | None:
@@ -23,13 +23,13 @@ def _child_streaming(parent) -> Turn | None:
 
 
 def test_it_stops_a_parent_and_its_streaming_sub_agent(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    parent = services.turn_start(session=session, message="delegate tell me a story", actor=user)
+    session = sessions.session_create(owner=user)
+    parent = lifecycle.turn_start(session=session, message="delegate tell me a story", actor=user)
     thread = run_turn_in_thread(parent.pk)
     child = wait_for(lambda: _child_streaming(parent))
     cancelled_at = time.monotonic()
 
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
     parent.refresh_from_db()

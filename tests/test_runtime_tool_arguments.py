@@ -3,7 +3,7 @@ tool's result and the turn goes on."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.tools_for_tests import TEST_TOOL_PATHS, tool_log
 
@@ -16,8 +16,8 @@ def test_it_reports_invalid_arguments_to_the_model_without_running_the_tool(
     settings.AGENT_TOOLS = [*settings.AGENT_TOOLS, *TEST_TOOL_PATHS]
     tool_log.clear()
     llm.reply(tool_call={"name": "slow_tool", "arguments": {"labe": "typo"}})
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="run the slow tool", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="run the slow tool", actor=user)
 
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
 

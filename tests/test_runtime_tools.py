@@ -3,7 +3,7 @@ before the turn stops; an interruptible one is cancelled and never completes."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.conftest import wait_for
 from tests.tools_for_tests import TEST_TOOL_PATHS, tool_log
@@ -21,11 +21,11 @@ def test_tools(settings):
 
 def _cancel_while_tool_runs(llm, user, run_turn_in_thread, tool_name: str, label: str):
     llm.reply(tool_call={"name": tool_name, "arguments": {"label": label}})
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="run the slow tool", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="run the slow tool", actor=user)
     thread = run_turn_in_thread(turn.pk)
     wait_for(lambda: "started" in tool_log.of(label))
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
     assert thread.join() == TurnStatus.STOPPED
     turn.refresh_from_db()
     assert turn.status == TurnStatus.STOPPED

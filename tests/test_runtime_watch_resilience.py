@@ -3,7 +3,7 @@
 import pytest
 from django.db import OperationalError
 
-from sessions_app import services
+from sessions_app.core import leases, lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import wait_for
 
@@ -15,7 +15,7 @@ def test_it_still_stops_after_a_failed_heartbeat(
 ):
     settings.AGENT_HEARTBEAT_INTERVAL = 0.1
     settings.AGENT_CANCEL_POLL_INTERVAL = 0.05
-    real_heartbeat = services.turns_heartbeat
+    real_heartbeat = leases.turns_heartbeat
     heartbeats = []
 
     def heartbeat_that_fails_once(**kwargs):
@@ -24,14 +24,14 @@ def test_it_still_stops_after_a_failed_heartbeat(
             raise OperationalError("server closed the connection unexpectedly")
         return real_heartbeat(**kwargs)
 
-    monkeypatch.setattr(services, "turns_heartbeat", heartbeat_that_fails_once)
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="tell me a story", actor=user)
+    monkeypatch.setattr(leases, "turns_heartbeat", heartbeat_that_fails_once)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     thread = run_turn_in_thread(turn.pk)
     wait_for(lambda: len(heartbeats) >= 2)
     wait_for(lambda: turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
 
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
 
     assert thread.join() == TurnStatus.STOPPED
     turn.refresh_from_db()

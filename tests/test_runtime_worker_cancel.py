@@ -3,8 +3,8 @@ crosses processes and the worker closes the model stream."""
 
 import pytest
 
+from sessions_app import demo_model
 from sessions_app.models import EventKind, StopReason, TurnStatus
-from sessions_app.runtime import demo_llm
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -47,8 +47,8 @@ def test_it_stops_a_story_running_in_a_worker_process(llm, api, worker_process):
     kept = _events(api, session_id, EventKind.ASSISTANT_MESSAGE)[0]["data"]
     assert kept["streaming"] is False
     assert kept["text"].startswith(text_before_cancel)
-    assert demo_llm.story_text().startswith(kept["text"])
-    assert kept["text"] != demo_llm.story_text()
+    assert demo_model.story_text().startswith(kept["text"])
+    assert kept["text"] != demo_model.story_text()
 
     wait_for(lambda: llm.requests[0].closed_by_client_at)
     assert len(llm.requests) == 1

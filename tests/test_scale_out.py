@@ -16,7 +16,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
-from sessions_app import services
+from sessions_app.core import housekeeping
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 from tests.conftest import PROCESS_EXIT_TIMEOUT, ROOT, subprocess_env, wait_for
 from tests.processes import descendants, free_port, stop_or_fail, wait_until_serving
@@ -139,7 +139,7 @@ def test_two_web_and_two_worker_processes_behave_as_one(
     llm.token_delay = 0.001
     wait_for(
         lambda: (
-            services.turns_reap_expired() >= 0
+            housekeeping.turns_reap_expired() >= 0
             and all(status_of(t) == TurnStatus.COMPLETED for t in still_running)
         ),
         timeout=120,

@@ -3,7 +3,7 @@ in its own message, a turn whose lease is gone is refused, and an ended message 
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import leases
 from sessions_app.models import EventKind
 from tests.turn_states import running_turn
 
@@ -12,14 +12,14 @@ pytestmark = pytest.mark.django_db
 
 def streaming_message(user, text: str):
     turn, lease = running_turn(user)
-    event = services.turn_save_progress(
+    event = leases.turn_save_progress(
         turn_id=turn.pk, lease_token=lease, assistant_text=text, streaming=True
     )
     return turn, lease, event
 
 
-def checkpoint(turn, lease, event, text: str) -> services.TextCheckpoint:
-    return services.TextCheckpoint(turn_id=turn.pk, lease_token=lease, event_id=event.pk, text=text)
+def checkpoint(turn, lease, event, text: str) -> leases.TextCheckpoint:
+    return leases.TextCheckpoint(turn_id=turn.pk, lease_token=lease, event_id=event.pk, text=text)
 
 
 def message_data(turn) -> dict:
@@ -29,7 +29,7 @@ def message_data(turn) -> dict:
 def test_it_writes_the_text_of_every_turn_at_once(user):
     first, second = streaming_message(user, "Once"), streaming_message(user, "In a")
 
-    lost = services.turns_save_streaming_text(
+    lost = leases.turns_save_streaming_text(
         checkpoints=[
             checkpoint(*first, "Once upon"),
             checkpoint(*second, "In a land far"),
@@ -44,9 +44,9 @@ def test_it_writes_the_text_of_every_turn_at_once(user):
 def test_it_refuses_a_turn_whose_lease_is_gone_and_writes_the_others(user):
     kept, taken_over = streaming_message(user, "Once"), streaming_message(user, "In a")
     turn, lease, _ = taken_over
-    assert services.turn_requeue(turn_id=turn.pk, lease_token=lease)
+    assert leases.turn_requeue(turn_id=turn.pk, lease_token=lease)
 
-    lost = services.turns_save_streaming_text(
+    lost = leases.turns_save_streaming_text(
         checkpoints=[checkpoint(*kept, "Once upon"), checkpoint(*taken_over, "stale text")]
     )
 
@@ -57,7 +57,7 @@ def test_it_refuses_a_turn_whose_lease_is_gone_and_writes_the_others(user):
 
 def test_it_never_reopens_a_message_that_has_ended(user):
     turn, lease, event = streaming_message(user, "Once")
-    services.turn_save_progress(
+    leases.turn_save_progress(
         turn_id=turn.pk,
         lease_token=lease,
         assistant_event_id=event.pk,
@@ -65,6 +65,6 @@ def test_it_never_reopens_a_message_that_has_ended(user):
         streaming=False,
     )
 
-    services.turns_save_streaming_text(checkpoints=[checkpoint(turn, lease, event, "Once upon")])
+    leases.turns_save_streaming_text(checkpoints=[checkpoint(turn, lease, event, "Once upon")])
 
     assert message_data(turn) == {"text": "Once upon a time.", "streaming": False}

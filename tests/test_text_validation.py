@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from agentproj.validators import ONE_LINE_MESSAGE
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
+from sessions_app.core import sessions
 from sessions_app.models import AgentSession, Turn
 from tests.turn_states import assert_error, queued_turn, waiting_turn
 
@@ -56,7 +56,7 @@ def test_it_accepts_the_same_plain_title_on_the_page_and_in_the_api(api, user):
 
 def test_it_refuses_a_title_in_the_admin_as_well(user, django_user_model):
     admin = django_user_model.objects.create_superuser("root", password="root-password-1")
-    session = services.session_create(owner=user, title="Before")
+    session = sessions.session_create(owner=user, title="Before")
     url = reverse("admin:sessions_app_agentsession_change", args=[session.pk])
 
     response = logged_in(admin).post(
@@ -71,7 +71,7 @@ def test_it_refuses_a_title_in_the_admin_as_well(user, django_user_model):
 
 @pytest.mark.parametrize("message", NOT_PLAIN)
 def test_it_refuses_a_message_that_is_not_plain_text(message, api, user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
 
     response = api.post(f"/api/sessions/{session.pk}/turns/", {"message": message}, format="json")
 
@@ -81,7 +81,7 @@ def test_it_refuses_a_message_that_is_not_plain_text(message, api, user):
 
 
 def test_it_keeps_line_breaks_and_tabs_in_a_message(api, user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     message = "first line\n\tindented\r\nlast 😀"
 
     response = api.post(f"/api/sessions/{session.pk}/turns/", {"message": message}, format="json")

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals_app import notifications
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import AgentSession
 from tests.turn_states import assert_error, waiting_turn
 
@@ -48,7 +48,7 @@ def test_it_refuses_the_title_in_the_api(title, api, user):
     assert "title" in body["fields"]
     assert not AgentSession.objects.exists()
 
-    session = services.session_create(owner=user, title="Before")
+    session = sessions.session_create(owner=user, title="Before")
     response = api.patch(f"/api/sessions/{session.pk}/", {"title": title}, format="json")
     assert "title" in assert_error(response, 400, "invalid")["fields"]
     session.refresh_from_db()
@@ -64,7 +64,7 @@ def test_it_refuses_the_title_in_the_page_forms(title, user):
     assert "The title was not accepted" in created.content.decode()
     assert not AgentSession.objects.exists()
 
-    session = services.session_create(owner=user, title="Before")
+    session = sessions.session_create(owner=user, title="Before")
     renamed = client.post(reverse("session-rename", args=[session.pk]), {"title": title})
     assert renamed.status_code == 400
     session.refresh_from_db()
@@ -76,7 +76,7 @@ def test_it_refuses_the_title_in_the_page_forms(title, user):
 @pytest.mark.parametrize("title", [title for title in NOT_ONE_LINE if title.strip() == title])
 def test_it_refuses_the_title_in_the_admin(title, user, django_user_model):
     admin = django_user_model.objects.create_superuser("root", password="root-password-1")
-    session = services.session_create(owner=user, title="Before")
+    session = sessions.session_create(owner=user, title="Before")
     url = reverse("admin:sessions_app_agentsession_change", args=[session.pk])
 
     response = logged_in(admin).post(
@@ -92,10 +92,10 @@ def test_it_refuses_the_title_in_the_admin(title, user, django_user_model):
 @pytest.mark.parametrize("title", NOT_ONE_LINE)
 def test_the_services_refuse_it_too(title, user):
     with pytest.raises(ValidationError):
-        services.session_create(owner=user, title=title)
-    session = services.session_create(owner=user, title="Before")
+        sessions.session_create(owner=user, title=title)
+    session = sessions.session_create(owner=user, title="Before")
     with pytest.raises(ValidationError):
-        services.session_rename(session=session, title=title)
+        sessions.session_rename(session=session, title=title)
 
     session.refresh_from_db()
     assert session.title == "Before"
@@ -103,7 +103,7 @@ def test_the_services_refuse_it_too(title, user):
 
 
 def test_it_names_a_session_after_its_first_message_without_controls(api, user):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     message = "\u202e\n  Plan my \u2067trip\x85to Lisbon\u2028and Porto"
 
     response = api.post(f"/api/sessions/{session.pk}/turns/", {"message": message}, format="json")
@@ -116,9 +116,9 @@ def test_it_names_a_session_after_its_first_message_without_controls(api, user):
 def test_an_approvers_mail_shows_the_title_on_its_own_line(user, approver):
     approver.email = "carol@example.org"
     approver.save()
-    session = services.session_create(owner=user)
-    first = services.turn_start(session=session, message="\u202eReport\nfor Monday", actor=user)
-    services.turn_request_cancel(session=session, actor=user, turn_id=first.pk)
+    session = sessions.session_create(owner=user)
+    first = lifecycle.turn_start(session=session, message="\u202eReport\nfor Monday", actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user, turn_id=first.pk)
 
     _, approval = waiting_turn(user, session)
 

@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error
 
@@ -70,8 +70,8 @@ def test_it_tells_the_model_and_sends_nothing(
     arguments, told, llm, user, outbox, run_turn_in_thread
 ):
     llm.reply(tool_call={"name": "send_email", "arguments": arguments})
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="mail ann", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="mail ann", actor=user)
 
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
 

@@ -4,7 +4,7 @@ tells it once per turn that leaves something out."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Agent, EventKind, TurnStatus
 from sessions_app.runtime import transcript
 from sessions_app.runtime.transcript import ContextWindow, estimate_tokens
@@ -23,13 +23,13 @@ def test_it_leaves_out_the_oldest_whole_exchanges_to_fit_the_window(llm, user, s
     budget = ContextWindow(
         context_tokens=CONTEXT_TOKENS, answer_reserve=ANSWER_RESERVE
     ).input_budget
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     # The last one asks for the time: two model calls, both leaving exchanges out.
     asked = [f"message {n}: {PADDING}" for n in range(1, 7)] + [f"what time is it? {PADDING}"]
     turns = []
     for message in asked:
         seen = len(llm.requests)
-        turn = services.turn_start(session=session, message=message, actor=user)
+        turn = lifecycle.turn_start(session=session, message=message, actor=user)
         assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
         turns.append((turn, llm.requests[seen:]))
 
@@ -74,18 +74,18 @@ def test_it_keeps_to_the_agent_profiles_window(llm, user):
     budget = ContextWindow(
         context_tokens=CONTEXT_TOKENS, answer_reserve=ANSWER_RESERVE
     ).input_budget
-    sessions = {
-        "small": services.session_create(owner=user, agent=small),
-        "default": services.session_create(owner=user),
+    by_agent = {
+        "small": sessions.session_create(owner=user, agent=small),
+        "default": sessions.session_create(owner=user),
     }
     for n in range(1, 7):
-        for session in sessions.values():
-            turn = services.turn_start(session=session, message=f"{n}: {PADDING}", actor=user)
+        for session in by_agent.values():
+            turn = lifecycle.turn_start(session=session, message=f"{n}: {PADDING}", actor=user)
             assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
 
     small_last, default_last = llm.requests[-2].body, llm.requests[-1].body
     assert sum(map(estimate_tokens, small_last["messages"])) <= budget
     assert transcript.OMITTED_NOTE in small_last["messages"][0]["content"]
-    assert sessions["small"].events.filter(kind=EventKind.CONTEXT_TRIMMED).exists()
+    assert by_agent["small"].events.filter(kind=EventKind.CONTEXT_TRIMMED).exists()
     assert len([m for m in default_last["messages"] if m["role"] == "user"]) == 6
-    assert not sessions["default"].events.filter(kind=EventKind.CONTEXT_TRIMMED).exists()
+    assert not by_agent["default"].events.filter(kind=EventKind.CONTEXT_TRIMMED).exists()

@@ -5,7 +5,7 @@ window from then on. Refused again, the turn fails with plain words."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import ErrorCode, EventKind, TurnStatus
 from sessions_app.runtime.transcript import ContextWindow, estimate_tokens
 from tests.conftest import run_turn_to_end
@@ -38,9 +38,9 @@ def users(request) -> list[str]:
 
 
 def session_with_history(user, turns: int = 5):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     for n in range(turns):
-        turn = services.turn_start(session=session, message=f"message {n}: {PADDING}", actor=user)
+        turn = lifecycle.turn_start(session=session, message=f"message {n}: {PADDING}", actor=user)
         assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
     return session
 
@@ -48,7 +48,7 @@ def session_with_history(user, turns: int = 5):
 def test_it_retries_within_the_stated_window_and_keeps_to_it(llm, user):
     session = session_with_history(user)
     llm.refuse_as_too_long(refusal(counted=1_000))
-    turn = services.turn_start(session=session, message="and now?", actor=user)
+    turn = lifecycle.turn_start(session=session, message="and now?", actor=user)
 
     assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
 
@@ -63,7 +63,7 @@ def test_it_retries_within_the_stated_window_and_keeps_to_it(llm, user):
 
     # The next turn keeps to the window at once.
     seen = len(llm.requests)
-    later = services.turn_start(session=session, message="and then?", actor=user)
+    later = lifecycle.turn_start(session=session, message="and then?", actor=user)
     assert run_turn_to_end(later.pk) == TurnStatus.COMPLETED
     [request] = llm.requests[seen:]
     assert size(request) <= BUDGET
@@ -81,7 +81,7 @@ def test_it_believes_the_count_the_refusal_states(counted, llm, user):
     llm.refuse_as_too_long(
         f"This model's maximum context length is {STATED_LIMIT} tokens. {counted}"
     )
-    turn = services.turn_start(session=session, message="and now?", actor=user)
+    turn = lifecycle.turn_start(session=session, message="and now?", actor=user)
 
     assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
 
@@ -98,7 +98,7 @@ def test_it_believes_the_count_the_refusal_states(counted, llm, user):
 def test_it_halves_what_it_sends_when_the_refusal_states_no_window(llm, user):
     session = session_with_history(user)
     llm.refuse_as_too_long(refusal(limit=None, counted=1_000))
-    turn = services.turn_start(session=session, message="and now?", actor=user)
+    turn = lifecycle.turn_start(session=session, message="and now?", actor=user)
 
     assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
 
@@ -111,7 +111,7 @@ def test_it_fails_with_plain_words_when_refused_again(llm, user):
     session = session_with_history(user)
     llm.refuse_as_too_long(refusal(counted=1_000), times=2)
     seen = len(llm.requests)
-    turn = services.turn_start(session=session, message="and now?", actor=user)
+    turn = lifecycle.turn_start(session=session, message="and now?", actor=user)
 
     assert run_turn_to_end(turn.pk) == TurnStatus.FAILED
 
@@ -123,8 +123,8 @@ def test_it_fails_with_plain_words_when_refused_again(llm, user):
 
 def test_it_does_not_send_the_same_request_again_when_nothing_can_be_left_out(llm, user):
     llm.refuse_as_too_long(refusal(counted=1_000))
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="hello", actor=user)
 
     assert run_turn_to_end(turn.pk) == TurnStatus.FAILED
 

@@ -3,7 +3,7 @@ ended when it started, in the order they ended, whatever order they were sent in
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import run_turn_to_end, wait_for
 
@@ -15,12 +15,12 @@ def users(request) -> list[str]:
 
 
 def test_a_turn_that_waited_in_line_sees_the_one_that_jumped_ahead(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    story = services.turn_start(session=session, message="tell me a story", actor=user)
+    session = sessions.session_create(owner=user)
+    story = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     thread = run_turn_in_thread(story.pk)
     wait_for(lambda: story.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
-    queued = services.turn_start(session=session, message="second", actor=user, on_busy="enqueue")
-    jumped = services.turn_start(session=session, message="third", actor=user, on_busy="interrupt")
+    queued = lifecycle.turn_start(session=session, message="second", actor=user, on_busy="enqueue")
+    jumped = lifecycle.turn_start(session=session, message="third", actor=user, on_busy="interrupt")
     assert thread.join() == TurnStatus.STOPPED
 
     assert run_turn_to_end(jumped.pk) == TurnStatus.COMPLETED

@@ -6,9 +6,9 @@ import asyncio
 import pytest
 
 from approvals_app import services as approval_services
-from sessions_app import services
+from sessions_app import demo_model
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, Turn, TurnStatus
-from sessions_app.runtime import demo_llm
 from sessions_app.runtime.host import TurnHost
 from sessions_app.runtime.runner import REQUEUED
 from tests.conftest import ASK_FOR_EMAIL, run_turn_to_end, wait_for
@@ -19,16 +19,16 @@ BOUND = 30.0
 
 
 def complete(session, user, message: str) -> Turn:
-    turn = services.turn_start(session=session, message=message, actor=user)
+    turn = lifecycle.turn_start(session=session, message=message, actor=user)
     assert run_turn_to_end(turn.pk) == TurnStatus.COMPLETED
     return turn
 
 
 def test_a_turn_resumed_after_an_approval_goes_on_from_what_it_sent(llm, user, approver, outbox):
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     complete(session, user, "what time is it?")
     complete(session, user, "hello")
-    turn = services.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
+    turn = lifecycle.turn_start(session=session, message=ASK_FOR_EMAIL, actor=user)
     assert run_turn_to_end(turn.pk) == TurnStatus.WAITING_FOR_APPROVAL
     before = llm.requests[-1].body["messages"]
 
@@ -52,9 +52,9 @@ def test_a_turn_resumed_after_an_approval_goes_on_from_what_it_sent(llm, user, a
 
 def test_a_turn_requeued_by_a_drain_sends_what_it_sent_before(llm, user, settings):
     settings.AGENT_DRAIN_MODE = "requeue"
-    session = services.session_create(owner=user)
+    session = sessions.session_create(owner=user)
     complete(session, user, "what time is it?")
-    turn = services.turn_start(session=session, message="tell me a story", actor=user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     story_request = len(llm.requests)
 
     def story_streaming() -> bool:
@@ -80,12 +80,12 @@ def test_a_turn_requeued_by_a_drain_sends_what_it_sent_before(llm, user, setting
     # model told it.
     texts = turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).order_by("seq")
     cut_off, told = (event.data["text"] for event in texts)
-    assert told == demo_llm.story_text() != cut_off
+    assert told == demo_model.story_text() != cut_off
     assert told.startswith(cut_off)
     complete(session, user, "thanks")
     after = llm.requests[-1].body["messages"]
     asked = after.index({"role": "user", "content": "tell me a story"})
     assert after[asked + 1 :] == [
-        {"role": "assistant", "content": demo_llm.story_text()},
+        {"role": "assistant", "content": demo_model.story_text()},
         {"role": "user", "content": "thanks"},
     ]

@@ -4,7 +4,7 @@ failed. The notes are for the model only: the timeline has no event for them."""
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import run_turn_to_end, wait_for
 
@@ -12,16 +12,16 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def test_the_next_turn_sees_where_the_user_stopped_an_answer(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    stopped = services.turn_start(session=session, message="tell me a story", actor=user)
+    session = sessions.session_create(owner=user)
+    stopped = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     thread = run_turn_in_thread(stopped.pk)
     wait_for(lambda: stopped.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists())
-    services.turn_request_cancel(session=session, actor=user)
+    lifecycle.turn_request_cancel(session=session, actor=user)
     assert thread.join() == TurnStatus.STOPPED
     partial = stopped.events.get(kind=EventKind.ASSISTANT_MESSAGE).data["text"]
     assert partial
 
-    after = services.turn_start(session=session, message="go on", actor=user)
+    after = lifecycle.turn_start(session=session, message="go on", actor=user)
     assert run_turn_to_end(after.pk) == TurnStatus.COMPLETED
 
     assert llm.requests[-1].body["messages"][1:] == [
@@ -34,12 +34,12 @@ def test_the_next_turn_sees_where_the_user_stopped_an_answer(llm, user, run_turn
 
 def test_the_next_turn_sees_that_a_turn_failed(llm, user, settings):
     llm.fail(500, times=settings.LLM_MAX_RETRIES + 1)
-    session = services.session_create(owner=user)
-    failed = services.turn_start(session=session, message="hello", actor=user)
+    session = sessions.session_create(owner=user)
+    failed = lifecycle.turn_start(session=session, message="hello", actor=user)
     assert run_turn_to_end(failed.pk) == TurnStatus.FAILED
     reason = failed.events.get(kind=EventKind.ERROR).data["text"]
 
-    after = services.turn_start(session=session, message="try again", actor=user)
+    after = lifecycle.turn_start(session=session, message="try again", actor=user)
     assert run_turn_to_end(after.pk) == TurnStatus.COMPLETED
 
     assert llm.requests[-1].body["messages"][1:] == [

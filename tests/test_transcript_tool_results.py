@@ -6,7 +6,7 @@ import json
 import pytest
 
 from approvals_app import services as approval_services
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, Turn, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
@@ -16,7 +16,7 @@ ASK_THE_TOOL = "what did the tool say?"
 
 def ask_what_the_tool_said(session, user, run_turn_in_thread, llm) -> list[dict]:
     """Run a turn asking about the tool; returns the messages its model call sent."""
-    turn = services.turn_start(session=session, message=ASK_THE_TOOL, actor=user)
+    turn = lifecycle.turn_start(session=session, message=ASK_THE_TOOL, actor=user)
     seen = len(llm.requests)
     assert run_turn_in_thread(turn.pk).join() == TurnStatus.COMPLETED
     assert len(llm.requests) == seen + 1
@@ -54,8 +54,8 @@ def last_answer(session) -> str:
 
 
 def test_it_remembers_a_built_in_tools_result(llm, user, run_turn_in_thread):
-    session = services.session_create(owner=user)
-    first = services.turn_start(session=session, message="what time is it?", actor=user)
+    session = sessions.session_create(owner=user)
+    first = lifecycle.turn_start(session=session, message="what time is it?", actor=user)
     assert run_turn_in_thread(first.pk).join() == TurnStatus.COMPLETED
 
     messages = ask_what_the_tool_said(session, user, run_turn_in_thread, llm)
@@ -92,8 +92,8 @@ def test_it_remembers_a_decided_calls_result(
 def test_it_remembers_a_sub_agents_answer_as_the_delegate_tools_result(
     llm, user, run_turn_in_thread
 ):
-    session = services.session_create(owner=user)
-    first = services.turn_start(session=session, message="delegate say hello", actor=user)
+    session = sessions.session_create(owner=user)
+    first = lifecycle.turn_start(session=session, message="delegate say hello", actor=user)
     assert run_turn_in_thread(first.pk).join() == TurnStatus.COMPLETED
     child = Turn.objects.get(parent=first)
 

@@ -7,11 +7,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from agentproj.errors import ServiceError
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
-from sessions_app import services
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.core import errors, housekeeping, leases, lifecycle, transitions
+from sessions_app.models import TERMINAL_STATUSES, EventKind, StopReason, Turn, TurnStatus
 from tests.turn_states import (
     EMAIL_CALL,
     interrupts,
@@ -44,13 +45,13 @@ def make_heartbeat_stale(turn: Turn) -> None:
 
 def pending_to_queued_when_active_turn_ends(owner):
     active, pending = pending_turn(owner)
-    services.turn_request_cancel(session=active.session, actor=owner)
+    lifecycle.turn_request_cancel(session=active.session, actor=owner)
     return pending
 
 
 def pending_to_stopped_by_named_cancel(owner):
     active, pending = pending_turn(owner)
-    services.turn_request_cancel(session=active.session, actor=owner, turn_id=pending.pk)
+    lifecycle.turn_request_cancel(session=active.session, actor=owner, turn_id=pending.pk)
     active.refresh_from_db()
     assert active.status == S.QUEUED
     return pending
@@ -58,7 +59,7 @@ def pending_to_stopped_by_named_cancel(owner):
 
 def queued_to_running_by_lease(owner):
     turn = queued_turn(owner)
-    lease = services.turn_take_lease(turn_id=turn.pk, worker_id="w1")
+    lease = leases.turn_take_lease(turn_id=turn.pk, worker_id="w1")
     turn.refresh_from_db()
     assert lease is not None and turn.lease_token == lease and turn.worker_id == "w1"
     assert turn.started_at is not None and turn.attempts == 1
@@ -67,14 +68,14 @@ def queued_to_running_by_lease(owner):
 
 def queued_to_stopped_by_cancel(owner):
     turn = queued_turn(owner)
-    outcome = services.turn_request_cancel(session=turn.session, actor=owner)
+    outcome = lifecycle.turn_request_cancel(session=turn.session, actor=owner)
     assert outcome.status == S.STOPPED
     return turn
 
 
 def queued_to_failed_by_finalize(owner):
     turn = queued_turn(owner)
-    services.turn_finalize(turn_id=turn.pk, status=S.FAILED, error_code="persistence_error")
+    lifecycle.turn_finalize(turn_id=turn.pk, status=S.FAILED, error_code="persistence_error")
     return turn
 
 
@@ -85,7 +86,7 @@ def running_to_waiting_by_park(owner):
 
 def running_to_stopping_by_cancel(owner):
     turn, _ = running_turn(owner)
-    outcome = services.turn_request_cancel(session=turn.session, actor=owner, reason="enough")
+    outcome = lifecycle.turn_request_cancel(session=turn.session, actor=owner, reason="enough")
     assert outcome.status == S.STOPPING
     turn.refresh_from_db()
     assert turn.cancel_requested_by == owner and turn.cancel_requested_at is not None
@@ -96,7 +97,7 @@ def running_to_stopping_by_cancel(owner):
 
 def running_to_completed_by_finalize(owner):
     turn, lease = running_turn(owner)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=S.COMPLETED, lease_token=lease, partial_text="The answer."
     )
     message = turn.events.get(kind=EventKind.ASSISTANT_MESSAGE)
@@ -106,7 +107,7 @@ def running_to_completed_by_finalize(owner):
 
 def running_to_failed_by_finalize(owner):
     turn, lease = running_turn(owner)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=S.FAILED, lease_token=lease, error_code="llm_error"
     )
     turn.refresh_from_db()
@@ -117,7 +118,7 @@ def running_to_failed_by_finalize(owner):
 
 def running_to_stopped_by_drain(owner):
     turn, lease = running_turn(owner)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=S.STOPPED, lease_token=lease, stop_reason=StopReason.WORKER_DRAIN
     )
     turn.refresh_from_db()
@@ -127,7 +128,7 @@ def running_to_stopped_by_drain(owner):
 
 def running_to_queued_by_requeue(owner):
     turn, lease = running_turn(owner)
-    assert services.turn_requeue(turn_id=turn.pk, lease_token=lease) is True
+    assert leases.turn_requeue(turn_id=turn.pk, lease_token=lease) is True
     turn.refresh_from_db()
     assert turn.lease_token is None
     return turn
@@ -143,7 +144,7 @@ def waiting_to_queued_by_approval(owner):
 
 def waiting_to_stopped_by_cancel(owner):
     turn, approval = waiting_turn(owner)
-    outcome = services.turn_request_cancel(session=turn.session, actor=owner)
+    outcome = lifecycle.turn_request_cancel(session=turn.session, actor=owner)
     assert outcome.status == S.STOPPED
     approval.refresh_from_db()
     assert approval.status == ApprovalStatus.CANCELLED
@@ -152,7 +153,7 @@ def waiting_to_stopped_by_cancel(owner):
 
 def stopping_to_stopped_by_worker(owner):
     turn, lease = stopping_turn(owner)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk, status=S.STOPPED, lease_token=lease, partial_text="Once upon"
     )
     assert turn.events.get(kind=EventKind.ASSISTANT_MESSAGE).data["text"] == "Once upon"
@@ -178,9 +179,9 @@ ALLOWED = {
 
 
 def test_it_exercises_exactly_the_allowed_moves_table():
-    table = {(src, dst) for src, targets in services.ALLOWED_MOVES.items() for dst in targets}
+    table = {(src, dst) for src, targets in transitions.ALLOWED_MOVES.items() for dst in targets}
     assert set(ALLOWED) == table
-    assert set(services.ALLOWED_MOVES) == set(ALL_STATUSES)
+    assert set(transitions.ALLOWED_MOVES) == set(ALL_STATUSES)
 
 
 @pytest.mark.parametrize("move", list(ALLOWED), ids=lambda m: f"{m[0]}->{m[1]}")
@@ -189,7 +190,7 @@ def test_it_makes_each_allowed_move(move, user):
     turn.refresh_from_db()
     assert turn.status == move[1]
     assert last_status_event(turn)["status"] == move[1]
-    if move[1] in services.TERMINAL_STATUSES:
+    if move[1] in TERMINAL_STATUSES:
         assert turn.finished_at is not None
         assert turn.lease_token is None
     assert interrupts(turn) == (1 if move[1] == S.STOPPED else 0)
@@ -199,7 +200,7 @@ def test_it_makes_each_allowed_move(move, user):
 def test_it_resumes_a_turn_whose_worker_died(user):
     turn, _ = running_turn(user)
     make_heartbeat_stale(turn)
-    assert services.turns_reap_expired() == 1
+    assert housekeeping.turns_reap_expired() == 1
     turn.refresh_from_db()
     assert turn.status == S.QUEUED
     assert turn.lease_token is None
@@ -210,10 +211,10 @@ def test_it_fails_a_turn_whose_worker_died_too_often(user, settings):
     settings.AGENT_MAX_ATTEMPTS = 1
     turn, _ = running_turn(user)
     make_heartbeat_stale(turn)
-    services.turns_reap_expired()
-    assert services.turn_take_lease(turn_id=turn.pk, worker_id="second-worker")
+    housekeeping.turns_reap_expired()
+    assert leases.turn_take_lease(turn_id=turn.pk, worker_id="second-worker")
     make_heartbeat_stale(turn)
-    services.turns_reap_expired()
+    housekeeping.turns_reap_expired()
     turn.refresh_from_db()
     assert turn.status == S.FAILED
     assert turn.error_code == "worker_lost"
@@ -222,7 +223,7 @@ def test_it_fails_a_turn_whose_worker_died_too_often(user, settings):
 def test_it_stops_a_stopping_turn_whose_worker_died(user):
     turn, _ = stopping_turn(user)
     make_heartbeat_stale(turn)
-    services.turns_reap_expired()
+    housekeeping.turns_reap_expired()
     turn.refresh_from_db()
     assert turn.status == S.STOPPED
     assert interrupts(turn) == 1
@@ -259,27 +260,27 @@ def attempt(to: str, turn: Turn, owner) -> None:
     lease = turn.lease_token
     try:
         if to == S.RUNNING:
-            services.turn_take_lease(turn_id=turn.pk, worker_id="intruder")
+            leases.turn_take_lease(turn_id=turn.pk, worker_id="intruder")
         elif to == S.WAITING_FOR_APPROVAL:
-            services.turn_park_for_approval(
+            lifecycle.turn_park_for_approval(
                 turn_id=turn.pk,
                 lease_token=lease,
                 checkpoint={},
                 calls=[{**EMAIL_CALL, "id": "call_refused"}],
             )
         elif to == S.STOPPING:
-            services.turn_request_cancel(session=turn.session, actor=owner, turn_id=turn.pk)
+            lifecycle.turn_request_cancel(session=turn.session, actor=owner, turn_id=turn.pk)
         elif to == S.QUEUED:
-            services.turn_requeue(turn_id=turn.pk, lease_token=lease)
+            leases.turn_requeue(turn_id=turn.pk, lease_token=lease)
         else:
-            services.turn_finalize(
+            lifecycle.turn_finalize(
                 turn_id=turn.pk,
                 status=to,
                 lease_token=lease,
                 stop_reason=StopReason.USER_CANCEL if to == S.STOPPED else "",
                 error_code="llm_error" if to == S.FAILED else "",
             )
-    except services.ServiceError:
+    except ServiceError:
         pass
 
 
@@ -298,7 +299,7 @@ REFUSED = [
     (src, dst)
     for src in ALL_STATUSES
     for dst in ALL_STATUSES
-    if dst != src and dst != S.PENDING and dst not in services.ALLOWED_MOVES[src]
+    if dst != src and dst != S.PENDING and dst not in transitions.ALLOWED_MOVES[src]
 ]
 
 
@@ -325,7 +326,7 @@ def test_it_refuses_each_move_outside_the_table(move, user):
         assert turn.stop_reason == before.stop_reason
         assert turn.error_code == before.error_code
     else:
-        assert expected in services.ALLOWED_MOVES[src]
+        assert expected in transitions.ALLOWED_MOVES[src]
         assert interrupts(turn) == 1
         assert turn.error_code == ""
 
@@ -337,7 +338,7 @@ def test_it_never_changes_a_terminal_turn(status, user):
     seqs = list(turn.events.values_list("seq", flat=True))
     for target in ALL_STATUSES:
         attempt(target, turn, user)
-    services.turns_reap_expired()
+    housekeeping.turns_reap_expired()
     turn.refresh_from_db()
     assert (turn.status, turn.finished_at, turn.stop_reason, turn.error_code) == (
         before.status,
@@ -351,7 +352,7 @@ def test_it_never_changes_a_terminal_turn(status, user):
 @pytest.mark.parametrize("reported", [S.COMPLETED, S.FAILED])
 def test_it_ends_a_stopping_turn_stopped_whatever_the_worker_reports(reported, user):
     turn, lease = stopping_turn(user)
-    services.turn_finalize(
+    lifecycle.turn_finalize(
         turn_id=turn.pk,
         status=reported,
         lease_token=lease,
@@ -370,8 +371,8 @@ def test_it_ends_a_stopping_turn_stopped_whatever_the_worker_reports(reported, u
 def test_it_refuses_an_illegal_finalize_and_writes_nothing(user):
     turn = queued_turn(user)
     seqs = list(turn.events.values_list("seq", flat=True))
-    with pytest.raises(services.IllegalTransition):
-        services.turn_finalize(turn_id=turn.pk, status=S.COMPLETED, partial_text="made up")
+    with pytest.raises(errors.IllegalTransition):
+        lifecycle.turn_finalize(turn_id=turn.pk, status=S.COMPLETED, partial_text="made up")
     turn.refresh_from_db()
     assert turn.status == S.QUEUED
     assert turn.finished_at is None
@@ -380,7 +381,7 @@ def test_it_refuses_an_illegal_finalize_and_writes_nothing(user):
 
 def test_it_refuses_a_decision_once_the_turn_is_no_longer_waiting(user):
     turn, approval = waiting_turn(user)
-    services.turn_request_cancel(session=turn.session, actor=user)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
     with pytest.raises(approval_errors.NotPending):
         approval_services.approval_decide(approval_id=approval.pk, actor=user, approve=True)
     turn.refresh_from_db()

@@ -14,10 +14,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sessions_app import services, socket_registry
-from sessions_app.consumers import TOO_MANY
+from sessions_app.core import errors, lifecycle, sockets
+from sessions_app.core.selectors import SESSIONS_PER_PAGE
 from sessions_app.models import AgentSession, OpenSocket, Turn, TurnStatus
-from sessions_app.selectors import SESSIONS_PER_PAGE
+from sessions_app.web.consumers import TOO_MANY
 from tests.sockets import session_cookie, session_socket
 from tests.turn_states import assert_error, new_session, queued_turn, race
 
@@ -101,7 +101,7 @@ def test_it_refuses_a_turn_beyond_the_users_active_turns_until_one_ends(settings
     assert waiting.status_code == 202
     assert waiting.json()["status"] == TurnStatus.PENDING
 
-    services.turn_request_cancel(session=active[1].session, actor=user)
+    lifecycle.turn_request_cancel(session=active[1].session, actor=user)
     accepted = api.post(f"/api/sessions/{sixth.pk}/turns/", {"message": "now"}, format="json")
     assert accepted.status_code == 202, accepted.content
     assert Turn.objects.get(pk=accepted.json()["id"]).status == TurnStatus.QUEUED
@@ -114,14 +114,14 @@ def test_it_lets_one_of_two_racing_turns_take_the_last_place(round_, settings, u
     sessions = [new_session(user), new_session(user)]
 
     def send(session):
-        return lambda: services.turn_start(session=session, message="hello", actor=user)
+        return lambda: lifecycle.turn_start(session=session, message="hello", actor=user)
 
     outcomes = race(*(send(session) for session in sessions))
 
     kinds = sorted(kind for kind, _ in outcomes)
     assert kinds == ["error", "ok"], outcomes
     [refusal] = [value for kind, value in outcomes if kind == "error"]
-    assert isinstance(refusal, services.TooManyActiveTurns)
+    assert isinstance(refusal, errors.TooManyActiveTurns)
     assert Turn.objects.filter(session__in=sessions).count() == 1
 
 
@@ -152,8 +152,8 @@ def test_it_refuses_a_socket_beyond_the_users_cap(settings, user, other_user):
 
 def test_it_keeps_counting_an_open_socket_and_stops_for_a_dead_process(settings, monkeypatch, user):
     settings.MAX_SOCKETS_PER_USER = 1
-    monkeypatch.setattr(socket_registry, "ALIVE_SECONDS", 0.5)
-    monkeypatch.setattr(socket_registry, "REFRESH_SECONDS", 0.1)
+    monkeypatch.setattr(sockets, "ALIVE_SECONDS", 0.5)
+    monkeypatch.setattr(sockets, "REFRESH_SECONDS", 0.1)
     session = new_session(user)
     cookie = session_cookie(user)
 

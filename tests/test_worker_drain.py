@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 from tests.conftest import wait_for
 
@@ -13,8 +13,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 
 def start_story(user) -> Turn:
-    session = services.session_create(owner=user)
-    turn = services.turn_start(session=session, message="tell me a story", actor=user)
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
     wait_for(lambda: turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists(), timeout=60)
     return turn
 

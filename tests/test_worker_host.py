@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from sessions_app import services
+from sessions_app.core import housekeeping, lifecycle, sessions
 from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
 from tests.conftest import PROCESS_EXIT_TIMEOUT, wait_for
 from tests.processes import alive, descendants, in_group
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 def start_stories(user, count: int) -> list[Turn]:
     turns = []
     for _ in range(count):
-        session = services.session_create(owner=user)
-        turns.append(services.turn_start(session=session, message="tell me a story", actor=user))
+        session = sessions.session_create(owner=user)
+        turns.append(lifecycle.turn_start(session=session, message="tell me a story", actor=user))
     return turns
 
 
@@ -57,7 +57,7 @@ def test_it_streams_twenty_turns_at_once_in_one_worker_process(llm, user, worker
     assert len({Turn.objects.get(pk=turn.pk).worker_id for turn in turns}) == 1
     stopped, going_on = turns[:5], turns[5:]
     for turn in stopped:
-        services.turn_request_cancel(session=turn.session, actor=user)
+        lifecycle.turn_request_cancel(session=turn.session, actor=user)
     for turn in stopped:
         wait_for(lambda turn=turn: status_of(turn) == TurnStatus.STOPPED, timeout=30)
         assert_stopped_once(turn, StopReason.USER_CANCEL)
@@ -79,7 +79,7 @@ def test_it_leaves_a_turn_queued_while_the_host_is_full(llm, user, worker_proces
 
     assert status_of(third) == TurnStatus.QUEUED
     assert len(llm.requests) == 2
-    services.turn_request_cancel(session=first.session, actor=user)
+    lifecycle.turn_request_cancel(session=first.session, actor=user)
     wait_for(lambda: streamed_text(third), timeout=60)
     assert status_of(first) == TurnStatus.STOPPED
     assert status_of(second) == TurnStatus.RUNNING
@@ -148,7 +148,7 @@ def test_it_recovers_every_turn_of_a_killed_worker(llm, user, worker_process, se
 
     wait_for(
         lambda: (
-            services.turns_reap_expired() == 0
+            housekeeping.turns_reap_expired() == 0
             and all(status_of(turn) == TurnStatus.COMPLETED for turn in turns)
         ),
         timeout=120,
@@ -213,7 +213,7 @@ def test_a_killed_worker_process_leaves_its_cluster_taking_turns(
 
     wait_for(
         lambda: (
-            services.turns_reap_expired() >= 0
+            housekeeping.turns_reap_expired() >= 0
             and all(status_of(turn) == TurnStatus.COMPLETED for turn in turns)
         ),
         timeout=60,

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import connections
 
 from approvals_app.models import ApprovalRequest
-from sessions_app import services
+from sessions_app.core import leases, lifecycle, sessions
 from sessions_app.models import AgentSession, EventKind, Turn, TurnStatus
 
 EMAIL_CALL = {
@@ -23,12 +23,12 @@ EMAIL_CALL = {
 
 
 def new_session(owner) -> AgentSession:
-    return services.session_create(owner=owner, title="foundation")
+    return sessions.session_create(owner=owner, title="foundation")
 
 
 def queued_turn(owner, session: AgentSession | None = None, message: str = "hello") -> Turn:
     session = session or new_session(owner)
-    return services.turn_start(session=session, message=message, actor=owner)
+    return lifecycle.turn_start(session=session, message=message, actor=owner)
 
 
 TEST_WORKER = "test-worker"
@@ -37,7 +37,7 @@ TEST_WORKER = "test-worker"
 def running_turn(owner, session: AgentSession | None = None) -> tuple[Turn, Any]:
     """A running turn and the lease token its (imaginary) worker holds."""
     turn = queued_turn(owner, session)
-    lease = services.turn_take_lease(turn_id=turn.pk, worker_id=TEST_WORKER)
+    lease = leases.turn_take_lease(turn_id=turn.pk, worker_id=TEST_WORKER)
     assert lease is not None
     turn.refresh_from_db()
     return turn, lease
@@ -49,7 +49,7 @@ def waiting_turn(
     """A turn parked on a ``send_email`` call, and its pending approval request; ``needs`` are
     the approval's requirements (``approvals_needed``, ``allow_self_approval``)."""
     turn, lease = running_turn(owner, session)
-    parked = services.turn_park_for_approval(
+    parked = lifecycle.turn_park_for_approval(
         turn_id=turn.pk,
         lease_token=lease,
         checkpoint={"messages": [{"role": "user", "content": turn.user_message}]},
@@ -62,7 +62,7 @@ def waiting_turn(
 
 def stopping_turn(owner, session: AgentSession | None = None) -> tuple[Turn, Any]:
     turn, lease = running_turn(owner, session)
-    services.turn_request_cancel(session=turn.session, actor=owner)
+    lifecycle.turn_request_cancel(session=turn.session, actor=owner)
     turn.refresh_from_db()
     return turn, lease
 
@@ -70,7 +70,7 @@ def stopping_turn(owner, session: AgentSession | None = None) -> tuple[Turn, Any
 def pending_turn(owner) -> tuple[Turn, Turn]:
     """A turn waiting behind the session's queued turn (``on_busy=enqueue``): (active, pending)."""
     active = queued_turn(owner)
-    pending = services.turn_start(
+    pending = lifecycle.turn_start(
         session=active.session, message="after that", actor=owner, on_busy="enqueue"
     )
     return active, pending
@@ -90,10 +90,10 @@ def turn_in(status: str, owner) -> Turn:
         return stopping_turn(owner)[0]
     if status == TurnStatus.STOPPED:
         turn = queued_turn(owner)
-        services.turn_request_cancel(session=turn.session, actor=owner)
+        lifecycle.turn_request_cancel(session=turn.session, actor=owner)
     elif status in (TurnStatus.COMPLETED, TurnStatus.FAILED):
         turn, lease = running_turn(owner)
-        services.turn_finalize(
+        lifecycle.turn_finalize(
             turn_id=turn.pk,
             status=status,
             lease_token=lease,

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import sessions_app.agents
+import sessions_app.core.agents
 from django.db import migrations, models
 
 # The profile every session had before profiles existed: the fixed system prompt, every tool,
@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufdd0-\\ufdef\\ufffe\\uffff]+$', code='invalid_characters', message='Control characters and Unicode noncharacters are not allowed.')])),
                 ('instructions', models.TextField(blank=True, help_text='The system prompt. Left empty, the model gets none.')),
                 ('model', models.CharField(blank=True, help_text='Model name sent to the LLM server; empty: LLM_MODEL.', max_length=200)),
-                ('tools', models.JSONField(blank=True, default=list, help_text='A JSON list of the tools it may use: built-in tool names, "<server>__<tool>" for one tool of an MCP server, "<server>__*" for all of its tools.', validators=[sessions_app.agents.validate_tool_entries])),
+                ('tools', models.JSONField(blank=True, default=list, help_text='A JSON list of the tools it may use: built-in tool names, "<server>__<tool>" for one tool of an MCP server, "<server>__*" for all of its tools.', validators=[sessions_app.core.agents.validate_tool_entries])),
                 ('all_tools', models.BooleanField(default=False, help_text="May use every tool, including every configured MCP server's (the list above is then not used).")),
                 ('max_model_calls', models.PositiveIntegerField(blank=True, help_text='Model calls per turn; empty: AGENT_MAX_MODEL_CALLS.', null=True, validators=[django.core.validators.MinValueValidator(1)])),
                 ('is_default', models.BooleanField(default=False, help_text='The profile of a session created without choosing one.')),

@@ -1,6 +1,6 @@
 from django.db import migrations, models
 
-from sessions_app.rendering import assistant_html
+from sessions_app.core.rendering import assistant_html
 
 BATCH = 500
 

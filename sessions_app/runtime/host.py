@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from channels.layers import channel_layers
 from django.conf import settings
 
-from .. import events, mcp_servers, services
-from ..models import StopReason
-from . import llm, watch
-from .cancel import LEASE_LOST, CancelScope, current_scope
-from .db import DatabaseThreads
-from .mcp import McpConnections
-from .output import Checkpointer
-from .runner import TurnRunner
+from sessions_app.core import broadcast, leases
+from sessions_app.mcp import registry
+from sessions_app.mcp.client import McpConnections
+from sessions_app.models import StopReason
+from sessions_app.runtime import llm, watch
+from sessions_app.runtime.cancel import LEASE_LOST, CancelScope, current_scope
+from sessions_app.runtime.db import DatabaseThreads
+from sessions_app.runtime.output import Checkpointer
+from sessions_app.runtime.runner import TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +70,11 @@ class TurnHost:
         self.watch_db = DatabaseThreads(1, "turn-watch")
         self.client = llm.make_client(connections=self.capacity)
         self.layer = channel_layers.make_backend("default")
-        self.outbox = events.Outbox(self.layer)
+        self.outbox = broadcast.Outbox(self.layer)
         self.checkpoints = Checkpointer(self)
         self.mcp = McpConnections(db=self.db)
         try:
-            await self.db(mcp_servers.mcp_server_sync_declared)
+            await self.db(registry.mcp_server_sync_declared)
         except Exception:
             logger.exception("the MCP servers of AGENT_MCP_SERVERS could not be recorded")
         self._background = [
@@ -127,7 +128,7 @@ class TurnHost:
                 self._no_admissions.set()
 
     async def _take(self, turn_id: int) -> HostedTurn | None:
-        lease = await self.db(services.turn_take_lease, turn_id=turn_id, worker_id=self.worker_id)
+        lease = await self.db(leases.turn_take_lease, turn_id=turn_id, worker_id=self.worker_id)
         if lease is None:
             return None
         previous = self.turns.get(turn_id)
@@ -148,7 +149,7 @@ class TurnHost:
 
     async def _drive(self, hosted: HostedTurn) -> str:
         current_scope.set(hosted.scope)
-        events.current_outbox.set(self.outbox)
+        broadcast.current_outbox.set(self.outbox)
         try:
             return await TurnRunner(
                 turn_id=hosted.turn_id, lease=hosted.lease, scope=hosted.scope, host=self

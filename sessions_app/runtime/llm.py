@@ -19,7 +19,7 @@ import httpx
 from django.conf import settings
 from httpx_sse import EventSource, SSEError
 
-from .cancel import AgentStopped, CancelScope
+from sessions_app.runtime.cancel import AgentStopped, CancelScope
 
 logger = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from .. import events, services
-from .cancel import LEASE_LOST
+from sessions_app.core import broadcast, leases
+from sessions_app.runtime.cancel import LEASE_LOST
 
 if TYPE_CHECKING:
-    from .host import TurnHost
-    from .runner import TurnRunner
+    from sessions_app.runtime.host import TurnHost
+    from sessions_app.runtime.runner import TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class AssistantOutput:
         if self.event_seq is None or self._unsent_from >= len(self.text):
             return
         runner = self.runner
-        payload: events.DeltaPayload = {
+        payload: broadcast.DeltaPayload = {
             "seq": self.event_seq,
             "turn": runner.turn_id,
             "offset": self._unsent_from,
@@ -64,7 +64,7 @@ class AssistantOutput:
         }
         self._unsent_from = len(self.text)
         self._last_flush = time.monotonic()
-        events.send_delta(runner.host.outbox, session_id=runner.session_id, payload=payload)
+        broadcast.send_delta(runner.host.outbox, session_id=runner.session_id, payload=payload)
 
     async def persist(self, *, streaming: bool) -> None:
         """Write the text now (the message starts or ends, or a retry restarts it)."""
@@ -74,7 +74,7 @@ class AssistantOutput:
         if not self.text and self.event_id is None:
             return
         event = await runner.host.db(
-            services.turn_save_progress,
+            leases.turn_save_progress,
             turn_id=runner.turn_id,
             lease_token=runner.lease,
             assistant_event_id=self.event_id,
@@ -124,7 +124,7 @@ class Checkpointer:
         if not outputs:
             return
         checkpoints = [
-            services.TextCheckpoint(
+            leases.TextCheckpoint(
                 turn_id=output.runner.turn_id,
                 lease_token=output.runner.lease,
                 event_id=output.event_id,
@@ -135,7 +135,7 @@ class Checkpointer:
         self._writing = set(outputs)
         self._written = asyncio.get_running_loop().create_future()
         try:
-            lost = await self.host.db(services.turns_save_streaming_text, checkpoints=checkpoints)
+            lost = await self.host.db(leases.turns_save_streaming_text, checkpoints=checkpoints)
         finally:
             self._written.set_result(None)
             self._writing = set()

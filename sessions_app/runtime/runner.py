@@ -20,16 +20,16 @@ from agentproj import json_limits
 from approvals_app import errors as approval_errors
 from approvals_app import policies
 from approvals_app import records as approval_records
+from approvals_app import selectors as approval_selectors
 from approvals_app.models import ApprovalStatus, Outcome
-
-from .. import agents, selectors, services
-from ..models import ErrorCode, EventKind, StopReason, TurnStatus
-from . import llm, tools, transcript
-from .cancel import LEASE_LOST, AgentStopped, CancelScope, current_scope
-from .output import AssistantOutput
+from sessions_app.core import agents, errors, leases, lifecycle, selectors
+from sessions_app.models import ErrorCode, EventKind, StopReason, TurnStatus
+from sessions_app.runtime import history, llm, tools, transcript
+from sessions_app.runtime.cancel import LEASE_LOST, AgentStopped, CancelScope, current_scope
+from sessions_app.runtime.output import AssistantOutput
 
 if TYPE_CHECKING:
-    from .host import TurnHost
+    from sessions_app.runtime.host import TurnHost
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class TurnRunner:
                 TurnStatus.FAILED, error_code=ErrorCode.LLM_ERROR, detail=exc.user_message
             )
             return TurnStatus.FAILED
-        except services.LeaseLost:
+        except errors.LeaseLost:
             logger.warning("turn %s: lease lost; leaving it to its new owner", self.turn_id)
             return LEASE_LOST
         except DATABASE_UNAVAILABLE:
@@ -162,7 +162,7 @@ class TurnRunner:
         saved = turn.checkpoint or {}
         context_tokens, answer_reserve = agents.context_window_for(self.agent)
         past, learned = (
-            ([], {}) if self.is_sub_agent else await self.host.db(selectors.turn_history, turn)
+            ([], {}) if self.is_sub_agent else await self.host.db(history.turn_history, turn)
         )
         state = TurnState(
             messages=transcript.own_messages(saved.get("messages") or [])
@@ -321,7 +321,7 @@ class TurnRunner:
         self.scope.raise_if_cancelled()
         state.awaiting_approval = awaiting
         parked = await self.host.db(
-            services.turn_park_for_approval,
+            lifecycle.turn_park_for_approval,
             turn_id=self.turn_id,
             lease_token=self.lease,
             checkpoint=state.checkpoint(),
@@ -333,7 +333,7 @@ class TurnRunner:
 
     async def _apply_decisions(self, state: TurnState, available: dict[str, tools.Tool]) -> None:
         """Resume after approval: run approved calls once, report rejected ones to the model."""
-        decided = await self.host.db(selectors.turn_approvals_by_call, self.turn_id)
+        decided = await self.host.db(approval_selectors.turn_approvals_by_call, self.turn_id)
         answered = {m.get("tool_call_id") for m in state.messages if m.get("role") == "tool"}
         for call in state.awaiting_approval:
             if call["id"] in answered:
@@ -418,7 +418,7 @@ class TurnRunner:
 
     async def _run_sub_agent(self, task: str) -> str:
         child = await self.host.db(
-            services.child_turn_start, parent_id=self.turn_id, lease_token=self.lease, task=task
+            lifecycle.child_turn_start, parent_id=self.turn_id, lease_token=self.lease, task=task
         )
         scope = CancelScope(parent=self.scope)
         runner = TurnRunner(turn_id=child.pk, lease=self.lease, scope=scope, host=self.host)
@@ -436,7 +436,7 @@ class TurnRunner:
 
     async def _record(self, kind: str, data: dict[str, Any]) -> None:
         await self.host.db(
-            services.turn_record_event,
+            leases.turn_record_event,
             turn_id=self.turn_id,
             lease_token=self.lease,
             kind=kind,
@@ -456,7 +456,7 @@ class TurnRunner:
 
     async def _checkpoint(self, state: TurnState) -> None:
         await self.host.db(
-            services.turn_save_progress,
+            leases.turn_save_progress,
             turn_id=self.turn_id,
             lease_token=self.lease,
             checkpoint=state.checkpoint(),
@@ -474,7 +474,7 @@ class TurnRunner:
             await output.settle()
             output.flush_delta()
         return await self.host.db(
-            services.turn_requeue,
+            leases.turn_requeue,
             turn_id=self.turn_id,
             lease_token=self.lease,
             partial_text=output.text if output else None,
@@ -504,7 +504,7 @@ class TurnRunner:
         while True:
             try:
                 await self.host.db(
-                    services.turn_finalize,
+                    lifecycle.turn_finalize,
                     turn_id=self.turn_id,
                     status=status,
                     lease_token=self.lease,
@@ -515,7 +515,7 @@ class TurnRunner:
                     assistant_event_id=output.event_id if output else None,
                 )
                 return
-            except services.LeaseLost:
+            except errors.LeaseLost:
                 logger.warning("turn %s: lease lost before it could be finalized", self.turn_id)
                 return
             except DATABASE_UNAVAILABLE:

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from .. import events, selectors, services
-from ..models import StopReason, TurnStatus
-from .cancel import LEASE_LOST
+from sessions_app.core import broadcast, leases, selectors
+from sessions_app.models import StopReason, TurnStatus
+from sessions_app.runtime.cancel import LEASE_LOST
 
 if TYPE_CHECKING:
-    from .host import TurnHost
+    from sessions_app.runtime.host import TurnHost
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ async def keep_leases(host: "TurnHost") -> None:
         try:
             if time.monotonic() - last_beat >= settings.AGENT_HEARTBEAT_INTERVAL:
                 await host.watch_db(
-                    services.turns_heartbeat, worker_id=host.worker_id, turn_ids=list(host.turns)
+                    leases.turns_heartbeat, worker_id=host.worker_id, turn_ids=list(host.turns)
                 )
                 last_beat = time.monotonic()
             await _look_at_rows(host)
@@ -59,7 +59,7 @@ async def _look_at_rows(host: "TurnHost") -> None:
 
 async def listen_for_control(host: "TurnHost") -> None:
     """Route cancels sent to the host's channel to the turns they name."""
-    channel = events.host_control_channel(host.worker_id)
+    channel = broadcast.host_control_channel(host.worker_id)
     # Also ends on the host's flag: a channel-layer client may swallow the cancellation.
     while not host.closing:
         try:

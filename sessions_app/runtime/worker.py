@@ -32,7 +32,7 @@ from django_q.cluster import Sentinel, get_mp_context
 from django_q.conf import Conf
 from django_q.worker import worker as django_q_worker
 
-from .host import TurnHost
+from sessions_app.runtime.host import TurnHost
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app import services
+from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Turn, TurnStatus
 from tests.conftest import wait_for
 
@@ -36,9 +36,9 @@ def _closing_connections(call: Callable[[], Any]) -> Any:
 
 def ask_for_email(user) -> ApprovalRequest:
     """A new session of ``user`` whose turn waits for approval of a ``send_email`` call."""
-    session = in_thread(lambda: services.session_create(owner=user, title="Email Bob"))
+    session = in_thread(lambda: sessions.session_create(owner=user, title="Email Bob"))
     turn = in_thread(
-        lambda: services.turn_start(
+        lambda: lifecycle.turn_start(
             session=session, message="send an email to bob@example.com saying hi", actor=user
         )
     )
@@ -64,7 +64,7 @@ def requests_in_every_status(user, approver) -> dict[str, ApprovalRequest]:
             )
         )
     cancelled = made[ApprovalStatus.CANCELLED]
-    in_thread(lambda: services.turn_request_cancel(session=cancelled.turn.session, actor=user))
+    in_thread(lambda: lifecycle.turn_request_cancel(session=cancelled.turn.session, actor=user))
     # Waiting a day for the timeout is not an option: the request's deadline moves to the past.
     ApprovalRequest.objects.filter(pk=made[ApprovalStatus.EXPIRED].pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)

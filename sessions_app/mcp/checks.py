@@ -3,7 +3,7 @@
 from django.core.checks import Error, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .mcp_servers import declared_servers
+from sessions_app.mcp.registry import declared_servers
 
 
 @register()

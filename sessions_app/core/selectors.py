@@ -2,25 +2,18 @@
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Prefetch
 
-from approvals_app.models import ApprovalRequest, SessionGrant
-
-from .events import serialize_event
-from .models import (
+from sessions_app.core.events import serialize_event
+from sessions_app.models import (
     ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
     Agent,
     AgentSession,
     EventKind,
-    McpServer,
-    TimelineEvent,
     Turn,
     TurnStatus,
 )
-from .runtime.transcript import TRANSCRIPT_KINDS, PastTurn
 
 SESSION_STATUS_OF_TURN = {
     TurnStatus.QUEUED: "running",
@@ -92,9 +85,6 @@ def events_after(session_id, after_seq: int, *, limit: int = 1000) -> list[dict]
     return [serialize_event(e) for e in rows]
 
 
-# Reads of the worker's turn host.
-
-
 @dataclass(frozen=True)
 class LeaseState:
     status: str
@@ -118,75 +108,7 @@ def turn_to_run(turn_id: int) -> Turn:
     return Turn.objects.select_related("session").get(pk=turn_id)
 
 
-def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
-    requests = ApprovalRequest.objects.filter(turn_id=turn_id).select_related(
-        "decided_by", "edited_by"
-    )
-    return {request.tool_call_id: request for request in requests}
-
-
-def session_grants(session_id):
-    """The session's grants, revoked ones too, oldest first."""
-    return SessionGrant.objects.filter(session_id=session_id).select_related(
-        "granted_by", "revoked_by"
-    )
-
-
 def turn_answer(turn_id: int) -> str:
     """The assistant text a turn produced, all of its model calls joined."""
     texts = Turn.objects.get(pk=turn_id).events.filter(kind=EventKind.ASSISTANT_MESSAGE)
     return "\n".join(t for t in (e.data.get("text", "") for e in texts) if t)
-
-
-def turn_history(turn: Turn) -> tuple[list[PastTurn], dict[str, Any]]:
-    """What the transcript builder needs of the session before ``turn``: the top-level turns
-    that had ended when ``turn`` first started, in the order they ended, and what the latest of
-    them learned of the model's context window (``ContextWindow.learned``).
-
-    Bounded by the ``seq`` of the turn's first start, not by turn index: a turn sent with
-    ``on_busy=interrupt`` runs before turns sent earlier, and a resumed turn reads the same
-    history as its first run, whatever ended in between."""
-    events = TimelineEvent.objects.filter(session_id=turn.session_id, turn__parent__isnull=True)
-    started = (
-        events.filter(turn=turn, kind=EventKind.STATUS, data__status=TurnStatus.RUNNING)
-        .order_by("seq")
-        .values_list("seq", flat=True)
-        .first()
-    )
-    earlier = events.exclude(turn=turn)
-    if started is not None:
-        earlier = earlier.filter(seq__lt=started)
-    ended = list(
-        earlier.filter(kind=EventKind.STATUS, data__status__in=TERMINAL_STATUSES)
-        .order_by("seq")
-        .values_list("turn_id", flat=True)
-    )
-    if not ended:
-        return [], {}
-    told: dict[int, list[tuple[str, dict[str, Any]]]] = {turn_id: [] for turn_id in ended}
-    for turn_id, kind, data in (
-        earlier.filter(kind__in=TRANSCRIPT_KINDS)
-        .order_by("seq")
-        .values_list("turn_id", "kind", "data")
-    ):
-        if turn_id in told:
-            told[turn_id].append((kind, data))
-    rows = {
-        pk: (message, status)
-        for pk, message, status in Turn.objects.filter(pk__in=ended).values_list(
-            "pk", "user_message", "status"
-        )
-    }
-    learned = dict(
-        Turn.objects.filter(pk__in=ended, checkpoint__has_key="context").values_list(
-            "pk", "checkpoint__context"
-        )
-    )
-    latest = next((learned[pk] for pk in reversed(ended) if pk in learned), {})
-    past = [PastTurn(user_message=rows[pk][0], status=rows[pk][1], events=told[pk]) for pk in ended]
-    return past, latest
-
-
-def mcp_servers_enabled() -> list[McpServer]:
-    """The MCP servers whose tools turns are offered, with their cached tool lists."""
-    return list(McpServer.objects.filter(enabled=True).order_by("name"))

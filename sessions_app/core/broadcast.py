@@ -1,51 +1,55 @@
 """The one module that sends anything over the channel layer.
 
-Timeline events are rows (``TimelineEvent``) written inside the caller's transaction and
-broadcast on commit. Token deltas are live-only. Control messages tell the host running a turn
-to stop it (a cancel arrived).
+Timeline events go out once their rows commit (``core.events``). Token deltas are live-only.
+Control messages tell the host running a turn to stop it (a cancel arrived).
 
 In a worker's turn host every message of every turn leaves through the host's ``Outbox``: one
 ordered queue, sent in batches, so a hundred streaming turns cost a few channel-layer writes a
-tick rather than one per delta, and a page never sees a turn's messages out of order.
-"""
+tick rather than one per delta, and a page never sees a turn's messages out of order."""
 
 import asyncio
 import contextvars
 import hashlib
 import logging
 import re
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from . import rendering
-from .models import AgentSession, EventKind, TimelineEvent, Turn
+from sessions_app.models import AgentSession, Turn
 
 logger = logging.getLogger(__name__)
 
+
 EVENT_MESSAGE_TYPE = "timeline.event"
+
+
 DELTA_MESSAGE_TYPE = "timeline.delta"
+
+
 CONTROL_MESSAGE_TYPE = "turn.control"
+
+
 APPROVAL_QUEUE_MESSAGE_TYPE = "approvals.changed"
+
+
 APPROVAL_QUEUE_GROUP = "approvals"
+
+
 LOGIN_ENDED_MESSAGE_TYPE = "login.ended"
+
+
 # To an owner's open session lists: one of their sessions changed (status, title) or is gone.
 SESSIONS_CHANGED_MESSAGE_TYPE = "sessions.changed"
+
+
 # To a session's group: its title changed, or it was deleted.
 SESSION_TITLE_MESSAGE_TYPE = "session.title"
+
+
 SESSION_DELETED_MESSAGE_TYPE = "session.deleted"
-
-
-class EventPayload(TypedDict):
-    seq: int
-    turn: int | None
-    kind: str
-    data: dict[str, Any]
-    created_at: str
-    # An assistant message's text as sanitised HTML, once it no longer streams.
-    html: NotRequired[str]
 
 
 class DeltaPayload(TypedDict):
@@ -92,81 +96,7 @@ def login_group(session_key: str) -> str:
     return "login." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
-def serialize_event(event: TimelineEvent) -> EventPayload:
-    payload: EventPayload = {
-        "seq": event.seq,
-        "turn": event.turn_id,
-        "kind": event.kind,
-        "data": event.data,
-        "created_at": event.created_at.isoformat(),
-    }
-    # Stored when the text became final (``stored_html``): a read never renders.
-    if event.html is not None:
-        payload["html"] = event.html
-    return payload
-
-
-def stored_html(kind: str, data: dict[str, Any], rendered: str | None = None) -> str | None:
-    """The HTML an event keeps: an assistant message's, once its text is final (``rendered``
-    when the caller rendered that text already, outside its transaction). A streaming message
-    has none: its checkpoints would cost a render each, and deltas append raw text anyway."""
-    if kind != EventKind.ASSISTANT_MESSAGE or data.get("streaming"):
-        return None
-    if rendered is not None:
-        return rendered
-    return rendering.assistant_html(str(data.get("text") or ""))
-
-
-def append(
-    *,
-    session: AgentSession,
-    turn: Turn | None,
-    kind: str,
-    data: dict[str, Any],
-    html: str | None = None,
-) -> TimelineEvent:
-    """Write a timeline event and broadcast it once the transaction commits (``html``: see
-    ``stored_html``).
-
-    The caller holds the session row's lock (services take it first), so ``last_seq`` only
-    grows; the unique (session, seq) constraint backs that up.
-    """
-    session.last_seq += 1
-    session.save(update_fields=["last_seq", "updated_at"])
-    event = TimelineEvent.objects.create(
-        session=session,
-        turn=turn,
-        seq=session.last_seq,
-        kind=kind,
-        data=data,
-        html=stored_html(kind, data, html),
-    )
-    _broadcast_on_commit(event)
-    if kind == EventKind.STATUS:
-        # A turn's status is the session's status on its owner's list.
-        _sessions_changed_on_commit(session)
-    return event
-
-
-def update(*, event: TimelineEvent, data: dict[str, Any], html: str | None = None) -> TimelineEvent:
-    """Replace an event's data in place (the growing assistant message) and re-broadcast it
-    (``html``: see ``stored_html``)."""
-    event.data = data
-    event.html = stored_html(event.kind, data, html)
-    event.save(update_fields=["data", "html"])
-    _broadcast_on_commit(event)
-    return event
-
-
-def _broadcast_on_commit(event: TimelineEvent) -> None:
-    payload = serialize_event(event)
-    group = session_group(event.session_id)
-    transaction.on_commit(
-        lambda: _send_now("group_send", group, {"type": EVENT_MESSAGE_TYPE, "event": payload})
-    )
-
-
-def _send_now(method: str, target: str, message: dict[str, Any]) -> None:
+def send_now(method: str, target: str, message: dict[str, Any]) -> None:
     outbox = current_outbox.get()
     if outbox is not None and method == "group_send":
         outbox.put_threadsafe(target, message)
@@ -307,18 +237,18 @@ def signal_turn_on_commit(turn: Turn) -> None:
         "reason": turn.stop_reason,
     }
     channel = host_control_channel(turn.worker_id)
-    transaction.on_commit(lambda: _send_now("send", channel, message))
+    transaction.on_commit(lambda: send_now("send", channel, message))
 
 
-def _sessions_changed_on_commit(session: AgentSession) -> None:
+def sessions_changed_on_commit(session: AgentSession) -> None:
     group = owner_group(session.owner_id)
     message = {"type": SESSIONS_CHANGED_MESSAGE_TYPE, "session": str(session.pk)}
-    transaction.on_commit(lambda: _send_now("group_send", group, message))
+    transaction.on_commit(lambda: send_now("group_send", group, message))
 
 
 def session_created_on_commit(session: AgentSession) -> None:
     """Tell the owner's open lists of the new session (made in another tab, or by the API)."""
-    _sessions_changed_on_commit(session)
+    sessions_changed_on_commit(session)
 
 
 def session_renamed_on_commit(session: AgentSession) -> None:
@@ -329,8 +259,8 @@ def session_renamed_on_commit(session: AgentSession) -> None:
         "name": str(session),
     }
     group = session_group(session.pk)
-    transaction.on_commit(lambda: _send_now("group_send", group, message))
-    _sessions_changed_on_commit(session)
+    transaction.on_commit(lambda: send_now("group_send", group, message))
+    sessions_changed_on_commit(session)
 
 
 def session_deleted_on_commit(session: AgentSession) -> None:
@@ -338,21 +268,19 @@ def session_deleted_on_commit(session: AgentSession) -> None:
     delete, so that these go out after the events of the stop that came first."""
     group = session_group(session.pk)
     transaction.on_commit(
-        lambda: _send_now("group_send", group, {"type": SESSION_DELETED_MESSAGE_TYPE})
+        lambda: send_now("group_send", group, {"type": SESSION_DELETED_MESSAGE_TYPE})
     )
-    _sessions_changed_on_commit(session)
+    sessions_changed_on_commit(session)
 
 
 def approval_queue_changed_on_commit() -> None:
     """Tell open approval queues to refresh: a request was created, decided or withdrawn."""
     transaction.on_commit(
-        lambda: _send_now("group_send", APPROVAL_QUEUE_GROUP, {"type": APPROVAL_QUEUE_MESSAGE_TYPE})
+        lambda: send_now("group_send", APPROVAL_QUEUE_GROUP, {"type": APPROVAL_QUEUE_MESSAGE_TYPE})
     )
 
 
 def login_ended_on_commit(session_key: str) -> None:
     """Close the sockets opened with this login (it was logged out)."""
     group = login_group(session_key)
-    transaction.on_commit(
-        lambda: _send_now("group_send", group, {"type": LOGIN_ENDED_MESSAGE_TYPE})
-    )
+    transaction.on_commit(lambda: send_now("group_send", group, {"type": LOGIN_ENDED_MESSAGE_TYPE}))

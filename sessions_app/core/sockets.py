@@ -24,7 +24,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from .models import OpenSocket
+from sessions_app.models import OpenSocket
 
 logger = logging.getLogger(__name__)
 

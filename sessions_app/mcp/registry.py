@@ -18,8 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agentproj.validators import text_problem
-
-from .models import MCP_SERVER_NAME_MAX_LENGTH, McpServer, McpTransport, mcp_server_name
+from sessions_app.models import MCP_SERVER_NAME_MAX_LENGTH, McpServer, McpTransport, mcp_server_name
 
 logger = logging.getLogger(__name__)
 
@@ -209,3 +208,8 @@ def mcp_server_record_problem(*, name: str, problem: str) -> None:
     McpServer.objects.filter(name=name).update(
         discovery_problem=problem[:2000], updated_at=timezone.now()
     )
+
+
+def mcp_servers_enabled() -> list[McpServer]:
+    """The MCP servers whose tools turns are offered, with their cached tool lists."""
+    return list(McpServer.objects.filter(enabled=True).order_by("name"))

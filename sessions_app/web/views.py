@@ -14,9 +14,9 @@ from django.views.decorators.http import require_http_methods
 
 from agentproj.throttling import EventsThrottle, SessionChangeThrottle, page_throttle
 from approvals_app.services import can_decide
-
-from . import selectors, services, timeline
-from .models import AgentSession
+from sessions_app.core import selectors, sessions
+from sessions_app.models import AgentSession
+from sessions_app.web import timeline
 
 SESSION_STATUS_LABELS = {
     "idle": "Idle",
@@ -134,15 +134,15 @@ def session_list(request):
     whatever their number; POST creates one."""
     form = SessionForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        session = services.session_create(
+        session = sessions.session_create(
             owner=request.user, title=form.cleaned_data["title"], agent=form.cleaned_data["agent"]
         )
         return redirect("session-detail", session_id=session.pk)
     query = request.GET.get("q", "").strip()
-    sessions = selectors.sessions_with_active_turn(request.user)
+    owned = selectors.sessions_with_active_turn(request.user)
     if query:
-        sessions = sessions.filter(title__icontains=query)
-    page = Paginator(sessions, selectors.SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+        owned = owned.filter(title__icontains=query)
+    page = Paginator(owned, selectors.SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "sessions/list.html",
@@ -166,7 +166,7 @@ def session_rename(request, session_id):
         request.POST if request.method == "POST" else None, initial={"title": session.title}
     )
     if form.is_valid():
-        services.session_rename(session=session, title=form.cleaned_data["title"])
+        sessions.session_rename(session=session, title=form.cleaned_data["title"])
         return redirect(_next_url(request))
     return render(
         request,
@@ -183,7 +183,7 @@ def session_delete(request, session_id):
     """GET asks for confirmation, POST deletes: a step that works without JavaScript."""
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
     if request.method == "POST":
-        services.session_delete(session=session, actor=request.user)
+        sessions.session_delete(session=session, actor=request.user)
         return redirect("session-list")
     return render(
         request,

@@ -18,9 +18,10 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from . import rendering, selectors
-from .events import EventPayload, serialize_event
-from .models import (
+from approvals_app import selectors
+from sessions_app.core import rendering
+from sessions_app.core.events import EventPayload, serialize_event
+from sessions_app.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     AgentSession,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import consumers
+from sessions_app.web import consumers
 
 websocket_urlpatterns = [
     path("ws/sessions/", consumers.SessionListConsumer.as_asgi()),

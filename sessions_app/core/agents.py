@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .runtime import tools
+from sessions_app.runtime import tools
 
 if TYPE_CHECKING:
-    from .models import Agent
+    from sessions_app.models import Agent
 
 # MCP tools are offered to the model as ``<server>__<tool>``; ``<server>__*`` in a profile's tool
 # list stands for every tool of that server, including tools it adds later. Names keep to the

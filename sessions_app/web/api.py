@@ -19,9 +19,8 @@ from agentproj.throttling import (
     SessionChangeThrottle,
 )
 from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text, plain_text_with_content
-
-from . import selectors, services
-from .models import Agent, AgentSession, Turn
+from sessions_app.core import lifecycle, selectors, sessions
+from sessions_app.models import TERMINAL_STATUSES, Agent, AgentSession, Turn
 
 CANCEL_WAIT_SECONDS = 5.0
 CANCEL_WAIT_POLL = 0.05
@@ -167,7 +166,7 @@ class TurnInSerializer(serializers.Serializer):
         trim_whitespace=False,
         validators=[plain_text_with_content],
     )
-    on_busy = serializers.ChoiceField(choices=services.ON_BUSY_CHOICES, default="reject")
+    on_busy = serializers.ChoiceField(choices=lifecycle.ON_BUSY_CHOICES, default="reject")
 
 
 class CancelInSerializer(serializers.Serializer):
@@ -287,7 +286,7 @@ class SessionListApi(GenericAPIView):
     def post(self, request):
         data = SessionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_create(owner=request.user, **data.validated_data)
+        session = sessions.session_create(owner=request.user, **data.validated_data)
         return Response(SessionOutSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -322,7 +321,7 @@ class SessionDetailApi(APIView):
         session = own_session(request, session_id)
         data = SessionRenameInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.session_rename(session=session, title=data.validated_data["title"])
+        sessions.session_rename(session=session, title=data.validated_data["title"])
         session = get_object_or_404(
             selectors.sessions_with_active_turn(request.user), pk=session_id
         )
@@ -337,7 +336,7 @@ class SessionDetailApi(APIView):
     )
     def delete(self, request, session_id):
         session = own_session(request, session_id)
-        services.session_delete(session=session, actor=request.user)
+        sessions.session_delete(session=session, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -363,7 +362,7 @@ class TurnCreateApi(APIView):
         session = own_session(request, session_id)
         data = TurnInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        turn = services.turn_start(
+        turn = lifecycle.turn_start(
             session=session,
             message=data.validated_data["message"].strip(),
             on_busy=data.validated_data["on_busy"],
@@ -404,7 +403,7 @@ class SessionCancelApi(APIView):
         query.is_valid(raise_exception=True)
         data = CancelInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        outcome = services.turn_request_cancel(
+        outcome = lifecycle.turn_request_cancel(
             session=session,
             actor=request.user,
             reason=data.validated_data["reason"].strip(),
@@ -413,7 +412,7 @@ class SessionCancelApi(APIView):
         turn_status = outcome.status
         if not outcome.is_final and query.validated_data["wait"]:
             turn_status = _wait_until_terminal(outcome.turn.pk)
-        final = turn_status in (s.value for s in services.TERMINAL_STATUSES)
+        final = turn_status in TERMINAL_STATUSES
         return Response(
             {"turn": outcome.turn.pk, "status": turn_status},
             status=status.HTTP_200_OK if final else status.HTTP_202_ACCEPTED,
@@ -424,7 +423,7 @@ def _wait_until_terminal(turn_id: int) -> str:
     deadline = time.monotonic() + CANCEL_WAIT_SECONDS
     while True:
         current = Turn.objects.values_list("status", flat=True).get(pk=turn_id)
-        if current in services.TERMINAL_STATUSES or time.monotonic() >= deadline:
+        if current in TERMINAL_STATUSES or time.monotonic() >= deadline:
             return current
         time.sleep(CANCEL_WAIT_POLL)
 

@@ -37,8 +37,8 @@ from django.conf import settings
 from agentproj import json_limits
 from agentproj.throttling import ResumeThrottle, spend
 from approvals_app.services import can_decide
-
-from . import events, selectors, socket_registry, timeline, views
+from sessions_app.core import broadcast, events, selectors, sockets
+from sessions_app.web import timeline, views
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -103,7 +103,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         if refused is not None:
             await self.close(code=refused)
             return
-        self.counted = await socket_registry.opened(user_id=user.pk, channel_name=self.channel_name)
+        self.counted = await sockets.opened(user_id=user.pk, channel_name=self.channel_name)
         if not self.counted:
             await self.close(code=TOO_MANY)
             return
@@ -111,7 +111,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         self.session_key = self.scope["session"].session_key
         self.login_checked_at = time.monotonic()
         self.ended = False
-        self.login_group = events.login_group(self.session_key)
+        self.login_group = broadcast.login_group(self.session_key)
         await self.channel_layer.group_add(self.login_group, self.channel_name)
         await self.joined()
         await self.accept()
@@ -123,7 +123,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         if self.login_group:
             await self.channel_layer.group_discard(self.login_group, self.channel_name)
         if self.counted:
-            await socket_registry.closed(channel_name=self.channel_name)
+            await sockets.closed(channel_name=self.channel_name)
 
     async def still_allowed(self) -> bool:
         """Re-check the login and permission (at most once per interval); close if gone."""
@@ -177,7 +177,7 @@ class SessionConsumer(LoginBoundConsumer):
 
     async def joined(self) -> None:
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.group = events.session_group(self.session_id)
+        self.group = broadcast.session_group(self.session_id)
 
     async def disconnect(self, code):
         if self.group:
@@ -264,7 +264,7 @@ class SessionListConsumer(LoginBoundConsumer):
         return None
 
     async def joined(self) -> None:
-        self.group = events.owner_group(self.user.pk)
+        self.group = broadcast.owner_group(self.user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def disconnect(self, code):
@@ -292,10 +292,10 @@ class ApprovalQueueConsumer(LoginBoundConsumer):
         return None if await database_sync_to_async(can_decide)(user) else NOT_ALLOWED
 
     async def joined(self) -> None:
-        await self.channel_layer.group_add(events.APPROVAL_QUEUE_GROUP, self.channel_name)
+        await self.channel_layer.group_add(broadcast.APPROVAL_QUEUE_GROUP, self.channel_name)
 
     async def disconnect(self, code):
-        await self.channel_layer.group_discard(events.APPROVAL_QUEUE_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(broadcast.APPROVAL_QUEUE_GROUP, self.channel_name)
         await super().disconnect(code)
 
     async def approvals_changed(self, message):

@@ -38,10 +38,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from agentproj.validators import FORBIDDEN, LINE_BREAKS, NOT_FOR_READERS
-
-from .. import mcp_servers, selectors
-from ..models import McpServer, McpTransport
-from .tools import ProgressRecorder, Tool, ToolError
+from sessions_app.mcp import registry
+from sessions_app.models import McpServer, McpTransport
+from sessions_app.runtime.tools import ProgressRecorder, Tool, ToolError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class ServerSpec:
     def of(cls, server: McpServer) -> "ServerSpec":
         env, headers = server.env, server.headers
         if server.declared:
-            declared = mcp_servers.declared_servers().get(server.name)
+            declared = registry.declared_servers().get(server.name)
             if declared is not None:
                 env, headers = declared.env, declared.headers
         return cls(
@@ -110,7 +109,7 @@ class ServerSpec:
                 if len(secret) >= MASKED_VALUE_MIN:
                     quoted |= {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]}
         for secret in sorted(quoted, key=len, reverse=True):
-            text = text.replace(secret, mcp_servers.SECRET_MASK)
+            text = text.replace(secret, registry.SECRET_MASK)
         return text
 
     def client(self) -> Client:
@@ -401,7 +400,7 @@ class McpConnections:
 
     async def tools_for_turn(self) -> dict[str, McpTool]:
         offered: dict[str, McpTool] = {}
-        for server in await self._db(selectors.mcp_servers_enabled):
+        for server in await self._db(registry.mcp_servers_enabled):
             spec = ServerSpec.of(server)
             listed = server.tools
             if server.tools_discovered_at is None:
@@ -437,7 +436,7 @@ class McpConnections:
                     problem = f"could not be started: {describe(exc, spec)}"
                 logger.warning("MCP server %s %s", spec.name, problem)
                 await self._record(
-                    mcp_servers.mcp_server_record_problem, name=spec.name, problem=problem
+                    registry.mcp_server_record_problem, name=spec.name, problem=problem
                 )
                 raise ToolError(f"The MCP server {spec.name} {problem}.") from None
             if self._closed:
@@ -446,7 +445,7 @@ class McpConnections:
             self._unreachable_until.pop(spec, None)
             self._connections[spec.name] = connection
             await self._record(
-                mcp_servers.mcp_server_record_tools, name=spec.name, tools=connection.tools
+                registry.mcp_server_record_tools, name=spec.name, tools=connection.tools
             )
             return connection
 

@@ -1,0 +1,33 @@
+"""What the core's services refuse, as ``{"code", "detail"}`` answers (``agentproj.api_errors``)."""
+
+from agentproj.errors import ServiceError
+
+
+class SessionBusy(ServiceError):
+    code = "session_busy"
+    detail = "A turn is already active in this session."
+
+
+class TooManyActiveTurns(ServiceError):
+    code = "too_many_active_turns"
+    detail = (
+        "Too many of your turns are active at once. Wait for one to end, or stop one, "
+        "and send again."
+    )
+
+
+class NoActiveTurn(ServiceError):
+    code = "no_active_turn"
+    detail = "This session has no active turn to cancel."
+
+
+class IllegalTransition(ServiceError):
+    code = "illegal_transition"
+    detail = "The turn cannot make that change from its current status."
+
+
+class LeaseLost(ServiceError):
+    """The caller's lease token is not the turn's current one: another owner took over."""
+
+    code = "lease_lost"
+    detail = "This worker no longer owns the turn."
