@@ -12,10 +12,8 @@ from django.utils import timezone
 from approvals_app import policies, records
 from approvals_app.errors import InvalidArguments, NotPending
 from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
-from sessions_app.core import lifecycle, locks, transitions
-from sessions_app.mcp import client
+from sessions_app.core import lifecycle, locks, tool_catalog, transitions
 from sessions_app.models import StopReason, Turn, TurnStatus
-from sessions_app.runtime import tools
 
 
 def can_decide(user) -> bool:
@@ -82,25 +80,30 @@ def approval_decide(
     return approval
 
 
-def _edited_tool(tool_name: str) -> tools.Tool:
+def _edited_tool(tool_name: str) -> tool_catalog.CatalogTool:
     """The tool whose call an approver edits: it puts the edit in canonical form, and its
     declaration (``needs_approval``) is the policy's default for the edited call."""
-    tool = tools.registry().get(tool_name) or client.cached_tool(tool_name)
+    tool = tool_catalog.tool_named(tool_name)
     if tool is None:
         raise InvalidArguments(f"The tool {tool_name} is not available any more.")
     return tool
 
 
-def _prepared_arguments(tool: tools.Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+def _prepared_arguments(
+    tool: tool_catalog.CatalogTool, arguments: dict[str, Any]
+) -> dict[str, Any]:
     """An approver's edited arguments in the tool's canonical form (``Tool.prepare``)."""
     try:
         return tool.prepare(arguments)
-    except tools.ToolError as exc:
+    except tool_catalog.ArgumentsRefused as exc:
         raise InvalidArguments(str(exc)) from None
 
 
 def _edit_of(
-    turn: Turn, approval: ApprovalRequest, tool: tools.Tool, arguments: dict[str, Any]
+    turn: Turn,
+    approval: ApprovalRequest,
+    tool: tool_catalog.CatalogTool,
+    arguments: dict[str, Any],
 ) -> records.Edit | None:
     """The approver's edit with the policy's verdict on the call as edited, judged as the
     turn's loop judges a call (the turn's agent profile, the tool's declaration), so that

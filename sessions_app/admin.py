@@ -7,7 +7,8 @@ from django.contrib import admin, messages
 from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.forms import BOUNDED_JSON_FIELDS
 from sessions_app.core import sessions
-from sessions_app.models import Agent, AgentSession, TimelineEvent, Turn
+from sessions_app.mcp.admin import McpServerAdmin
+from sessions_app.models import Agent, AgentSession, McpServer, TimelineEvent, Turn
 from sessions_app.runtime import tools
 
 
@@ -89,3 +90,7 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Registered here, where Django's admin looks for this app's pages.
+admin.site.register(McpServer, McpServerAdmin)

@@ -1,4 +1,5 @@
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -64,7 +65,7 @@ class EventKind(models.TextChoices):
 
 class Agent(models.Model):
     """A profile a session talks to: its instructions, model, tools and limits. Turns keep a
-    snapshot of it (``agents.agent_snapshot``), so an edit applies to turns created after it."""
+    snapshot of it (``snapshot``), so an edit applies to turns created after it."""
 
     # Shown on one line wherever a profile is named (the page's picker, the admin, the API).
     name = models.CharField(max_length=100, unique=True, validators=[one_line_text])
@@ -123,6 +124,20 @@ class Agent(models.Model):
 
     def __str__(self):
         return self.name
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a turn keeps of its profile, as the profile is when the turn is created."""
+        return {
+            "id": self.pk,
+            "name": self.name,
+            "instructions": self.instructions,
+            "model": self.model,
+            "tools": list(self.tools),
+            "all_tools": self.all_tools,
+            "max_model_calls": self.max_model_calls,
+            "context_tokens": self.context_tokens,
+            "answer_reserve_tokens": self.answer_reserve_tokens,
+        }
 
 
 class AgentSession(models.Model):

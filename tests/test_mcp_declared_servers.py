@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from sessions_app.mcp import client, registry
+from sessions_app.mcp import registry, tools
 from sessions_app.models import McpServer
 
 STDIO = {"name": "time", "command": "python", "args": ["-m", "mcp_server_time"]}
@@ -44,7 +44,7 @@ def test_a_declared_server_keeps_its_secrets_in_the_setting(settings):
 
     server = McpServer.objects.get(name="remote")
     assert (server.declared, server.headers) == (True, {})
-    assert client.ServerSpec.of(server).headers == (("X-Key", "secret"),)
+    assert tools.ServerSpec.of(server).headers == (("X-Key", "secret"),)
 
 
 @pytest.mark.django_db

@@ -3,7 +3,7 @@
 import mcp_types
 import pytest
 
-from sessions_app.mcp import client
+from sessions_app.mcp import client, tools
 from sessions_app.runtime.tools import ToolError
 
 
@@ -44,10 +44,10 @@ def test_it_cuts_a_long_result(settings):
 
 
 def test_offered_names_keep_to_the_model_api_rule():
-    spec = client.ServerSpec(name="files", transport="stdio", command="files-server")
+    spec = tools.ServerSpec(name="files", transport="stdio", command="files-server")
     listed = [{"name": "read"}, {"name": "dotted.name"}, {"name": "x" * 60}]
 
-    offered = client.tools_of(spec, listed)
+    offered = tools.tools_of(spec, listed)
 
     assert list(offered) == ["files__read"]
     assert offered["files__read"].openai_spec()["function"]["parameters"] == {"type": "object"}
@@ -64,19 +64,19 @@ def test_offered_names_keep_to_the_model_api_rule():
     ],
 )
 def test_only_a_read_only_tool_runs_unasked_by_default(annotations, needs_approval):
-    spec = client.ServerSpec(name="s", transport="stdio", command="c")
+    spec = tools.ServerSpec(name="s", transport="stdio", command="c")
     listed = {"name": "t", **({"annotations": annotations} if annotations is not None else {})}
 
-    tool = client.tools_of(spec, [listed])["s__t"]
+    tool = tools.tools_of(spec, [listed])["s__t"]
 
     assert tool.needs_approval is needs_approval
     assert tool.for_sub_agents is not needs_approval
 
 
 def test_arguments_are_checked_against_the_input_schema():
-    spec = client.ServerSpec(name="s", transport="stdio", command="c")
+    spec = tools.ServerSpec(name="s", transport="stdio", command="c")
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    tool = client.tools_of(spec, [{"name": "t", "inputSchema": schema}])["s__t"]
+    tool = tools.tools_of(spec, [{"name": "t", "inputSchema": schema}])["s__t"]
 
     tool.validate({"n": 1})
     with pytest.raises(ToolError):

@@ -1,9 +1,14 @@
-"""The project's modules import each other in one direction.
+"""The project's modules are layered (DESIGN.md section 8), and imports point one way: down.
 
-An import inside a function can hide a cycle that only bites at run time (the services of the
-two apps once imported each other that way); this reads every module's imports and fails on
-either. Imports under ``if TYPE_CHECKING:`` serve type hints only and do not count, nor does the
-``AppConfig.ready`` import that connects signal receivers, as Django prescribes.
+    web       pages, API views, consumers, admin, the timeline read model
+    runtime   the turn host, the agent loop, the LLM client, tools, MCP
+    approvals requests, decisions, policies, grants, notifications
+    core      sessions, turns and their state machine, timeline rows, the outbox, selectors
+    kernel    settings, errors, validators, shared API helpers, the vocabulary
+
+Every import counts: at module level, inside a function, and under ``if TYPE_CHECKING:`` (a type
+hint that needs an upward import is a design that needs one). The only imports allowed inside a
+function are those of ``AppConfig.ready``, where Django prescribes them.
 """
 
 import ast
@@ -11,6 +16,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agentproj", "sessions_app", "approvals_app")
+LAYER_NAMES = ("kernel", "core", "approvals", "runtime", "web")
+
+# The longest prefix that names a module decides its layer.
+LAYER_OF_PREFIX = {
+    "agentproj": "kernel",
+    # Wiring: what starts the processes and routes requests sits on top of everything.
+    "agentproj.urls": "web",
+    "agentproj.asgi": "web",
+    "sessions_app": "core",
+    "sessions_app.models": "core",
+    "sessions_app.core": "core",
+    "approvals_app": "approvals",
+    "approvals_app.api": "web",
+    "approvals_app.admin": "web",
+    "sessions_app.runtime": "runtime",
+    "sessions_app.mcp": "runtime",
+    "sessions_app.tasks": "runtime",
+    "sessions_app.mcp.admin": "web",
+    "sessions_app.web": "web",
+    "sessions_app.admin": "web",
+    "sessions_app.demo_model": "web",
+    "sessions_app.invariants": "web",
+    "sessions_app.signals": "web",
+    "sessions_app.apps": "web",
+    "sessions_app.management": "web",
+}
+# Only the processes that run turns import the MCP SDK, and only through this module.
+MCP_SDK_IMPORTERS = {"sessions_app.mcp.client"}
 
 
 def project_modules() -> dict[str, Path]:
@@ -26,6 +59,14 @@ def project_modules() -> dict[str, Path]:
     return modules
 
 
+def layer_of(module: str) -> str:
+    prefixes = [
+        prefix for prefix in LAYER_OF_PREFIX if module == prefix or module.startswith(prefix + ".")
+    ]
+    assert prefixes, f"{module} belongs to no layer: add it to LAYER_OF_PREFIX"
+    return LAYER_OF_PREFIX[max(prefixes, key=len)]
+
+
 def imported_names(node: ast.AST, module: str, is_package: bool) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
@@ -36,37 +77,44 @@ def imported_names(node: ast.AST, module: str, is_package: bool) -> list[str]:
     return [base, *(f"{base}.{alias.name}" for alias in node.names)]
 
 
-def is_type_checking_block(node: ast.AST) -> bool:
-    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-
-
 def imports_of(module: str, path: Path, modules: dict[str, Path]):
-    """(imported project modules at module level, those imported inside functions)."""
+    """(project modules it imports anywhere, those imported inside functions, the third-party
+    top-level packages it imports)."""
     tree = ast.parse(path.read_text())
     is_package = path.name == "__init__.py"
-    top, nested = set(), set()
+    found, nested, external = set(), set(), set()
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if is_type_checking_block(child):
-                continue
             if isinstance(child, ast.Import | ast.ImportFrom):
-                found = {
-                    name
-                    for name in imported_names(child, module, is_package)
-                    if name in modules and name != module
-                }
-                (nested if in_function else top).update(found)
+                names = imported_names(child, module, is_package)
+                ours = {name for name in names if name in modules and name != module}
+                found.update(ours)
+                if in_function:
+                    nested.update(ours)
+                if not ours and not getattr(child, "level", 0):
+                    external.update(name.split(".")[0] for name in names[:1])
             inside = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
             visit(child, inside)
 
     visit(tree, False)
-    return top, nested
+    return found, nested, external
 
 
 def import_graph() -> dict[str, set[str]]:
     modules = project_modules()
     return {module: imports_of(module, path, modules)[0] for module, path in modules.items()}
+
+
+def test_it_imports_nothing_from_a_higher_layer():
+    upward = sorted(
+        f"{module} ({layer_of(module)}) imports {imported} ({layer_of(imported)})"
+        for module, imported_modules in import_graph().items()
+        for imported in imported_modules
+        if LAYER_NAMES.index(layer_of(imported)) > LAYER_NAMES.index(layer_of(module))
+    )
+
+    assert upward == []
 
 
 def test_it_has_no_import_inside_a_function():
@@ -101,9 +149,10 @@ def test_it_has_no_import_cycle():
     assert cycles == []
 
 
-def test_it_layers_the_services_of_the_two_apps_in_one_direction():
-    graph = import_graph()
+def test_only_the_mcp_client_imports_the_mcp_sdk():
+    modules = project_modules()
+    importers = {
+        module for module, path in modules.items() if "mcp" in imports_of(module, path, modules)[2]
+    }
 
-    assert "sessions_app.services" in graph["approvals_app.services"]
-    assert "approvals_app.records" in graph["sessions_app.services"]
-    assert "approvals_app.services" not in graph["sessions_app.services"]
+    assert importers == MCP_SDK_IMPORTERS

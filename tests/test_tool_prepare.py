@@ -3,7 +3,7 @@ or a refusal that names the argument and never quotes its value."""
 
 import pytest
 
-from sessions_app.mcp import client
+from sessions_app.mcp import tools
 from sessions_app.runtime.tools import SendEmail, ToolError
 
 MAIL = {"subject": "Hello", "body": "Line one.\r\nLine two,\ttabbed."}
@@ -58,9 +58,9 @@ def test_it_refuses_a_recipient_that_is_not_one_plain_address(to):
     assert str(refused.value) == NOT_PLAIN
 
 
-def mcp_tool(schema) -> client.McpTool:
-    spec = client.ServerSpec(name="s", transport="stdio", command="c")
-    return client.tools_of(spec, [{"name": "t", "inputSchema": schema}])["s__t"]
+def mcp_tool(schema) -> tools.McpTool:
+    spec = tools.ServerSpec(name="s", transport="stdio", command="c")
+    return tools.tools_of(spec, [{"name": "t", "inputSchema": schema}])["s__t"]
 
 
 def test_it_checks_an_mcp_tools_email_format_without_quoting_the_value():

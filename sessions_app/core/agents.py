@@ -1,20 +1,20 @@
-"""Agent profiles as a turn sees them: the snapshot a turn keeps of its profile, what each of its
-settings means when left empty, and the one rule that decides which tools a profile may use.
+"""Agent profiles as a turn sees them: what each setting of a turn's snapshot of its profile
+(``Agent.snapshot``) means when left empty, and the one rule that decides which tools a profile
+may use.
 
 A turn runs with the snapshot taken when it was created, never with the profile as it is now:
 editing a profile changes no turn that is already running or waiting for approval.
 """
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from sessions_app.runtime import tools
+from sessions_app.core import tool_catalog
 
-if TYPE_CHECKING:
-    from sessions_app.models import Agent
+ToolT = TypeVar("ToolT")
 
 # MCP tools are offered to the model as ``<server>__<tool>``; ``<server>__*`` in a profile's tool
 # list stands for every tool of that server, including tools it adds later. Names keep to the
@@ -23,21 +23,6 @@ SERVER_TOOL_SEPARATOR = "__"
 EVERY_TOOL_OF_SERVER = SERVER_TOOL_SEPARATOR + "*"
 TOOL_NAME_MAX_LENGTH = 64
 SERVER_TOOL_ENTRY = re.compile(r"^[A-Za-z0-9_-]+__(?:\*|[A-Za-z0-9_-]+)$")
-
-
-def agent_snapshot(agent: "Agent") -> dict[str, Any]:
-    """What a turn keeps of its profile, as the profile is when the turn is created."""
-    return {
-        "id": agent.pk,
-        "name": agent.name,
-        "instructions": agent.instructions,
-        "model": agent.model,
-        "tools": list(agent.tools),
-        "all_tools": agent.all_tools,
-        "max_model_calls": agent.max_model_calls,
-        "context_tokens": agent.context_tokens,
-        "answer_reserve_tokens": agent.answer_reserve_tokens,
-    }
 
 
 def model_for(snapshot: dict[str, Any]) -> str:
@@ -60,9 +45,7 @@ def context_window_for(snapshot: dict[str, Any]) -> tuple[int, int]:
     return context, settings.AGENT_ANSWER_RESERVE_TOKENS if reserve is None else reserve
 
 
-def tools_for_agent(
-    snapshot: dict[str, Any], available: dict[str, tools.Tool]
-) -> dict[str, tools.Tool]:
+def tools_for_agent(snapshot: dict[str, Any], available: dict[str, ToolT]) -> dict[str, ToolT]:
     """The tools of ``available`` (built-in and MCP alike) that the profile may use.
 
     Every tool a turn offers the model or runs passes through here, so a tool the profile does
@@ -91,7 +74,7 @@ def validate_tool_entries(value: Any) -> None:
             'Enter a JSON list of tool names, for example ["get_time", "time__*"].',
             code="not_a_list",
         )
-    built_in = tools.registry()
+    built_in = tool_catalog.built_in_names()
     unknown = [
         entry
         for entry in value

@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from agentproj.validators import FORBIDDEN, NOT_FOR_READERS
 from sessions_app.core import broadcast, events, hooks
-from sessions_app.core.agents import agent_snapshot
 from sessions_app.core.errors import (
     IllegalTransition,
     NoActiveTurn,
@@ -120,7 +119,7 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                 status=S.PENDING if still_busy else S.QUEUED,
                 jumps_queue=still_busy and on_busy == "interrupt",
                 agent=locked.agent,
-                agent_snapshot=agent_snapshot(locked.agent),
+                agent_snapshot=locked.agent.snapshot(),
             )
             events.append(
                 session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}

@@ -12,6 +12,7 @@ from agentproj import json_limits
 from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.forms import BOUNDED_JSON_FIELDS
 from sessions_app.mcp import client, registry
+from sessions_app.mcp import tools as mcp_tools
 from sessions_app.mcp.registry import SECRET_MASK
 from sessions_app.models import McpServer, McpTransport
 
@@ -136,7 +137,6 @@ class McpServerForm(forms.ModelForm):
         return server
 
 
-@admin.register(McpServer)
 class McpServerAdmin(SuperuserOnlyAdmin):
     """MCP servers, for superusers only: a server runs commands on the workers' machines.
 
@@ -212,7 +212,7 @@ class McpServerAdmin(SuperuserOnlyAdmin):
                 "<td><pre>{}</pre></td></tr>",
                 (
                     (
-                        client.offered_name(server.name, tool.get("name", "")),
+                        mcp_tools.offered_name(server.name, tool.get("name", "")),
                         tool.get("description", ""),
                         json.dumps(tool.get("annotations", {}), indent=2),
                         json.dumps(tool.get("inputSchema", {}), indent=2),
@@ -225,11 +225,11 @@ class McpServerAdmin(SuperuserOnlyAdmin):
     @admin.action(description="Discover tools now")
     def discover_tools(self, request, queryset):
         for server in queryset:
-            spec = client.ServerSpec.of(server)
+            spec = mcp_tools.ServerSpec.of(server)
             try:
                 tools = asyncio.run(client.discover(spec))
             except Exception as exc:
-                problem = f"could not be reached: {client.describe(exc, spec)}"
+                problem = f"could not be reached: {mcp_tools.describe(exc, spec)}"
                 registry.mcp_server_record_problem(name=server.name, problem=problem)
                 self.message_user(request, f"{server.name} {problem}", messages.ERROR)
                 continue

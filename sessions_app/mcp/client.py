@@ -1,4 +1,4 @@
-"""Tools from MCP servers, and the connections to them that a turn host keeps.
+"""The connections to MCP servers that a turn host keeps; the one module that imports the SDK.
 
 A host (one worker process) holds one connection per server, opened the first time one of its
 turns needs it and shared by all of them. A connection whose server went away is opened again
@@ -14,22 +14,17 @@ annotated read-only runs unasked and any other waits for approval.
 A stop cancels a call at once: the SDK's ``ClientSession`` then tells the server
 (``notifications/cancelled`` on stdio; on streamable HTTP the 2026-07-28 protocol spells it as
 closing the request's stream) and the connection stays open for the next call. A call that
-outlives ``AGENT_MCP_CALL_TIMEOUT`` is cancelled the same way and becomes a tool error.
-"""
+outlives ``AGENT_MCP_CALL_TIMEOUT`` is cancelled the same way and becomes a tool error."""
 
 import asyncio
 import json
-import logging
-import re
 import time
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
 import httpx2
-import jsonschema
 import mcp_types
 from django.conf import settings
 from mcp import Client
@@ -37,91 +32,39 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from agentproj.validators import FORBIDDEN, LINE_BREAKS, NOT_FOR_READERS
 from sessions_app.mcp import registry
-from sessions_app.models import McpServer, McpTransport
-from sessions_app.runtime.tools import ProgressRecorder, Tool, ToolError
+from sessions_app.mcp.tools import McpTool, ServerSpec, describe, logger, tools_of
+from sessions_app.models import McpTransport
+from sessions_app.runtime.tools import ProgressRecorder, ToolError
 
-logger = logging.getLogger(__name__)
-
-SEPARATOR = "__"
-# The model API's rule for a function's name.
-OFFERED_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # tools/list pages read from one server; a server that pages without end cannot hang a turn.
 MAX_TOOL_PAGES = 50
+
+
 # How long closing a connection may take: a stdio server gets 2 s to exit once its input
 # closes, then SIGTERM and 2 s more, then SIGKILL (the SDK's own escalation).
 CLOSE_TIMEOUT = 10.0
+
+
 # A server that could not be started is not tried again, to list its tools for a new turn,
 # until this many seconds have passed: each turn would otherwise wait for it to fail.
 UNREACHABLE_FOR = 30.0
+
+
 CLIENT_INFO = mcp_types.Implementation(name="agentproj", version=version("agentproj"))
-# Values shorter than this are not masked: a flag such as "1" is no secret, and masking it would
-# garble every number in a reason. A word of a value at least MASKED_WORD_MIN long is masked
-# wherever it appears alone (the token after "Bearer"); shorter words only within the value.
-MASKED_VALUE_MIN = 4
-MASKED_WORD_MIN = 8
-# What a reason may not hold where it is logged, stored and shown: text a person reads, one line.
-_NOT_SHOWN = re.compile(rf"[{FORBIDDEN}{NOT_FOR_READERS}{LINE_BREAKS}]+")
 
 
-@dataclass(frozen=True)
-class ServerSpec:
-    """How to reach one server; a live connection is reused only while its spec is the same.
-
-    ``env`` and ``headers`` may hold secrets: left out of its repr, and masked (``mask``) in any
-    text about the server that is logged, stored or shown.
-    """
-
-    name: str
-    transport: str
-    command: str = ""
-    args: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    url: str = ""
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-
-    @classmethod
-    def of(cls, server: McpServer) -> "ServerSpec":
-        env, headers = server.env, server.headers
-        if server.declared:
-            declared = registry.declared_servers().get(server.name)
-            if declared is not None:
-                env, headers = declared.env, declared.headers
-        return cls(
-            name=server.name,
-            transport=server.transport,
-            command=server.command,
-            args=tuple(str(arg) for arg in server.args),
-            env=tuple(sorted(env.items())),
-            url=server.url,
-            headers=tuple(sorted(headers.items())),
+def sdk_client(spec: ServerSpec) -> Client:
+    """The SDK's client for the server ``spec`` names."""
+    if spec.transport == McpTransport.STDIO:
+        target = StdioServerParameters(
+            command=spec.command, args=list(spec.args), env=dict(spec.env) or None
         )
-
-    def mask(self, text: str) -> str:
-        """``text`` with each header and environment value in it masked, as it stands and as a
-        library quotes it (h11: ``Illegal header value b'…'``), and with each long word of one
-        (a token after "Bearer"), longest first."""
-        quoted = set()
-        for _, value in (*self.env, *self.headers):
-            words = [word for word in value.split() if len(word) >= MASKED_WORD_MIN]
-            for secret in (value, value.strip(), *words):
-                if len(secret) >= MASKED_VALUE_MIN:
-                    quoted |= {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]}
-        for secret in sorted(quoted, key=len, reverse=True):
-            text = text.replace(secret, registry.SECRET_MASK)
-        return text
-
-    def client(self) -> Client:
-        if self.transport == McpTransport.STDIO:
-            target = StdioServerParameters(
-                command=self.command, args=list(self.args), env=dict(self.env) or None
-            )
-        else:
-            target = _http_transport(self.url, dict(self.headers))
-        # No response cache: tools/list is asked for when a connection opens, and must answer
-        # what the server offers now.
-        return Client(target, cache=None, client_info=CLIENT_INFO)
+    else:
+        target = _http_transport(spec.url, dict(spec.headers))
+    # No response cache: tools/list is asked for when a connection opens, and must answer what
+    # the server offers now.
+    return Client(target, cache=None, client_info=CLIENT_INFO)
 
 
 @asynccontextmanager
@@ -134,69 +77,6 @@ async def _http_transport(url: str, headers: dict[str, str]):
         streamable_http_client(url, http_client=http_client) as streams,
     ):
         yield streams
-
-
-def offered_name(server: str, tool: str) -> str:
-    return f"{server}{SEPARATOR}{tool}"
-
-
-class McpTool(Tool):
-    """One tool of one server, as the model is offered it."""
-
-    # A stop cancels the call and the server is told; nothing is left running here.
-    interruptible = True
-
-    def __init__(self, *, server: ServerSpec, listed: dict[str, Any], connections=None):
-        self.server = server
-        self.remote_name = listed["name"]
-        self.name = offered_name(server.name, self.remote_name)
-        self.description = listed.get("description") or (
-            f"{self.remote_name}, a tool of the MCP server {server.name}."
-        )
-        self.parameters = listed.get("inputSchema") or {"type": "object"}
-        self.read_only = (listed.get("annotations") or {}).get("readOnlyHint") is True
-        self.needs_approval = not self.read_only
-        # A sub-agent cannot wait for a person.
-        self.for_sub_agents = self.read_only
-        self._connections = connections
-
-    def validate(self, arguments: Any) -> None:
-        try:
-            super().validate(arguments)
-        except jsonschema.SchemaError:
-            # The server's schema is not one we can check against: the server checks.
-            return
-
-    async def run(self, arguments, context):
-        return await self._connections.call(
-            self.server, self.remote_name, arguments, record_progress=context.record_progress
-        )
-
-
-def tools_of(
-    server: ServerSpec, listed: list[dict[str, Any]], connections=None
-) -> dict[str, McpTool]:
-    """The server's listed tools whose offered names fit the model API's rule."""
-    offered = {}
-    for entry in listed:
-        name = offered_name(server.name, entry.get("name", ""))
-        if not OFFERED_NAME.match(name):
-            logger.warning("MCP tool %r cannot be offered: its name breaks the model's rule", name)
-            continue
-        offered[name] = McpTool(server=server, listed=entry, connections=connections)
-    return offered
-
-
-def cached_tool(name: str) -> McpTool | None:
-    """An MCP tool by its offered name, from the cached lists (for checking an approver's
-    edited arguments; it cannot run)."""
-    server_name, separator, _ = name.partition(SEPARATOR)
-    if not separator:
-        return None
-    server = McpServer.objects.filter(name=server_name, enabled=True).first()
-    if server is None:
-        return None
-    return tools_of(ServerSpec.of(server), server.tools).get(name)
 
 
 def result_text(result: mcp_types.CallToolResult) -> str:
@@ -235,14 +115,6 @@ def _same_json(text: str, value: Any) -> bool:
         return False
 
 
-def describe(exc: BaseException, spec: ServerSpec) -> str:
-    """A short reason from what opening a connection or a call raised (often an anyio exception
-    group), fit to log, store and show: the server's secrets masked, on one line, no controls."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return _NOT_SHOWN.sub(" ", spec.mask(str(exc))).strip() or type(exc).__name__
-
-
 class Connection:
     """One open session with one server, owned by a task of the host's loop."""
 
@@ -273,7 +145,7 @@ class Connection:
 
     async def _own(self, opened: asyncio.Future) -> None:
         try:
-            async with self.spec.client() as client:
+            async with sdk_client(self.spec) as client:
                 self.tools = await _list_tools(client)
                 self._client = client
                 opened.set_result(None)

@@ -21,6 +21,7 @@ from django.utils.module_loading import import_string
 
 from agentproj import email_addresses, json_limits
 from agentproj.validators import text_problem
+from sessions_app.core import tool_catalog
 
 # Schema formats are checked, not only described. "email" is held to the same strict parse as
 # send_email's recipient (jsonschema's own check is only that an "@" is present).
@@ -42,6 +43,11 @@ RULE_QUOTE_LIMIT = 200
 
 class ToolError(Exception):
     """A failure the model is told about as the tool's result; the turn goes on."""
+
+
+class InvalidArguments(ToolError, tool_catalog.ArgumentsRefused):
+    """Arguments ``Tool.prepare`` refused: told to the model as the call's result, or to the
+    approver whose edit they were."""
 
 
 class SubAgentRunner(Protocol):
@@ -101,9 +107,9 @@ class Tool:
         than as written says so here, so that rules judge what runs)."""
         return arguments
 
-    def invalid(self, problem: str) -> ToolError:
+    def invalid(self, problem: str) -> InvalidArguments:
         """The refusal the model is told: which argument and why, never the value itself."""
-        return ToolError(f"Invalid arguments for {self.name}: {problem}")
+        return InvalidArguments(f"Invalid arguments for {self.name}: {problem}")
 
     async def run(self, arguments: dict[str, Any], context: ToolContext) -> str:
         raise NotImplementedError
