@@ -9,7 +9,7 @@ from agentproj.api_errors import api_not_found
 from agentproj.static_files import serve_static
 from approvals_app import api as approvals_api
 from sessions_app.web import api as sessions_api
-from sessions_app.web import views as session_views
+from sessions_app.web import views
 
 api = [
     path("sessions/", sessions_api.SessionListApi.as_view(), name="api-sessions"),
@@ -66,10 +66,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("sessions/", session_views.session_list, name="session-list"),
-    path("sessions/<uuid:session_id>/", session_views.session_detail, name="session-detail"),
-    path("sessions/<uuid:session_id>/rename/", session_views.session_rename, name="session-rename"),
-    path("sessions/<uuid:session_id>/delete/", session_views.session_delete, name="session-delete"),
+    path("sessions/", views.session_list, name="session-list"),
+    path("sessions/<uuid:session_id>/", views.session_detail, name="session-detail"),
+    path("sessions/<uuid:session_id>/rename/", views.session_rename, name="session-rename"),
+    path("sessions/<uuid:session_id>/delete/", views.session_delete, name="session-delete"),
     path("api/", include(api)),
     re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static),
 ]

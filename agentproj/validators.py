@@ -79,8 +79,3 @@ def text_problem(value: str, *, one_line: bool = False) -> str:
         return ""
     message = ONE_LINE_MESSAGE if one_line else HUMAN_TEXT_MESSAGE
     return f"{message} (U+{ord(found.group()):04X} at position {found.start() + 1})"
-
-
-TITLE_MAX_LENGTH = 200
-CANCEL_REASON_MAX_LENGTH = 500
-DECISION_REASON_MAX_LENGTH = 2000

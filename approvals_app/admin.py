@@ -20,7 +20,8 @@ from django.views.decorators.http import require_POST
 
 from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.forms import BoundedJSONField
-from agentproj.validators import DECISION_REASON_MAX_LENGTH, human_text, plain_text_with_content
+from agentproj.validators import human_text, plain_text_with_content
+from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH, TurnStatus
 from approvals_app import errors, selectors, services
 from approvals_app.models import (
     ApprovalDecision,
@@ -29,7 +30,6 @@ from approvals_app.models import (
     PolicyRule,
     SessionGrant,
 )
-from sessions_app.models import TurnStatus
 
 # The change page's approval form (``approve-arguments``, ...): ids apart from the page's own.
 APPROVE_FORM_ID = "approve-%s"

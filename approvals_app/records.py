@@ -14,6 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from agentproj.vocabulary import EventKind
 from approvals_app import notifications
 from approvals_app.errors import (
     ArgumentsChanged,
@@ -34,7 +35,7 @@ from approvals_app.models import (
 )
 from approvals_app.policies import Verdict
 from sessions_app.core import broadcast, events
-from sessions_app.models import AgentSession, EventKind, Turn
+from sessions_app.models import AgentSession, Turn
 
 
 def arguments_hash(arguments: dict[str, Any]) -> str:

@@ -9,11 +9,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from agentproj.vocabulary import StopReason, TurnStatus
 from approvals_app import policies, records
 from approvals_app.errors import InvalidArguments, NotPending
 from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
 from sessions_app.core import lifecycle, locks, tool_catalog, transitions
-from sessions_app.models import StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 
 
 def can_decide(user) -> bool:

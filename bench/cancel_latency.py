@@ -89,7 +89,8 @@ def api_token() -> str:
 
 
 def streamed_text(turn_id: int) -> bool:
-    from sessions_app.models import EventKind, TimelineEvent
+    from agentproj.vocabulary import EventKind
+    from sessions_app.models import TimelineEvent
 
     data = (
         TimelineEvent.objects.filter(turn_id=turn_id, kind=EventKind.ASSISTANT_MESSAGE)
@@ -106,7 +107,8 @@ def turn_status(turn_id: int) -> str:
 
 
 def one_turn(client: httpx.Client, jitter: float) -> dict:
-    from sessions_app.models import EventKind, Turn
+    from agentproj.vocabulary import EventKind
+    from sessions_app.models import Turn
 
     session = client.post("/api/sessions/", json={}).raise_for_status().json()["id"]
     started = client.post(f"/api/sessions/{session}/turns/", json={"message": "tell me a story"})

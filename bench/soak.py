@@ -490,8 +490,9 @@ async def drive(deployment: Deployment, passwords: dict[str, str], findings: Fin
 def check_emails(folder: Path, findings: Findings) -> None:
     """No email sent without approval, none sent twice, and one for every call whose result
     says it was sent."""
+    from agentproj.vocabulary import EventKind
     from approvals_app.models import ApprovalRequest
-    from sessions_app.models import EventKind, TimelineEvent
+    from sessions_app.models import TimelineEvent
 
     sent = Counter()
     for message in (folder / "mail").glob("*.log"):
@@ -524,7 +525,8 @@ def check_emails(folder: Path, findings: Findings) -> None:
 
 def check_texts_kept(findings: Findings) -> None:
     """A stopped turn keeps at least the text that was stored when its stop was asked for."""
-    from sessions_app.models import EventKind, Turn
+    from agentproj.vocabulary import EventKind
+    from sessions_app.models import Turn
 
     for turn_id, before in findings.text_at_stop.items():
         turn = Turn.objects.get(pk=turn_id)

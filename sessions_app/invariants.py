@@ -11,16 +11,9 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import Lag
 
+from agentproj.vocabulary import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app.models import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    AgentSession,
-    EventKind,
-    TimelineEvent,
-    Turn,
-    TurnStatus,
-)
+from sessions_app.models import AgentSession, TimelineEvent, Turn
 
 
 @dataclass(frozen=True)

@@ -6,61 +6,16 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from agentproj.validators import TITLE_MAX_LENGTH, one_line_text
-from sessions_app.core.agents import validate_tool_entries
-
-
-class TurnStatus(models.TextChoices):
-    PENDING = "pending"
-    QUEUED = "queued"
-    RUNNING = "running"
-    WAITING_FOR_APPROVAL = "waiting_for_approval"
-    STOPPING = "stopping"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-ACTIVE_STATUSES = (
-    TurnStatus.QUEUED,
-    TurnStatus.RUNNING,
-    TurnStatus.WAITING_FOR_APPROVAL,
-    TurnStatus.STOPPING,
+from agentproj.validators import one_line_text
+from agentproj.vocabulary import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    TITLE_MAX_LENGTH,
+    EventKind,
+    StopReason,
+    TurnStatus,
 )
-TERMINAL_STATUSES = (TurnStatus.COMPLETED, TurnStatus.STOPPED, TurnStatus.FAILED)
-
-
-class StopReason(models.TextChoices):
-    USER_CANCEL = "user_cancel"
-    WORKER_DRAIN = "worker_drain"
-    PARENT_STOPPED = "parent_stopped"
-    APPROVAL_EXPIRED = "approval_expired"
-
-
-class ErrorCode(models.TextChoices):
-    LLM_ERROR = "llm_error"
-    TOOL_ERROR = "tool_error"
-    WORKER_LOST = "worker_lost"
-    MODEL_CALL_LIMIT = "model_call_limit"
-    PERSISTENCE_ERROR = "persistence_error"
-    INTERNAL_ERROR = "internal_error"
-
-
-class EventKind(models.TextChoices):
-    USER_MESSAGE = "user_message"
-    ASSISTANT_MESSAGE = "assistant_message"
-    TOOL_CALL = "tool_call"
-    TOOL_RESULT = "tool_result"
-    APPROVAL_REQUESTED = "approval_requested"
-    APPROVAL_DECIDED = "approval_decided"
-    APPROVAL_GRANT_REVOKED = "approval_grant_revoked"
-    STATUS = "status"
-    INTERRUPT = "interrupt"
-    ERROR = "error"
-    TOOL_PROGRESS = "tool_progress"
-    # The model stopped seeing the oldest exchanges of the session: they no longer fit its
-    # context window. Written once per turn that leaves something out.
-    CONTEXT_TRIMMED = "context_trimmed"
+from sessions_app.core.agents import validate_tool_entries
 
 
 class Agent(models.Model):

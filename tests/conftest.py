@@ -303,7 +303,7 @@ def outbox(settings):
 def email_waiting_for_approval(llm, user, run_turn_in_thread, outbox):
     """Runs a turn that asks for an email until it parks; returns (turn, its approval request)."""
 
-    from sessions_app.models import TurnStatus
+    from agentproj.vocabulary import TurnStatus
 
     def start():
         session = sessions.session_create(owner=user)

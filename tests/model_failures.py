@@ -4,7 +4,7 @@ like: ``stopped``, one interrupt notice and no error."""
 
 import re
 
-from sessions_app.models import ErrorCode, EventKind, StopReason, TurnStatus
+from agentproj.vocabulary import ErrorCode, EventKind, StopReason, TurnStatus
 
 
 def assert_failed_with_one_readable_error(turn) -> None:

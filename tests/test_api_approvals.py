@@ -3,8 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus
-from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import EMAIL_CALL, assert_error, assert_no_exception_text, waiting_turn
 
 pytestmark = pytest.mark.django_db

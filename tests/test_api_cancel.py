@@ -2,9 +2,9 @@
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import leases, lifecycle
-from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import wait_for
 from tests.turn_states import (
     assert_error,

@@ -2,8 +2,8 @@
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import leases, lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from sessions_app.web import api as sessions_api
 from tests.turn_states import assert_error, assert_no_exception_text, queued_turn, running_turn
 

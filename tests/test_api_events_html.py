@@ -3,10 +3,10 @@ API, the same ``html`` the page's socket receives; a streaming one does not."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import leases, lifecycle
 from sessions_app.core.events import serialize_event
 from sessions_app.core.rendering import assistant_html
-from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import running_turn
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,10 @@ from channels.db import database_sync_to_async
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, SessionGrant
 from sessions_app.core import errors, leases, lifecycle, sessions
-from sessions_app.models import AgentSession, EventKind, TimelineEvent, Turn, TurnStatus
+from sessions_app.models import AgentSession, TimelineEvent, Turn
 from tests.conftest import wait_for
 from tests.sockets import resumed_session_socket, session_cookie
 from tests.turn_states import (

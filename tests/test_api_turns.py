@@ -3,8 +3,9 @@
 import pytest
 from django.conf import settings
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import leases, lifecycle
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.turn_states import (
     assert_error,
     assert_no_exception_text,

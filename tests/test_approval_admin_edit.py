@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from agentproj.vocabulary import EventKind
 from approvals_app.models import ApprovalStatus, SessionGrant
-from sessions_app.models import EventKind
 from tests.turn_states import EMAIL_CALL, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -5,10 +5,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle
-from sessions_app.models import Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 from tests.e2e import conftest as e2e
 from tests.e2e.approvals import WORKER_TIMEOUT, ask_for_email, in_thread

@@ -7,10 +7,10 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle
-from sessions_app.models import EventKind, TurnStatus
 from tests import turn_states
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -3,9 +3,10 @@ turn waits (for a worker, or for approval) changes the turns created after the e
 
 import pytest
 
+from agentproj.vocabulary import ErrorCode, TurnStatus
 from approvals_app import services as approval_services
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Agent, ErrorCode, TurnStatus
+from sessions_app.models import Agent
 from tests.conftest import ASK_FOR_EMAIL
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -2,8 +2,9 @@
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

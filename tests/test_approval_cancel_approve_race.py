@@ -5,11 +5,11 @@ from functools import partial
 import pytest
 from django.core import mail
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.turn_states import interrupts, race
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -4,9 +4,9 @@ import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.turn_states import assert_error, interrupts
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

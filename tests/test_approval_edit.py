@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import records as approval_records
 from approvals_app.models import ApprovalStatus
-from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import EMAIL_CALL, assert_error, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

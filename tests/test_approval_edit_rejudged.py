@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus, Outcome, SessionGrant
-from sessions_app.models import EventKind, TurnStatus
 from tests.html_tree import parse
 from tests.test_approval_admin_edit import approve_url, assert_still_pending, form_errors
 from tests.test_approval_edit import approve

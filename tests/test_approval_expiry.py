@@ -8,12 +8,12 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app import tasks
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.turn_states import assert_error, interrupts
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -2,10 +2,10 @@
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import records as approval_records
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
-from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import Outcome, PolicyRule, SessionGrant
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

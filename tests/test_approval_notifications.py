@@ -20,11 +20,12 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app import notifications
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import ASK_FOR_EMAIL, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

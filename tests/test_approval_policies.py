@@ -4,9 +4,10 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Agent, EventKind, TurnStatus
+from sessions_app.models import Agent
 from tests.turn_states import assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

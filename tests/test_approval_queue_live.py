@@ -10,10 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import TurnStatus
 from tests.sockets import queue_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -5,10 +5,10 @@ from functools import partial
 import pytest
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import lifecycle
-from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error, interrupts, race, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -3,9 +3,9 @@
 import pytest
 from django.core import mail
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import records as approval_records
 from approvals_app import services as approval_services
-from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

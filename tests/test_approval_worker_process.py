@@ -2,9 +2,10 @@
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -13,10 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
 from sessions_app import tasks
-from sessions_app.models import TurnStatus
 from tests.turn_states import assert_error, waiting_turn
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from sessions_app.models import AgentSession, TurnStatus
+from agentproj.vocabulary import TurnStatus
+from sessions_app.models import AgentSession
 from tests.turn_states import assert_error, queued_turn, waiting_turn
 
 pytestmark = pytest.mark.django_db

@@ -16,10 +16,11 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.db.models import F
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import events, lifecycle, locks
-from sessions_app.models import EventKind, TimelineEvent, Turn, TurnStatus
+from sessions_app.models import TimelineEvent, Turn
 from tests.turn_states import queued_turn, stopping_turn, turn_in
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

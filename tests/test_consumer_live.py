@@ -5,8 +5,8 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import broadcast, lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.sockets import session_cookie, session_socket
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -8,14 +8,15 @@ from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
 from django.test import Client
 
+from agentproj.vocabulary import CloseCode, EventKind
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TimelineEvent
+from sessions_app.models import TimelineEvent
 from tests.sockets import queue_socket, session_socket
 from tests.turn_states import waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
-LOGIN_ENDED = {"type": "websocket.close", "code": 4401}
+CLOSED_AS_LOGGED_OUT = {"type": "websocket.close", "code": CloseCode.LOGIN_ENDED}
 
 
 def logged_in(user) -> tuple[Client, bytes]:
@@ -53,7 +54,7 @@ def test_it_closes_the_session_socket_at_logout_and_forwards_nothing_after(user)
     logout, closed = async_to_sync(scenario)()
 
     assert logout.status_code == 302
-    assert closed == LOGIN_ENDED
+    assert closed == CLOSED_AS_LOGGED_OUT
 
 
 def test_it_keeps_the_sockets_of_another_login_of_the_same_user(user):
@@ -113,7 +114,7 @@ def test_it_closes_the_session_socket_before_forwarding_once_the_login_ended(
 
     first = async_to_sync(scenario)()
 
-    assert first == LOGIN_ENDED
+    assert first == CLOSED_AS_LOGGED_OUT
     assert TimelineEvent.objects.filter(session=session).exists()
 
 
@@ -133,7 +134,7 @@ def test_it_refuses_a_resume_once_the_login_ended(user, settings):
         finally:
             await socket.disconnect()
 
-    assert async_to_sync(scenario)() == LOGIN_ENDED
+    assert async_to_sync(scenario)() == CLOSED_AS_LOGGED_OUT
 
 
 def test_it_closes_the_approval_queue_socket_at_logout(approver):
@@ -149,7 +150,7 @@ def test_it_closes_the_approval_queue_socket_at_logout(approver):
         finally:
             await socket.disconnect()
 
-    assert async_to_sync(scenario)() == LOGIN_ENDED
+    assert async_to_sync(scenario)() == CLOSED_AS_LOGGED_OUT
 
 
 def test_it_closes_the_approval_queue_socket_once_the_permission_is_gone(approver, user, settings):

@@ -3,8 +3,8 @@
 import pytest
 from asgiref.sync import async_to_sync
 
+from agentproj.vocabulary import TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import TurnStatus
 from sessions_app.web import consumers
 from tests.sockets import session_cookie, session_socket
 

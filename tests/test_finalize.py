@@ -2,9 +2,10 @@
 
 import pytest
 
+from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, StopReason, TurnStatus
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import lifecycle
-from sessions_app.models import TERMINAL_STATUSES, EventKind, StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.turn_states import interrupts, race, running_turn, stopping_turn, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -11,8 +11,9 @@ import threading
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.core import leases, lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 from sessions_app.runtime.host import TurnHost
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -7,8 +7,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import errors, housekeeping, leases, lifecycle
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.turn_states import EMAIL_CALL, TEST_WORKER, running_turn
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,10 @@ import socket
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app import demo_model
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 from tests.model_failures import (
     assert_failed_with_one_readable_error,

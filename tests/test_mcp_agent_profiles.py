@@ -3,8 +3,9 @@ configured server's, another only the servers and tools it lists."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Agent, EventKind, Turn, TurnStatus
+from sessions_app.models import Agent, Turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

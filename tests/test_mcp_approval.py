@@ -5,9 +5,9 @@ and an approved call runs once, with the approved arguments, however often it is
 import pytest
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -15,9 +15,10 @@ from django.core.management.base import SystemCheckError
 from django.test import Client
 from django.urls import reverse
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
 from sessions_app.mcp import registry
-from sessions_app.models import EventKind, McpServer, McpTransport, TurnStatus
+from sessions_app.models import McpServer, McpTransport
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -6,8 +6,9 @@ import signal
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, McpServer, TurnStatus
+from sessions_app.models import McpServer
 from tests.mcp_helpers import HostThread
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -4,8 +4,8 @@ same connection. A call that outlives AGENT_MCP_CALL_TIMEOUT is cancelled the sa
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.conftest import wait_for
 from tests.mcp_helpers import HostThread, ServerLog, http_server, stdio_server
 

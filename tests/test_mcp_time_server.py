@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from sessions_app.models import EventKind, McpServer, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
+from sessions_app.models import McpServer
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -1,7 +1,8 @@
 """A host's outbox joins a turn's consecutive deltas when the channel layer falls behind, and
 never changes the order of a session's messages."""
 
-from sessions_app.core.broadcast import DELTA_MESSAGE_TYPE, EVENT_MESSAGE_TYPE, coalesce_deltas
+from agentproj.vocabulary import DELTA_MESSAGE_TYPE, EVENT_MESSAGE_TYPE
+from sessions_app.core.broadcast import coalesce_deltas
 
 
 def delta(seq: int, offset: int, text: str) -> dict:

@@ -3,8 +3,8 @@ script runs, or with JavaScript off."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import run_turn_to_end, wait_for
 from tests.html_tree import parse
 

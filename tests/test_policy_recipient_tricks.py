@@ -11,9 +11,9 @@ timeline, the mailer's ``RCPT TO`` and the tool's result all name.
 import pytest
 from django.contrib.auth.models import Group
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, Outcome, PolicyRule
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.smtp_sink import SmtpServer
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

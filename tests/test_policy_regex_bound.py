@@ -13,9 +13,10 @@ while the call is being judged, and the rule that ran out of time counts as matc
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, Outcome, PolicyRule
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -4,11 +4,12 @@ lock)."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import errors, leases, lifecycle
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.turn_states import interrupts, new_session, race, waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -7,10 +7,11 @@ import pytest
 from django.utils import timezone
 from django_q.brokers import get_broker
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app import services as approvals
 from sessions_app import tasks
 from sessions_app.core import housekeeping, leases, lifecycle, sessions
-from sessions_app.models import Turn, TurnStatus
+from sessions_app.models import Turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -11,9 +11,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import leases, lifecycle, rendering
 from sessions_app.core.rendering import assistant_html
-from sessions_app.models import EventKind, TimelineEvent, TurnStatus
+from sessions_app.models import TimelineEvent
 from tests.conftest import run_turn_to_end
 from tests.sockets import resumed_session_socket, session_cookie
 from tests.turn_states import new_session, running_turn

@@ -3,8 +3,9 @@ model server, only the tools it may use are offered (or run), and its model-call
 
 import pytest
 
+from agentproj.vocabulary import ErrorCode, EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Agent, ErrorCode, EventKind, Turn, TurnStatus
+from sessions_app.models import Agent, Turn
 from tests.conftest import ASK_FOR_EMAIL
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

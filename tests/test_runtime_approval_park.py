@@ -4,9 +4,9 @@ human, nothing runs before the decision."""
 import pytest
 from django.core import mail
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle, selectors, sessions
-from sessions_app.models import EventKind, TurnStatus
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app import demo_model
 from sessions_app.core import broadcast, lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

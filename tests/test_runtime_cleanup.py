@@ -3,8 +3,8 @@ however its turns ended: completed, failed or stopped."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from sessions_app.runtime import llm as llm_module
 from tests.conftest import wait_for
 

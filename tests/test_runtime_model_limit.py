@@ -3,8 +3,9 @@
 
 import pytest
 
-from sessions_app.core import lifecycle, sessions, transitions
-from sessions_app.models import ErrorCode, EventKind, TurnStatus
+from agentproj import vocabulary
+from agentproj.vocabulary import ErrorCode, EventKind, TurnStatus
+from sessions_app.core import lifecycle, sessions
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -27,5 +28,5 @@ def test_it_fails_the_turn_at_the_model_call_limit(llm, user, run_turn_in_thread
     assert turn.events.filter(kind=EventKind.TOOL_RESULT, data__ok=True).count() == 2
     error = turn.events.get(kind=EventKind.ERROR)
     assert error.data["code"] == ErrorCode.MODEL_CALL_LIMIT
-    assert error.data["text"] == transitions.USER_FACING_ERRORS[ErrorCode.MODEL_CALL_LIMIT]
+    assert error.data["text"] == vocabulary.USER_FACING_ERRORS[ErrorCode.MODEL_CALL_LIMIT]
     assert not turn.events.filter(kind=EventKind.INTERRUPT).exists()

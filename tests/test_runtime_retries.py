@@ -3,9 +3,9 @@
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app import demo_model
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.model_failures import assert_failed_with_one_readable_error
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

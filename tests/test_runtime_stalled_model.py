@@ -5,9 +5,9 @@ before the retry, still ends the turn at once."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app import demo_model
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import wait_for
 from tests.model_failures import (
     assert_failed_with_one_readable_error,

@@ -3,8 +3,8 @@ tool's result and the turn goes on."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.tools_for_tests import TEST_TOOL_PATHS, tool_log
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

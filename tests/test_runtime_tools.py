@@ -3,8 +3,8 @@ before the turn stops; an interruptible one is cancelled and never completes."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.conftest import wait_for
 from tests.tools_for_tests import TEST_TOOL_PATHS, tool_log
 

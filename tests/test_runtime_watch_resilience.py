@@ -3,8 +3,8 @@
 import pytest
 from django.db import OperationalError
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import leases, lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -3,8 +3,8 @@ crosses processes and the worker closes the model stream."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app import demo_model
-from sessions_app.models import EventKind, StopReason, TurnStatus
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -16,8 +16,9 @@ import pytest
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.core import housekeeping
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import PROCESS_EXIT_TIMEOUT, ROOT, subprocess_env, wait_for
 from tests.processes import descendants, free_port, stop_or_fail, wait_until_serving
 from tests.sockets import session_cookie

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from sessions_app.models import StopReason, TurnStatus
+from agentproj.vocabulary import StopReason, TurnStatus
 from tests.conftest import PROCESS_EXIT_TIMEOUT, subprocess_env, wait_for
 from tests.processes import (
     alive,

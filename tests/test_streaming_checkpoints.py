@@ -3,8 +3,8 @@ in its own message, a turn whose lease is gone is refused, and an ended message 
 
 import pytest
 
+from agentproj.vocabulary import EventKind
 from sessions_app.core import leases
-from sessions_app.models import EventKind
 from tests.turn_states import running_turn
 
 pytestmark = pytest.mark.django_db

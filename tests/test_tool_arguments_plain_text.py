@@ -6,9 +6,9 @@ approver) is told about. The turn goes on, nothing is sent, and on PostgreSQL no
 import pytest
 from rest_framework.test import APIClient
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.turn_states import assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

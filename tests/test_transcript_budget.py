@@ -4,8 +4,9 @@ tells it once per turn that leaves something out."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Agent, EventKind, TurnStatus
+from sessions_app.models import Agent
 from sessions_app.runtime import transcript
 from sessions_app.runtime.transcript import ContextWindow, estimate_tokens
 from tests.conftest import run_turn_to_end

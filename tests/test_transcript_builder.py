@@ -1,7 +1,7 @@
 """The transcript builder on its own, without a database or a model: earlier turns as the model
 API's messages, and the history kept within the context window."""
 
-from sessions_app.models import EventKind, StopReason, TurnStatus
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.runtime import transcript
 from sessions_app.runtime.transcript import ContextWindow, PastTurn, estimate_tokens
 

@@ -5,8 +5,8 @@ window from then on. Refused again, the turn fails with plain words."""
 
 import pytest
 
+from agentproj.vocabulary import ErrorCode, EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import ErrorCode, EventKind, TurnStatus
 from sessions_app.runtime.transcript import ContextWindow, estimate_tokens
 from tests.conftest import run_turn_to_end
 

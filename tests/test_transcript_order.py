@@ -3,8 +3,8 @@ ended when it started, in the order they ended, whatever order they were sent in
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import run_turn_to_end, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -5,10 +5,11 @@ import asyncio
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
 from sessions_app import demo_model
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, Turn, TurnStatus
+from sessions_app.models import Turn
 from sessions_app.runtime.host import TurnHost
 from sessions_app.runtime.runner import REQUEUED
 from tests.conftest import ASK_FOR_EMAIL, run_turn_to_end, wait_for

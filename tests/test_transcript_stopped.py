@@ -4,8 +4,8 @@ failed. The notes are for the model only: the timeline has no event for them."""
 
 import pytest
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, TurnStatus
 from tests.conftest import run_turn_to_end, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

@@ -8,11 +8,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from agentproj.errors import ServiceError
+from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, StopReason, TurnStatus
 from approvals_app import errors as approval_errors
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import errors, housekeeping, leases, lifecycle, transitions
-from sessions_app.models import TERMINAL_STATUSES, EventKind, StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.turn_states import (
     EMAIL_CALL,
     interrupts,

@@ -14,10 +14,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from agentproj.vocabulary import CloseCode, TurnStatus
 from sessions_app.core import errors, lifecycle, sockets
 from sessions_app.core.selectors import SESSIONS_PER_PAGE
-from sessions_app.models import AgentSession, OpenSocket, Turn, TurnStatus
-from sessions_app.web.consumers import TOO_MANY
+from sessions_app.models import AgentSession, OpenSocket, Turn
 from tests.sockets import session_cookie, session_socket
 from tests.turn_states import assert_error, new_session, queued_turn, race
 
@@ -136,7 +136,7 @@ def test_it_refuses_a_socket_beyond_the_users_cap(settings, user, other_user):
         try:
             assert (await first.connect(timeout=5))[0]
             assert (await second.connect(timeout=5))[0]
-            assert await third.connect(timeout=5) == (False, TOO_MANY)
+            assert await third.connect(timeout=5) == (False, CloseCode.TOO_MANY)
             assert (await others.connect(timeout=5))[0]
 
             await second.disconnect()
@@ -165,7 +165,7 @@ def test_it_keeps_counting_an_open_socket_and_stops_for_a_dead_process(settings,
             await asyncio.sleep(1.5)
             assert await session_socket(session.pk, cookie).connect(timeout=5) == (
                 False,
-                TOO_MANY,
+                CloseCode.TOO_MANY,
             )
         finally:
             await first.disconnect()
@@ -206,7 +206,7 @@ def test_it_closes_a_socket_that_resumes_too_often(low_rates, user):
             assert (refusal["type"], refusal["code"]) == ("error", "throttled")
             assert await socket.receive_output(timeout=5) == {
                 "type": "websocket.close",
-                "code": TOO_MANY,
+                "code": CloseCode.TOO_MANY,
             }
         finally:
             await socket.disconnect()

@@ -5,8 +5,9 @@ import signal
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")

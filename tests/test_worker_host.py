@@ -9,8 +9,9 @@ import signal
 
 import pytest
 
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 from sessions_app.core import housekeeping, lifecycle, sessions
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import PROCESS_EXIT_TIMEOUT, wait_for
 from tests.processes import alive, descendants, in_group
 

@@ -11,9 +11,10 @@ from typing import Any
 
 from django.db import connections
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest
 from sessions_app.core import leases, lifecycle, sessions
-from sessions_app.models import AgentSession, EventKind, Turn, TurnStatus
+from sessions_app.models import AgentSession, Turn
 
 EMAIL_CALL = {
     "id": "call_1",

@@ -18,38 +18,21 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from agentproj.vocabulary import (
+    APPROVAL_QUEUE_MESSAGE_TYPE,
+    CONTROL_MESSAGE_TYPE,
+    DELTA_MESSAGE_TYPE,
+    LOGIN_ENDED_MESSAGE_TYPE,
+    SESSION_DELETED_MESSAGE_TYPE,
+    SESSION_TITLE_MESSAGE_TYPE,
+    SESSIONS_CHANGED_MESSAGE_TYPE,
+)
 from sessions_app.models import AgentSession, Turn
 
 logger = logging.getLogger(__name__)
 
 
-EVENT_MESSAGE_TYPE = "timeline.event"
-
-
-DELTA_MESSAGE_TYPE = "timeline.delta"
-
-
-CONTROL_MESSAGE_TYPE = "turn.control"
-
-
-APPROVAL_QUEUE_MESSAGE_TYPE = "approvals.changed"
-
-
 APPROVAL_QUEUE_GROUP = "approvals"
-
-
-LOGIN_ENDED_MESSAGE_TYPE = "login.ended"
-
-
-# To an owner's open session lists: one of their sessions changed (status, title) or is gone.
-SESSIONS_CHANGED_MESSAGE_TYPE = "sessions.changed"
-
-
-# To a session's group: its title changed, or it was deleted.
-SESSION_TITLE_MESSAGE_TYPE = "session.title"
-
-
-SESSION_DELETED_MESSAGE_TYPE = "session.deleted"
 
 
 class DeltaPayload(TypedDict):

@@ -5,14 +5,10 @@ from typing import Any, NotRequired, TypedDict
 
 from django.db import transaction
 
+from agentproj.vocabulary import EVENT_MESSAGE_TYPE, EventKind
 from sessions_app.core import rendering
-from sessions_app.core.broadcast import (
-    EVENT_MESSAGE_TYPE,
-    send_now,
-    session_group,
-    sessions_changed_on_commit,
-)
-from sessions_app.models import AgentSession, EventKind, TimelineEvent, Turn
+from sessions_app.core.broadcast import send_now, session_group, sessions_changed_on_commit
+from sessions_app.models import AgentSession, TimelineEvent, Turn
 
 
 class EventPayload(TypedDict):

@@ -8,14 +8,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agentproj.vocabulary import TERMINAL_STATUSES, ErrorCode, StopReason
 from sessions_app.core.locks import lock_turn_if_present
 from sessions_app.core.transitions import S, enqueue_on_commit, finalize_locked, move, status_event
-from sessions_app.models import (
-    TERMINAL_STATUSES,
-    ErrorCode,
-    StopReason,
-    Turn,
-)
+from sessions_app.models import Turn
 
 
 def turns_reap_expired(*, session_id=None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from agentproj.vocabulary import EventKind
 from sessions_app.core import events, rendering
 from sessions_app.core.errors import LeaseLost
 from sessions_app.core.locks import lock_worker_turn, require_lease
@@ -20,11 +21,7 @@ from sessions_app.core.transitions import (
     status_event,
     write_assistant_text,
 )
-from sessions_app.models import (
-    EventKind,
-    TimelineEvent,
-    Turn,
-)
+from sessions_app.models import TimelineEvent, Turn
 
 
 def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:

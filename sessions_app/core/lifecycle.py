@@ -16,6 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agentproj.validators import FORBIDDEN, NOT_FOR_READERS
+from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, StopReason
 from sessions_app.core import broadcast, events, hooks
 from sessions_app.core.errors import (
     IllegalTransition,
@@ -36,13 +37,7 @@ from sessions_app.core.transitions import (
     status_event,
     write_assistant_text,
 )
-from sessions_app.models import (
-    TERMINAL_STATUSES,
-    AgentSession,
-    EventKind,
-    StopReason,
-    Turn,
-)
+from sessions_app.models import AgentSession, Turn
 
 ON_BUSY_CHOICES = ("reject", "interrupt", "enqueue")
 

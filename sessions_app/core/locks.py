@@ -2,10 +2,7 @@
 deadlock, and the lease check that fences a worker's writes (DESIGN.md section 3, invariant 4)."""
 
 from sessions_app.core.errors import LeaseLost
-from sessions_app.models import (
-    AgentSession,
-    Turn,
-)
+from sessions_app.models import AgentSession, Turn
 
 
 def lock_turn(turn_id: int) -> tuple[AgentSession, Turn]:

@@ -5,22 +5,9 @@ from dataclasses import dataclass
 
 from django.db.models import Prefetch
 
+from agentproj.vocabulary import ACTIVE_STATUSES, SESSION_STATUS_OF_TURN, EventKind
 from sessions_app.core.events import serialize_event
-from sessions_app.models import (
-    ACTIVE_STATUSES,
-    Agent,
-    AgentSession,
-    EventKind,
-    Turn,
-    TurnStatus,
-)
-
-SESSION_STATUS_OF_TURN = {
-    TurnStatus.QUEUED: "running",
-    TurnStatus.RUNNING: "running",
-    TurnStatus.WAITING_FOR_APPROVAL: "waiting_for_approval",
-    TurnStatus.STOPPING: "stopping",
-}
+from sessions_app.models import Agent, AgentSession, Turn
 
 
 def user_owns_session(user, session_id) -> bool:

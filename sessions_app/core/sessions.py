@@ -2,18 +2,14 @@
 
 from django.db import transaction
 
-from agentproj.validators import TITLE_MAX_LENGTH, one_line_text
+from agentproj.validators import one_line_text
+from agentproj.vocabulary import TITLE_MAX_LENGTH, StopReason
 from sessions_app.core import broadcast, hooks
 from sessions_app.core.locks import lock_session
 from sessions_app.core.selectors import agent_default
 from sessions_app.core.selectors import session_active_turn as active_turn
 from sessions_app.core.transitions import S, cancel_locked, finalize_locked
-from sessions_app.models import (
-    Agent,
-    AgentSession,
-    StopReason,
-    Turn,
-)
+from sessions_app.models import Agent, AgentSession, Turn
 
 
 def _check_title(title: str) -> None:

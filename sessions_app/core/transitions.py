@@ -8,19 +8,18 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from agentproj.vocabulary import (
+    INTERRUPT_TEXT,
+    TERMINAL_STATUSES,
+    USER_FACING_ERRORS,
+    EventKind,
+    StopReason,
+    TurnStatus,
+)
 from sessions_app.core import broadcast, delivery, events, hooks
 from sessions_app.core.errors import IllegalTransition
 from sessions_app.core.selectors import session_active_turn as active_turn
-from sessions_app.models import (
-    TERMINAL_STATUSES,
-    AgentSession,
-    ErrorCode,
-    EventKind,
-    StopReason,
-    TimelineEvent,
-    Turn,
-    TurnStatus,
-)
+from sessions_app.models import AgentSession, TimelineEvent, Turn
 
 S = TurnStatus
 
@@ -38,24 +37,6 @@ ALLOWED_MOVES: dict[str, frozenset[str]] = {
     S.COMPLETED: frozenset(),
     S.STOPPED: frozenset(),
     S.FAILED: frozenset(),
-}
-
-
-USER_FACING_ERRORS = {
-    ErrorCode.LLM_ERROR: "The language model could not be reached or kept failing.",
-    ErrorCode.TOOL_ERROR: "A tool failed in a way the agent could not recover from.",
-    ErrorCode.WORKER_LOST: "The worker running this turn stopped responding.",
-    ErrorCode.MODEL_CALL_LIMIT: "The agent reached its limit of model calls for one turn.",
-    ErrorCode.PERSISTENCE_ERROR: "The turn's progress could not be saved.",
-    ErrorCode.INTERNAL_ERROR: "Something went wrong while running this turn.",
-}
-
-
-INTERRUPT_TEXT = {
-    StopReason.USER_CANCEL: "Stopped by the user.",
-    StopReason.WORKER_DRAIN: "Stopped because its worker shut down.",
-    StopReason.PARENT_STOPPED: "Stopped because the turn that started it was stopped.",
-    StopReason.APPROVAL_EXPIRED: "Stopped because an approval was not given in time.",
 }
 
 

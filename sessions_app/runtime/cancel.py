@@ -8,7 +8,7 @@ variable, which asyncio tasks (and therefore sub-agents) inherit.
 import asyncio
 import contextvars
 
-from sessions_app.models import StopReason
+from agentproj.vocabulary import StopReason
 
 # Internal stop reason, never written to a turn: another owner took the turn over.
 LEASE_LOST = "lease_lost"

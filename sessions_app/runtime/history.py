@@ -3,13 +3,8 @@ first started, read from the timeline (``transcript`` builds the messages from t
 
 from typing import Any
 
-from sessions_app.models import (
-    TERMINAL_STATUSES,
-    EventKind,
-    TimelineEvent,
-    Turn,
-    TurnStatus,
-)
+from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, TurnStatus
+from sessions_app.models import TimelineEvent, Turn
 from sessions_app.runtime.transcript import TRANSCRIPT_KINDS, PastTurn
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from channels.layers import channel_layers
 from django.conf import settings
 
+from agentproj.vocabulary import StopReason
 from sessions_app.core import broadcast, leases
 from sessions_app.mcp import registry
 from sessions_app.mcp.client import McpConnections
-from sessions_app.models import StopReason
 from sessions_app.runtime import llm, watch
 from sessions_app.runtime.cancel import LEASE_LOST, CancelScope, current_scope
 from sessions_app.runtime.db import DatabaseThreads

@@ -17,13 +17,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from agentproj import json_limits
+from agentproj.vocabulary import ErrorCode, EventKind, StopReason, TurnStatus
 from approvals_app import errors as approval_errors
 from approvals_app import policies
 from approvals_app import records as approval_records
 from approvals_app import selectors as approval_selectors
 from approvals_app.models import ApprovalStatus, Outcome
 from sessions_app.core import agents, errors, leases, lifecycle, selectors
-from sessions_app.models import ErrorCode, EventKind, StopReason, TurnStatus
 from sessions_app.runtime import history, llm, tools, transcript
 from sessions_app.runtime.cancel import LEASE_LOST, AgentStopped, CancelScope, current_scope
 from sessions_app.runtime.output import AssistantOutput

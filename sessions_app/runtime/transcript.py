@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessions_app.models import EventKind, StopReason, TurnStatus
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
 
 Message = dict[str, Any]
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from agentproj.vocabulary import StopReason, TurnStatus
 from sessions_app.core import broadcast, leases, selectors
-from sessions_app.models import StopReason, TurnStatus
 from sessions_app.runtime.cancel import LEASE_LOST
 
 if TYPE_CHECKING:

@@ -18,9 +18,10 @@ from agentproj.throttling import (
     SendThrottle,
     SessionChangeThrottle,
 )
-from agentproj.validators import CANCEL_REASON_MAX_LENGTH, plain_text, plain_text_with_content
+from agentproj.validators import plain_text, plain_text_with_content
+from agentproj.vocabulary import CANCEL_REASON_MAX_LENGTH, TERMINAL_STATUSES
 from sessions_app.core import lifecycle, selectors, sessions
-from sessions_app.models import TERMINAL_STATUSES, Agent, AgentSession, Turn
+from sessions_app.models import Agent, AgentSession, Turn
 
 CANCEL_WAIT_SECONDS = 5.0
 CANCEL_WAIT_POLL = 0.05

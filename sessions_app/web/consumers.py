@@ -36,6 +36,7 @@ from django.conf import settings
 
 from agentproj import json_limits
 from agentproj.throttling import ResumeThrottle, spend
+from agentproj.vocabulary import CloseCode
 from approvals_app.services import can_decide
 from sessions_app.core import broadcast, events, selectors, sockets
 from sessions_app.web import timeline, views
@@ -45,13 +46,6 @@ REPLAY_BATCH = 500
 # A resume frame is a few dozen characters; anything much longer is not one.
 MAX_FRAME_CHARS = 1000
 MAX_SEQ = 2**63 - 1
-
-# Close codes: 4401 the login is missing or ended, 4403 not allowed, 4404 not this user's session,
-# 4429 too many sockets or resumes (try again later).
-LOGIN_ENDED = 4401
-NOT_ALLOWED = 4403
-NOT_FOUND = 4404
-TOO_MANY = 4429
 
 
 class InvalidFrame(Exception):
@@ -88,7 +82,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
     login_group: str | None = None
     counted = False
     # The close code for a visitor who is not logged in.
-    anonymous_code = LOGIN_ENDED
+    anonymous_code = CloseCode.LOGIN_ENDED
 
     async def may_watch(self, user) -> int | None:
         """None when ``user`` may keep this socket, else the close code."""
@@ -105,7 +99,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
             return
         self.counted = await sockets.opened(user_id=user.pk, channel_name=self.channel_name)
         if not self.counted:
-            await self.close(code=TOO_MANY)
+            await self.close(code=CloseCode.TOO_MANY)
             return
         self.user = user
         self.session_key = self.scope["session"].session_key
@@ -134,7 +128,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=self.session_key)
         user = await get_user({"session": store})
         if not user.is_authenticated or user.pk != self.user.pk:
-            refused = LOGIN_ENDED
+            refused = CloseCode.LOGIN_ENDED
         else:
             refused = await self.may_watch(user)
         if refused is not None:
@@ -149,7 +143,7 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def login_ended(self, message):
-        await self.end(LOGIN_ENDED)
+        await self.end(CloseCode.LOGIN_ENDED)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         try:
@@ -170,7 +164,7 @@ class SessionConsumer(LoginBoundConsumer):
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
         owns = await database_sync_to_async(selectors.user_owns_session)(user, session_id)
         if not owns:
-            return NOT_FOUND
+            return CloseCode.NOT_FOUND
         # Approval cards offer their controls to approvers only.
         self.decides = await database_sync_to_async(can_decide)(user)
         return None
@@ -198,7 +192,7 @@ class SessionConsumer(LoginBoundConsumer):
                     "detail": "Too many resumes in a short time. Reconnect in a while.",
                 }
             )
-            await self.end(TOO_MANY)
+            await self.end(CloseCode.TOO_MANY)
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
         while True:
@@ -251,7 +245,7 @@ class SessionConsumer(LoginBoundConsumer):
         # that the session is gone. The socket has nothing left to watch.
         if not self.ended:
             await self.send_json({"type": "session_deleted"})
-            await self.end(NOT_FOUND)
+            await self.end(CloseCode.NOT_FOUND)
 
 
 class SessionListConsumer(LoginBoundConsumer):
@@ -286,10 +280,10 @@ class SessionListConsumer(LoginBoundConsumer):
 class ApprovalQueueConsumer(LoginBoundConsumer):
     """Tells an open admin approval queue that it changed; the page then refreshes its list."""
 
-    anonymous_code = NOT_ALLOWED
+    anonymous_code = CloseCode.NOT_ALLOWED
 
     async def may_watch(self, user) -> int | None:
-        return None if await database_sync_to_async(can_decide)(user) else NOT_ALLOWED
+        return None if await database_sync_to_async(can_decide)(user) else CloseCode.NOT_ALLOWED
 
     async def joined(self) -> None:
         await self.channel_layer.group_add(broadcast.APPROVAL_QUEUE_GROUP, self.channel_name)

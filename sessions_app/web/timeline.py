@@ -18,32 +18,20 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from agentproj.vocabulary import (
+    ACTIVE_STATUSES,
+    STOPPABLE_STATUSES,
+    TERMINAL_STATUSES,
+    TURN_STATUS_LABELS,
+    EventKind,
+    TurnStatus,
+)
 from approvals_app import selectors
 from sessions_app.core import rendering
 from sessions_app.core.events import EventPayload, serialize_event
-from sessions_app.models import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    AgentSession,
-    EventKind,
-    TimelineEvent,
-    TurnStatus,
-)
+from sessions_app.models import AgentSession, TimelineEvent
 
 S = TurnStatus
-
-TURN_STATUS_LABELS = {
-    S.PENDING: "Waiting in line",
-    S.QUEUED: "Queued",
-    S.RUNNING: "Running",
-    S.WAITING_FOR_APPROVAL: "Waiting for approval",
-    S.STOPPING: "Stopping…",
-    S.COMPLETED: "Completed",
-    S.STOPPED: "Stopped",
-    S.FAILED: "Failed",
-}
-# The statuses Stop applies to (DESIGN §5); a stopping turn is already on its way.
-STOPPABLE_STATUSES = (S.QUEUED, S.RUNNING, S.WAITING_FOR_APPROVAL)
 
 
 def match_conditions(match: dict) -> str:

@@ -13,57 +13,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from agentproj.throttling import EventsThrottle, SessionChangeThrottle, page_throttle
+from agentproj.vocabulary import PAGE_TEXTS, SESSION_STATUS_LABELS
 from approvals_app.services import can_decide
 from sessions_app.core import selectors, sessions
 from sessions_app.models import AgentSession
 from sessions_app.web import timeline
-
-SESSION_STATUS_LABELS = {
-    "idle": "Idle",
-    "running": "Running",
-    "waiting_for_approval": "Waiting for approval",
-    "stopping": "Stopping…",
-}
-
-
-# What the chat page's script says in its own words: refusals it cannot take from an answer's
-# ``detail`` (no answer at all), and the states of its connection.
-PAGE_TEXTS = {
-    "unreachable": "Could not reach the server. Check your connection and try again.",
-    "failed": "The request failed. Try again.",
-    "empty": "Type a message first.",
-    "invalid_json": "The arguments are not valid JSON.",
-    "not_an_object": "The arguments must be a JSON object: names and values in braces.",
-    "login_ended": "You are logged out. Reload the page to log in again.",
-    # Refusals the page words for its own buttons; any other answer's ``detail`` is shown.
-    "refusals": {
-        "session_busy": "A turn is still active. Use “Stop and send” or “Queue”.",
-        "not_pending": "This request was already decided, cancelled or expired.",
-        "not_authenticated": "Your login has expired. Reload the page to log in again.",
-        "authentication_failed": "Your login has expired. Reload the page to log in again.",
-        "throttled": "Too many requests. Wait a moment and try again.",
-        "invalid": "The message is empty, too long or has characters that are not allowed.",
-    },
-    "stop": "Stop",
-    "stopping": "Stopping…",
-    "edit_arguments": "Edit arguments",
-    "discard_edit": "Discard edit",
-    "copy": "Copy",
-    "copy_code": "Copy code",
-    "copied": "Copied",
-    "copy_failed": "Copy failed",
-    "rename_failed": "The session could not be renamed.",
-    "delete_failed": "The session could not be deleted.",
-    "session_deleted": "This session was deleted.",
-    "back_to_list": "Back to your sessions",
-    "connection": {
-        "connecting": "Connecting…",
-        "reconnecting": "Reconnecting…",
-        "live": "Live",
-        "ended": "Logged out",
-        "gone": "Deleted",
-    },
-}
 
 
 class SessionForm(forms.ModelForm):

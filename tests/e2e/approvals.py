@@ -10,10 +10,11 @@ from typing import Any
 from django.db import connections
 from django.utils import timezone
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle, sessions
-from sessions_app.models import Turn, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 
 # Bounds a broken test's wait for the server's worker; never a claim about speed.

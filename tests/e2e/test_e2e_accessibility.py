@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import TurnStatus
+from agentproj.vocabulary import TurnStatus
 from tests.conftest import ROOT
 from tests.e2e.approvals import requests_in_every_status
 from tests.e2e.browser import chip, last_turn, new_session, send, wait_for_assistant_text

@@ -7,8 +7,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app.models import EventKind, TurnStatus
 from tests.e2e.browser import chip, last_turn, new_session, send, wait_live
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]

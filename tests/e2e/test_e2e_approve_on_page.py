@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app.models import EventKind, TurnStatus
 from tests.e2e.browser import chip, last_turn, new_session, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]

@@ -5,7 +5,8 @@ is on the page even with JavaScript off."""
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TimelineEvent, Turn, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
+from sessions_app.models import TimelineEvent, Turn
 from tests.e2e.browser import (
     chip,
     interrupt_notices,

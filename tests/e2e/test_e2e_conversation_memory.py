@@ -5,7 +5,7 @@ the model no longer sees the oldest messages, and the answers go on."""
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.runtime import transcript
 from tests.e2e.browser import assistant_bubbles, chip, last_turn, new_session, send, turn_locator
 

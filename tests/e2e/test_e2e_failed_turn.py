@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import ErrorCode, EventKind, TurnStatus
+from agentproj.vocabulary import ErrorCode, EventKind, TurnStatus
 from tests.e2e.browser import chip, interrupt_notices, last_turn, new_session, send
 
 pytestmark = [

@@ -5,9 +5,9 @@ the final message is exactly the server's rendering of the stored text."""
 import pytest
 from playwright.sync_api import expect
 
+from agentproj.vocabulary import EventKind
 from sessions_app.core.rendering import assistant_html
 from sessions_app.demo_model import MARKDOWN_SAMPLE
-from sessions_app.models import EventKind
 from tests.e2e.browser import assistant_bubbles, chip, last_turn, new_session, send, wait_live
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]

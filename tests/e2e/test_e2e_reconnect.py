@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
 from tests.conftest import wait_for
 from tests.e2e.browser import (
     api_post,

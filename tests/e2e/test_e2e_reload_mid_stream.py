@@ -4,7 +4,7 @@ duplicate, and leaving the page did not stop the turn."""
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
 from tests.e2e.browser import (
     assistant_bubbles,
     chip,

@@ -6,7 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TimelineEvent, Turn, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
+from sessions_app.models import TimelineEvent, Turn
 from tests.e2e.browser import (
     api_post,
     chip,

@@ -4,8 +4,8 @@ request shows as cancelled."""
 import pytest
 from playwright.sync_api import expect
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
-from sessions_app.models import EventKind, TurnStatus
 from tests.e2e.browser import chip, interrupt_notices, last_turn, new_session, seen, send, wait_live
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]

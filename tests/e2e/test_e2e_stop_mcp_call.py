@@ -7,7 +7,7 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
 from tests.e2e.browser import chip, interrupt_notices, last_turn, new_session, send
 from tests.e2e.conftest import OUTPUT_ROOT
 from tests.mcp_helpers import ROOT, ServerLog

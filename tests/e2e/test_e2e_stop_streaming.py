@@ -4,8 +4,8 @@ partial text kept, and exactly one interrupt notice, even after more clicks and 
 import pytest
 from playwright.sync_api import expect
 
+from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.demo_model import story_text
-from sessions_app.models import EventKind, TurnStatus
 from tests.e2e.browser import (
     assistant_bubbles,
     chip,

@@ -4,7 +4,8 @@ notice, the sub-agent's text kept inside its box."""
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, StopReason, Turn, TurnStatus
+from agentproj.vocabulary import EventKind, StopReason, TurnStatus
+from sessions_app.models import Turn
 from tests.conftest import wait_for
 from tests.e2e.browser import chip, interrupt_notices, last_turn, new_session, send, wait_live
 

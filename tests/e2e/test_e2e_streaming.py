@@ -5,7 +5,7 @@ from itertools import pairwise
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import EventKind, TurnStatus
+from agentproj.vocabulary import EventKind, TurnStatus
 from tests.e2e.browser import (
     assistant_bubbles,
     chip,

@@ -5,7 +5,8 @@ one."""
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import Turn, TurnStatus
+from agentproj.vocabulary import TurnStatus
+from sessions_app.models import Turn
 from tests.e2e.browser import (
     chip,
     interrupt_notices,

@@ -4,7 +4,7 @@ one shows in both, with one notice each."""
 import pytest
 from playwright.sync_api import expect
 
-from sessions_app.models import TurnStatus
+from agentproj.vocabulary import TurnStatus
 from tests.e2e.browser import (
     chip,
     interrupt_notices,
