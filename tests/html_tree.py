@@ -4,6 +4,7 @@ class, and their text."""
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+NOT_SHOWN = {"script", "style", "template", "head"}
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
@@ -21,6 +22,13 @@ class Element:
     @property
     def text(self) -> str:
         return "".join(c if isinstance(c, str) else c.text for c in self.children)
+
+    @property
+    def visible_text(self) -> str:
+        """What a person reads: the text less scripts, styles and the page's embedded data."""
+        if self.tag in NOT_SHOWN:
+            return ""
+        return "".join(c if isinstance(c, str) else c.visible_text for c in self.children)
 
     def elements(self):
         for child in self.children:

@@ -38,6 +38,17 @@ def finished_session(llm, user, run_turn_in_thread):
     return session, completed, stopped
 
 
+TEMPLATE_SYNTAX = ("{#", "#}", "{%", "%}", "{{", "}}")
+
+
+def test_the_page_a_person_reads_holds_no_template_syntax(client, llm, user, run_turn_in_thread):
+    session, _, _ = finished_session(llm, user, run_turn_in_thread)
+    text = open_page(client, user, session).visible_text
+
+    assert "Plan" in text and "Stopped by the user." in text
+    assert [syntax for syntax in TEMPLATE_SYNTAX if syntax in text] == []
+
+
 def test_it_answers_404_for_another_users_session(client, user, other_user):
     session = sessions.session_create(owner=other_user, title="Bob's")
     client.force_login(user)
