@@ -21,8 +21,8 @@ from sessions_app.core import housekeeping
 from sessions_app.models import Turn
 from tests.conftest import PROCESS_EXIT_TIMEOUT, ROOT, subprocess_env, wait_for
 from tests.processes import descendants, free_port, stop_or_fail, wait_until_serving
+from tests.runtime.test_worker_host import assert_stopped_once, status_of, streamed_text
 from tests.sockets import session_cookie
-from tests.test_worker_host import assert_stopped_once, status_of, streamed_text
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

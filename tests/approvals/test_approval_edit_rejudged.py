@@ -10,11 +10,11 @@ from django.test import Client
 
 from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus, Outcome, SessionGrant
+from tests.approvals.test_approval_edit import approve
+from tests.approvals.test_approval_policies import rule
 from tests.html_tree import parse
-from tests.test_approval_admin_edit import approve_url, assert_still_pending, form_errors
-from tests.test_approval_edit import approve
-from tests.test_approval_policies import rule
 from tests.turn_states import EMAIL_CALL, assert_error, waiting_turn
+from tests.web.test_approval_admin_edit import approve_url, assert_still_pending, form_errors
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

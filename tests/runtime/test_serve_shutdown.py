@@ -16,7 +16,7 @@ from tests.processes import (
     stop_or_fail,
     wait_until_serving,
 )
-from tests.test_worker_host import assert_stopped_once, start_stories, streamed_text
+from tests.runtime.test_worker_host import assert_stopped_once, start_stories, streamed_text
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

@@ -14,7 +14,7 @@ function are those of ``AppConfig.ready``, where Django prescribes them.
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("agentproj", "sessions_app", "approvals_app")
 LAYER_NAMES = ("kernel", "core", "approvals", "runtime", "web")
 
