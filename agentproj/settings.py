@@ -162,6 +162,8 @@ else:
 # background event loop and must never be killed for a long story (sessions_app.tasks).
 Q_TASK_TIMEOUT = env.int("Q_TASK_TIMEOUT", default=600)
 Q_WORKERS = env.int("Q_WORKERS", default=2)
+# daphne processes `serve` runs on its one port (`--web-processes`).
+WEB_PROCESSES = env.int("WEB_PROCESSES", default=1)
 Q_CLUSTER = {
     "name": env("Q_CLUSTER_NAME", default="agentproj"),
     "workers": Q_WORKERS,

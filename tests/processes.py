@@ -109,12 +109,12 @@ def wait_until_serving(process: subprocess.Popen, url: str, log: Path, timeout: 
     raise AssertionError(f"nothing answered {url} within {timeout}s; see {log}")
 
 
-def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_serve(port: int, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
     """``manage.py serve`` in a session of its own (a signal to its group reaches only it, as
     from a process manager), writing to ``log``."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port)],
+            [sys.executable, str(ROOT / "manage.py"), "serve", "--port", str(port), *args],
             env=env,
             cwd=ROOT,
             stdout=out,

@@ -3,6 +3,8 @@ manager or a terminal sends them) drains every hosted turn and exits, leaving no
 
 import os
 import signal
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,39 @@ def test_it_drains_every_hosted_turn_and_exits(llm, user, tmp_path, signum, mode
             turn.refresh_from_db()
             assert turn.status == TurnStatus.QUEUED
             assert not turn.events.filter(kind="interrupt").exists()
+
+
+def daphne_processes(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
+
+def answers(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status
+
+
+def test_two_web_processes_serve_one_port_and_sigterm_ends_both(llm, tmp_path):
+    port = free_port()
+    env = subprocess_env(LLM_BASE_URL=llm.base_url, AGENTPROJ_ADMIN_PASSWORD="serve-test-password")
+    log = tmp_path / "serve.log"
+    serve = start_serve(port, env, log, "--web-processes", "2")
+    login = f"http://127.0.0.1:{port}/accounts/login/"
+    try:
+        wait_until_serving(serve, login, log, 90)
+        family = descendants(serve.pid)
+        webs = daphne_processes(family)
+        assert len(webs) == 2
+        # Each process alone answers on the port while the other is frozen: both serve it.
+        for frozen in webs:
+            os.kill(frozen, signal.SIGSTOP)
+            try:
+                assert answers(login) == 200
+            finally:
+                os.kill(frozen, signal.SIGCONT)
+
+        serve.send_signal(signal.SIGTERM)
+
+        assert serve.wait(timeout=PROCESS_EXIT_TIMEOUT) == 0
+        assert alive(family) == set()
+    finally:
+        stop_or_fail(serve, timeout=PROCESS_EXIT_TIMEOUT, name="serve")

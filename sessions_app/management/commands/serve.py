@@ -1,9 +1,17 @@
 """Run the whole app in the foreground: daphne (pages, API, websockets, demo model) and a
-django-q2 cluster (the agent workers), until Ctrl-C or SIGTERM."""
+django-q2 cluster (the agent workers), until Ctrl-C or SIGTERM.
+
+With ``--web-processes N`` the port is served by N daphne processes: ``serve`` opens the one
+listening socket and hands it to each of them (daphne's ``--fd``), and the kernel gives each new
+connection to whichever process accepts it first. A socket's session may then live in one
+process and its turn's events come from another: they meet on the channel layer, as across
+machines.
+"""
 
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +35,16 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=settings.Q_CLUSTER["workers"])
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=settings.WEB_PROCESSES,
+            help="daphne processes serving the one port (WEB_PROCESSES).",
+        )
 
-    def handle(self, *args, host, port, workers, **options):
+    def handle(self, *args, host, port, workers, web_processes, **options):
+        if web_processes < 1:
+            raise CommandError("--web-processes must be at least 1.")
         env = dict(os.environ, Q_WORKERS=str(workers))
         loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         if ":" in loopback:
@@ -49,26 +65,26 @@ class Command(BaseCommand):
             call_command("migrate", database=database, interactive=False, verbosity=0)
         self._ensure_login()
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        listening = _listening_socket(host, port)
+        daphne = [sys.executable, "-m", "daphne", "--fd", str(listening.fileno())]
         children = {
-            "web": subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    host,
-                    "-p",
-                    str(port),
-                    "agentproj.asgi:application",
-                ],
+            f"web {number}": subprocess.Popen(
+                [*daphne, "agentproj.asgi:application"],
                 env=env,
+                pass_fds=[listening.fileno()],
                 start_new_session=True,
-            ),
-            "worker": subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True),
+            )
+            for number in range(1, web_processes + 1)
         }
+        # The daphne processes hold the socket now; this one only supervises.
+        listening.close()
+        children["worker"] = subprocess.Popen(
+            [*manage, "qcluster"], env=env, start_new_session=True
+        )
         self.stdout.write(
             f"agentproj is running at http://{loopback}:{port}/ "
-            f"(model: {env.get('LLM_BASE_URL')}, {workers} workers). Ctrl-C stops it."
+            f"(model: {env.get('LLM_BASE_URL')}, {web_processes} web and {workers} worker "
+            "processes). Ctrl-C stops it."
         )
 
         stopping = {"signal": None}
@@ -92,9 +108,10 @@ class Command(BaseCommand):
 
     def _stop(self, children):
         self.stdout.write("Stopping: letting workers finish or hand back their turns...")
-        web, worker = children["web"], children["worker"]
-        if web.poll() is None:
-            web.send_signal(signal.SIGTERM)
+        worker = children["worker"]
+        for name, child in children.items():
+            if name != "worker" and child.poll() is None:
+                child.send_signal(signal.SIGTERM)
         if worker.poll() is None:
             # Ctrl-C to the whole group, as a terminal sends it: django-q2 stops gracefully and
             # its worker processes hear it too and drain their turns.
@@ -122,3 +139,18 @@ class Command(BaseCommand):
                 "This is shown once; change it in the admin."
             )
         )
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The one socket every daphne process accepts on; inheritable, so children can use it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
+    listening.listen(1024)
+    listening.set_inheritable(True)
+    return listening
