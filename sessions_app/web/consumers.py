@@ -39,7 +39,8 @@ from agentproj.throttling import ResumeThrottle, spend
 from agentproj.vocabulary import CloseCode
 from approvals_app.services import can_decide
 from sessions_app.core import broadcast, events, selectors, sockets
-from sessions_app.web import timeline, views
+from sessions_app.web import timeline
+from sessions_app.web.fragments import session_row_html, session_title_html
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -236,7 +237,7 @@ class SessionConsumer(LoginBoundConsumer):
                 {
                     "type": "session",
                     "title": message["title"],
-                    "html": views.session_title_html(message["name"]),
+                    "html": session_title_html(message["name"]),
                 }
             )
 
@@ -270,7 +271,7 @@ class SessionListConsumer(LoginBoundConsumer):
         if not await self.still_allowed():
             return
         session_id = message["session"]
-        html = await database_sync_to_async(views.session_row_html)(self.user, session_id)
+        html = await database_sync_to_async(session_row_html)(self.user, session_id)
         if html is None:
             await self.send_json({"type": "removed", "session": session_id})
         else:

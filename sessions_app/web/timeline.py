@@ -20,6 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from agentproj.vocabulary import (
     ACTIVE_STATUSES,
+    PAGE_LIMITS,
     STOPPABLE_STATUSES,
     TERMINAL_STATUSES,
     TURN_STATUS_LABELS,
@@ -256,6 +257,7 @@ def render_item(
         "approval": approval,
         "progress": mark_safe(progress),
         "has_approval": has_approval,
+        "limits": PAGE_LIMITS,
     }
     kind = event["kind"]
     if kind == EventKind.ASSISTANT_MESSAGE:
