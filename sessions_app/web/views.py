@@ -1,6 +1,6 @@
-"""Server-rendered pages. The chat page renders its whole timeline and the session's grants
-(``timeline``); its script then resumes the websocket after the last event drawn and places the
-fragments the socket renders through the same partials."""
+"""Server-rendered pages. The chat page draws its whole timeline and the session's grants
+(``timeline.render``); its script then resumes the websocket after the last event drawn and
+places the fragments the socket renders through the same partials."""
 
 from django import forms
 from django.conf import settings
@@ -15,8 +15,8 @@ from agentproj.throttling import EventsThrottle, SessionChangeThrottle, page_thr
 from approvals_app.services import can_decide
 from sessions_app.core import selectors, sessions
 from sessions_app.models import AgentSession
-from sessions_app.web import timeline
 from sessions_app.web.fragments import session_row
+from sessions_app.web.timeline import render as timeline
 
 
 class SessionForm(forms.ModelForm):
@@ -130,14 +130,15 @@ def session_delete(request, session_id):
 @page_throttle(EventsThrottle, methods=("GET",))
 def session_detail(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
-    decides = can_decide(request.user)
+    events = selectors.events_after(session.pk, 0, limit=None)
     return render(
         request,
         "sessions/detail.html",
         {
             "session": session,
-            "timeline": timeline.session_timeline(session, can_decide=decides),
-            "grants": timeline.render_grants(session.pk, can_decide=decides),
+            "timeline": timeline.page(
+                events, session_id=session.pk, can_decide=can_decide(request.user)
+            ),
             "message_max_chars": settings.AGENT_MAX_MESSAGE_CHARS,
         },
     )
