@@ -192,6 +192,10 @@ SESSION_TITLE_MESSAGE_TYPE = "session.title"
 SESSION_DELETED_MESSAGE_TYPE = "session.deleted"
 
 
+# To a waiting request's own channel, from itself: its time is up (``broadcast.turn_end``).
+WAIT_OVER_MESSAGE_TYPE = "wait.over"
+
+
 class CloseCode(IntEnum):
     """Why a websocket was closed; the pages' scripts act on each."""
 

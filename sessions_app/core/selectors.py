@@ -96,6 +96,10 @@ def turns_lease_state(turn_ids) -> dict[int, LeaseState]:
     return {pk: LeaseState(status, lease, reason) for pk, status, lease, reason in rows}
 
 
+def turn_status(turn_id: int) -> str:
+    return Turn.objects.values_list("status", flat=True).get(pk=turn_id)
+
+
 def turn_stop_reason(turn_id: int) -> str:
     return Turn.objects.values_list("stop_reason", flat=True).get(pk=turn_id)
 

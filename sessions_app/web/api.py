@@ -1,7 +1,9 @@
 """The sessions API: thin views over ``services`` and ``selectors``, one view per action."""
 
-import time
+from functools import wraps
 
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import models
 from django.shortcuts import get_object_or_404
@@ -28,11 +30,11 @@ from agentproj.throttling import (
 )
 from agentproj.validators import plain_text, plain_text_with_content
 from agentproj.vocabulary import CANCEL_REASON_MAX_LENGTH, TERMINAL_STATUSES
-from sessions_app.core import lifecycle, selectors, sessions
+from sessions_app.core import broadcast, lifecycle, selectors, sessions
 from sessions_app.models import Agent, AgentSession, Turn
 
+# How long ``?wait=1`` holds a cancel's answer for the turn to end.
 CANCEL_WAIT_SECONDS = 5.0
-CANCEL_WAIT_POLL = 0.05
 
 
 class TurnOutSerializer(serializers.ModelSerializer):
@@ -379,23 +381,38 @@ class SessionCancelApi(APIView):
             reason=data.validated_data["reason"].strip(),
             turn_id=data.validated_data.get("turn"),
         )
-        turn_status = outcome.status
-        if not outcome.is_final and query.validated_data["wait"]:
-            turn_status = _wait_until_terminal(outcome.turn.pk)
-        final = turn_status in TERMINAL_STATUSES
         return Response(
-            {"turn": outcome.turn.pk, "status": turn_status},
-            status=status.HTTP_200_OK if final else status.HTTP_202_ACCEPTED,
+            {"turn": outcome.turn.pk, "status": outcome.status},
+            status=status.HTTP_200_OK if outcome.is_final else status.HTTP_202_ACCEPTED,
         )
 
 
-def _wait_until_terminal(turn_id: int) -> str:
-    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-    while True:
-        current = Turn.objects.values_list("status", flat=True).get(pk=turn_id)
-        if current in TERMINAL_STATUSES or time.monotonic() >= deadline:
-            return current
-        time.sleep(CANCEL_WAIT_POLL)
+_cancel_now = SessionCancelApi.as_view()
+
+
+@wraps(_cancel_now)  # DRF's view for the schema, CSRF and everything else: it answers first.
+async def session_cancel(request, session_id):
+    """``SessionCancelApi``; with ``?wait=1`` its 202 (the turn is stopping) is held until the
+    turn is terminal, at most ``CANCEL_WAIT_SECONDS``, waiting for the turn's status on the
+    session's group rather than in a thread, and then answered from the turn's row."""
+    response = await sync_to_async(_cancel_now)(request, session_id=session_id)
+    query = CancelQuerySerializer(data=request.GET.dict())
+    if response.status_code != status.HTTP_202_ACCEPTED or not (
+        query.is_valid() and query.validated_data["wait"]
+    ):
+        return response
+    turn_id = response.data["turn"]
+    read_status = database_sync_to_async(selectors.turn_status)
+
+    async def ended() -> bool:
+        return await read_status(turn_id) in TERMINAL_STATUSES
+
+    await broadcast.turn_end(session_id, turn_id, timeout=CANCEL_WAIT_SECONDS, ended=ended)
+    turn_status = await read_status(turn_id)
+    response.data = {"turn": turn_id, "status": turn_status}
+    if turn_status in TERMINAL_STATUSES:
+        response.status_code = status.HTTP_200_OK
+    return response
 
 
 class SessionEventsApi(APIView):
