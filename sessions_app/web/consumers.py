@@ -145,6 +145,11 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         self.ended = True
         await self.close(code=code)
 
+    async def close(self, code=None, reason=None):
+        # Daphne's websocket library closes an open socket only with a plain int: given a
+        # CloseCode it raised, and the page saw its socket drop and kept reconnecting.
+        await super().close(code=None if code is None else int(code), reason=reason)
+
     async def login_ended(self, message):
         await self.end(CloseCode.LOGIN_ENDED)
 
