@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, TurnStatus
+from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, StopReason, TurnStatus
 from sessions_app.core.events import EventPayload
 from sessions_app.web.timeline import words
 
@@ -83,6 +83,9 @@ class Card:
 
 
 class Timeline:
+    """The fold of a session's events so far (``apply`` one more), and what it says of a turn
+    and of an approval card."""
+
     def __init__(self) -> None:
         self.turns: dict[int, TurnState] = {}
         self.approvals: dict[Any, ApprovalState] = {}
@@ -114,7 +117,9 @@ class Timeline:
         if latest is not None:
             state = latest.get("decision") if final else "pending"
         elif status.get("status") in TERMINAL_STATUSES:
-            state = words.ended_state(status.get("stop_reason") or "")
+            # Its turn ended before anyone decided it.
+            expired = status.get("stop_reason") == StopReason.APPROVAL_EXPIRED
+            state = "expired" if expired else "cancelled"
         else:
             state = "pending"
         requested = approval.requested.get("arguments") or {}

@@ -4,8 +4,6 @@ a tool's progress, arguments and results. One wording each, for the page and the
 import json
 from typing import Any
 
-from agentproj.vocabulary import StopReason
-
 
 def pretty(value: Any) -> str:
     """JSON as the page shows it. Keys are sorted: PostgreSQL's jsonb keeps no order, and a page
@@ -69,11 +67,6 @@ def card_text(state: str, latest: dict[str, Any] | None) -> str:
     if state == "cancelled":
         return "Cancelled"
     return "Waiting for approval"
-
-
-def ended_state(stop_reason: str) -> str:
-    """The state of a request whose turn ended before anyone decided it."""
-    return "expired" if stop_reason == StopReason.APPROVAL_EXPIRED else "cancelled"
 
 
 def rejudged_text(decision: dict[str, Any]) -> str:
