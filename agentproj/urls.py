@@ -28,7 +28,7 @@ api = [
     ),
     path(
         "sessions/<uuid:session_id>/cancel/",
-        sessions_api.SessionCancelApi.as_view(),
+        sessions_api.session_cancel,
         name="api-cancel",
     ),
     path(

@@ -169,6 +169,10 @@ CANCEL_REASON_MAX_LENGTH = 500
 DECISION_REASON_MAX_LENGTH = 2000
 
 
+# The limits the pages' forms hold to, by name (templates read ``limits.title``).
+PAGE_LIMITS = {"title": TITLE_MAX_LENGTH, "decision_reason": DECISION_REASON_MAX_LENGTH}
+
+
 # Channel-layer message types (a consumer's handler is named after each: timeline.event ->
 # timeline_event)
 
@@ -188,6 +192,10 @@ SESSION_TITLE_MESSAGE_TYPE = "session.title"
 SESSION_DELETED_MESSAGE_TYPE = "session.deleted"
 
 
+# To a waiting request's own channel, from itself: its time is up (``broadcast.turn_end``).
+WAIT_OVER_MESSAGE_TYPE = "wait.over"
+
+
 class CloseCode(IntEnum):
     """Why a websocket was closed; the pages' scripts act on each."""
 
@@ -199,3 +207,12 @@ class CloseCode(IntEnum):
     NOT_FOUND = 4404
     # Too many sockets or resumes: try again later.
     TOO_MANY = 4429
+
+
+# What the pages' scripts are given, as one JSON object (``agentproj.context_processors``,
+# embedded by ``json_script``; read by ``static/agentproj/vocabulary.js``).
+PAGE_VOCABULARY = {
+    "close_codes": {code.name: code.value for code in CloseCode},
+    "event_kinds": {kind.name: kind.value for kind in EventKind},
+    "texts": PAGE_TEXTS,
+}

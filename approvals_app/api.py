@@ -8,18 +8,18 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agentproj.throttling import DecideThrottle
-from agentproj.validators import human_text
-from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH
-from approvals_app import selectors, services
-from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
-from sessions_app.web.api import (
+from agentproj.api import (
     AUTH_ERRORS,
     THROTTLED_ERRORS,
     ErrorSerializer,
     StrictCharField,
     query_params,
 )
+from agentproj.throttling import DecideThrottle
+from agentproj.validators import human_text
+from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH
+from approvals_app import selectors, services
+from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
 class CanDecideApprovals(BasePermission):

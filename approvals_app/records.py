@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from agentproj.vocabulary import EventKind
+from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH, EventKind
 from approvals_app import notifications
 from approvals_app.errors import (
     ArgumentsChanged,
@@ -187,7 +187,7 @@ def decision_record(
         needs.check_may_decide(actor, requester_id=session.owner_id, approve=approve)
     if grant is not None:
         _check_grant(grant, needs, approval.arguments_to_run if edit is None else edit.arguments)
-    reason = reason.strip()[:2000]
+    reason = reason.strip()[:DECISION_REASON_MAX_LENGTH]
     regrouped = edit is not None and _edit_record(approval, edit, needs, actor=actor)
     if not _decision_save(approval, actor=actor, approve=approve, reason=reason, edit=edit):
         return

@@ -9,7 +9,7 @@ housekeeping (``services.approvals_expire``) marks them expired.
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
+from approvals_app.models import ApprovalRequest, ApprovalStatus
 
 
 def approval_visibility(user, *, through: str = "") -> Q:
@@ -43,10 +43,3 @@ def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
         "decided_by", "edited_by"
     )
     return {request.tool_call_id: request for request in requests}
-
-
-def session_grants(session_id):
-    """The session's grants, revoked ones too, oldest first."""
-    return SessionGrant.objects.filter(session_id=session_id).select_related(
-        "granted_by", "revoked_by"
-    )

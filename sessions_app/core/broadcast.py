@@ -1,7 +1,8 @@
 """The one module that sends anything over the channel layer.
 
 Timeline events go out once their rows commit (``core.events``). Token deltas are live-only.
-Control messages tell the host running a turn to stop it (a cancel arrived).
+Control messages tell the host running a turn to stop it (a cancel arrived). A request that
+waits for a turn to end listens on the turn's session group (``turn_end``).
 
 In a worker's turn host every message of every turn leaves through the host's ``Outbox``: one
 ordered queue, sent in batches, so a hundred streaming turns cost a few channel-layer writes a
@@ -12,6 +13,7 @@ import contextvars
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -22,10 +24,14 @@ from agentproj.vocabulary import (
     APPROVAL_QUEUE_MESSAGE_TYPE,
     CONTROL_MESSAGE_TYPE,
     DELTA_MESSAGE_TYPE,
+    EVENT_MESSAGE_TYPE,
     LOGIN_ENDED_MESSAGE_TYPE,
     SESSION_DELETED_MESSAGE_TYPE,
     SESSION_TITLE_MESSAGE_TYPE,
     SESSIONS_CHANGED_MESSAGE_TYPE,
+    TERMINAL_STATUSES,
+    WAIT_OVER_MESSAGE_TYPE,
+    EventKind,
 )
 from sessions_app.models import AgentSession, Turn
 
@@ -267,3 +273,45 @@ def login_ended_on_commit(session_key: str) -> None:
     """Close the sockets opened with this login (it was logged out)."""
     group = login_group(session_key)
     transaction.on_commit(lambda: send_now("group_send", group, {"type": LOGIN_ENDED_MESSAGE_TYPE}))
+
+
+async def turn_end(
+    session_id, turn_id: int, *, timeout: float, ended: Callable[[], Awaitable[bool]]
+) -> None:
+    """Return once the turn's terminal status goes out to its session's group, or ``ended()``
+    (asked once the group is joined, so the status cannot go by between the two) says it is over
+    already, or after ``timeout`` seconds. It holds no thread while it waits.
+
+    The time limit is a message this waiter sends itself: reads of the layer are shared by every
+    socket of the process, and cancelling one could drop a message meant for another.
+    """
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = session_group(session_id)
+    await layer.group_add(group, channel)
+    alarm = asyncio.ensure_future(_wake_after(layer, channel, timeout))
+    try:
+        if await ended():
+            return
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == WAIT_OVER_MESSAGE_TYPE or _ends_turn(message, turn_id):
+                return
+    finally:
+        alarm.cancel()
+        await layer.group_discard(group, channel)
+
+
+async def _wake_after(layer, channel: str, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await layer.send(channel, {"type": WAIT_OVER_MESSAGE_TYPE})
+
+
+def _ends_turn(message: dict[str, Any], turn_id: int) -> bool:
+    event = message.get("event") or {}
+    return (
+        message.get("type") == EVENT_MESSAGE_TYPE
+        and event.get("turn") == turn_id
+        and event.get("kind") == EventKind.STATUS
+        and (event.get("data") or {}).get("status") in TERMINAL_STATUSES
+    )

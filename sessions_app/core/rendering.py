@@ -106,12 +106,18 @@ def assistant_html(text: str) -> str:
     Without the newline markdown-it ends each block with, a one-paragraph answer reads (as the
     page's text) exactly as it was written.
     """
+    return sanitised(_markdown.render(text)).strip()
+
+
+def sanitised(html: str) -> str:
+    """What the renderer's HTML may keep: the listed tags, attributes, URL schemes and classes.
+    The last word, whatever markdown-it and Pygments wrote."""
     return nh3.clean(
-        _markdown.render(text),
+        html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=ALLOWED_URL_SCHEMES,
         link_rel=LINK_REL,
         set_tag_attribute_values={"a": {"target": "_blank"}},
         allowed_classes=ALLOWED_CLASSES,
-    ).strip()
+    )

@@ -63,13 +63,22 @@ def session_status(active: Turn | None) -> str:
     return SESSION_STATUS_OF_TURN[active.status] if active else "idle"
 
 
-def events_after(session_id, after_seq: int, *, limit: int = 1000) -> list[dict]:
-    rows = (
-        AgentSession.objects.get(pk=session_id)
-        .events.filter(seq__gt=after_seq)
-        .order_by("seq")[:limit]
-    )
-    return [serialize_event(e) for e in rows]
+def events_after(
+    session_id,
+    after_seq: int,
+    *,
+    limit: int | None = 1000,
+    through_seq: int | None = None,
+    kinds: tuple[str, ...] | None = None,
+) -> list[dict]:
+    """The session's events after ``after_seq`` in seq order, ``limit`` at most (None: all);
+    only those up to ``through_seq`` and of ``kinds`` when given."""
+    rows = AgentSession.objects.get(pk=session_id).events.filter(seq__gt=after_seq)
+    if through_seq is not None:
+        rows = rows.filter(seq__lte=through_seq)
+    if kinds is not None:
+        rows = rows.filter(kind__in=kinds)
+    return [serialize_event(e) for e in rows.order_by("seq")[:limit]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,10 @@ def turns_lease_state(turn_ids) -> dict[int, LeaseState]:
         "pk", "status", "lease_token", "stop_reason"
     )
     return {pk: LeaseState(status, lease, reason) for pk, status, lease, reason in rows}
+
+
+def turn_status(turn_id: int) -> str:
+    return Turn.objects.values_list("status", flat=True).get(pk=turn_id)
 
 
 def turn_stop_reason(turn_id: int) -> str:

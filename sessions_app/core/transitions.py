@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentproj.vocabulary import (
+    CANCEL_REASON_MAX_LENGTH,
     INTERRUPT_TEXT,
     TERMINAL_STATUSES,
     USER_FACING_ERRORS,
@@ -129,7 +130,7 @@ def cancel_locked(
     turn.cancel_requested_at = timezone.now()
     turn.cancel_requested_by = actor if getattr(actor, "pk", None) else None
     turn.save(update_fields=["status", "stop_reason", "cancel_requested_at", "cancel_requested_by"])
-    status_event(session, turn, note=note[:500])
+    status_event(session, turn, note=note[:CANCEL_REASON_MAX_LENGTH])
     broadcast.signal_turn_on_commit(turn)
 
 

@@ -1,231 +1,47 @@
 """The sessions API: thin views over ``services`` and ``selectors``, one view per action."""
 
-import time
+from functools import wraps
 
-from django.conf import settings
-from django.db import models
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentproj.api import AUTH_ERRORS, THROTTLED_ERRORS, ErrorSerializer, query_params
 from agentproj.throttling import (
     CancelThrottle,
     EventsThrottle,
     SendThrottle,
     SessionChangeThrottle,
 )
-from agentproj.validators import plain_text, plain_text_with_content
-from agentproj.vocabulary import CANCEL_REASON_MAX_LENGTH, TERMINAL_STATUSES
-from sessions_app.core import lifecycle, selectors, sessions
-from sessions_app.models import Agent, AgentSession, Turn
+from agentproj.vocabulary import TERMINAL_STATUSES
+from sessions_app.core import broadcast, lifecycle, selectors, sessions
+from sessions_app.models import AgentSession
+from sessions_app.web.serializers import (
+    AgentOutSerializer,
+    CancelInSerializer,
+    CancelOutSerializer,
+    CancelQuerySerializer,
+    EventsOutSerializer,
+    EventsQuerySerializer,
+    SessionInSerializer,
+    SessionOutSerializer,
+    SessionRenameInSerializer,
+    TurnInSerializer,
+    TurnOutSerializer,
+)
 
+# How long ``?wait=1`` holds a cancel's answer for the turn to end.
 CANCEL_WAIT_SECONDS = 5.0
-CANCEL_WAIT_POLL = 0.05
 
 
-class StrictCharField(serializers.CharField):
-    """Text, and only text: DRF's CharField turns a number into a string, where the schema says
-    the field is a string and a client sending 0 for a title has a bug worth hearing about."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
-    """An id, and only an id: DRF's field looks up "3" (and True) as 3, where the schema says the
-    field is an integer."""
-
-    def to_internal_value(self, data):
-        if type(data) is not int:
-            self.fail("incorrect_type", data_type=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-
-
-# Every endpoint answers 403 to a request without a valid login or token (session authentication
-# comes first, and it sends no WWW-Authenticate challenge, so DRF answers 403 rather than 401).
-AUTH_ERRORS = {403: ErrorSerializer}
-# Sending, cancelling, deciding, changing sessions and reading events are rate-limited per user
-# (``API_THROTTLE_RATES``); a turn beyond ``MAX_ACTIVE_TURNS_PER_USER`` is refused with 429 too.
-THROTTLED_ERRORS = {429: ErrorSerializer}
-
-
-class TurnOutSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Turn
-        fields = [
-            "id",
-            "session",
-            "parent",
-            "index",
-            "user_message",
-            "status",
-            "stop_reason",
-            "error_code",
-            "cancel_requested_at",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "usage",
-        ]
-
-
-class AgentRefSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Agent
-        fields = ["id", "name"]
-        read_only_fields = fields
-
-
-class AgentOutSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Agent
-        fields = ["id", "name", "is_default"]
-        read_only_fields = fields
-
-
-class SessionOutSerializer(serializers.ModelSerializer):
-    agent = AgentRefSerializer(read_only=True)
-    status = serializers.SerializerMethodField()
-    turn_status = serializers.SerializerMethodField()
-    active_turn = serializers.SerializerMethodField()
-
-    class Meta:
-        model = AgentSession
-        fields = [
-            "id",
-            "title",
-            "agent",
-            "status",
-            "turn_status",
-            "active_turn",
-            "created_at",
-            "updated_at",
-        ]
-
-    def _active(self, session) -> Turn | None:
-        if hasattr(session, "active_turns"):
-            return selectors.active_turn_of(session)
-        return selectors.session_active_turn(session)
-
-    def get_status(self, session) -> str:
-        return selectors.session_status(self._active(session))
-
-    def get_turn_status(self, session) -> str | None:
-        active = self._active(session)
-        return active.status if active else None
-
-    def get_active_turn(self, session) -> int | None:
-        active = self._active(session)
-        return active.pk if active else None
-
-
-class SessionInSerializer(serializers.ModelSerializer):
-    """The title's rules are the model field's, shared with the page's form and the admin."""
-
-    serializer_field_mapping = {
-        **serializers.ModelSerializer.serializer_field_mapping,
-        models.CharField: StrictCharField,
-    }
-    serializer_related_field = StrictPrimaryKeyRelatedField
-
-    class Meta:
-        model = AgentSession
-        fields = ["title", "agent"]
-        extra_kwargs = {
-            # The rules judge the title as sent; the service strips what it stores.
-            "title": {"trim_whitespace": False},
-            "agent": {
-                "required": False,
-                "help_text": "The agent profile's id (GET /api/agents/); else the default one.",
-            },
-        }
-
-
-class SessionRenameInSerializer(SessionInSerializer):
-    """The title's rules as on create; a blank title names the session by its id again."""
-
-    class Meta(SessionInSerializer.Meta):
-        fields = ["title"]
-        extra_kwargs = {"title": {"trim_whitespace": False, "required": True}}
-
-
-class TurnInSerializer(serializers.Serializer):
-    # Judged as sent (a space-only message is refused by the pattern), stored stripped.
-    message = StrictCharField(
-        max_length=settings.AGENT_MAX_MESSAGE_CHARS,
-        trim_whitespace=False,
-        validators=[plain_text_with_content],
-    )
-    on_busy = serializers.ChoiceField(choices=lifecycle.ON_BUSY_CHOICES, default="reject")
-
-
-class CancelInSerializer(serializers.Serializer):
-    reason = StrictCharField(
-        max_length=CANCEL_REASON_MAX_LENGTH,
-        required=False,
-        allow_blank=True,
-        default="",
-        trim_whitespace=False,
-        validators=[plain_text],
-    )
-    turn = serializers.IntegerField(required=False, min_value=1)
-
-
-class CancelQuerySerializer(serializers.Serializer):
-    wait = serializers.BooleanField(
-        required=False,
-        default=False,
-        help_text="Hold the answer until the turn is terminal (bounded).",
-    )
-
-
-CancelOutSerializer = inline_serializer(
-    "CancelResult", {"turn": serializers.IntegerField(), "status": serializers.CharField()}
-)
-
-
-class EventOutSerializer(serializers.Serializer):
-    seq = serializers.IntegerField()
-    turn = serializers.IntegerField(allow_null=True)
-    kind = serializers.CharField()
-    data = serializers.JSONField()
-    created_at = serializers.DateTimeField()
-    html = serializers.CharField(
-        required=False,
-        help_text="Assistant messages that no longer stream: the text as sanitised HTML "
-        "(Markdown rendered, raw HTML escaped, links to http, https and mailto only).",
-    )
-
-
-class EventsQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(
-        required=False, default=0, min_value=0, help_text="Only events with a larger seq."
-    )
-
-
-EventsOutSerializer = inline_serializer(
-    "EventList",
-    {"results": EventOutSerializer(many=True), "has_more": serializers.BooleanField()},
-)
 # Events per answer; with ``has_more`` a client asks again with ``after`` = the last seq it got.
 EVENTS_PAGE = 1000
-
-
-def query_params(request) -> dict[str, str]:
-    """The query string as a plain dict for a serializer: given a QueryDict, DRF reads an empty
-    value as "not given", so ``?after=`` would pass where the schema says it is no integer."""
-    return request.query_params.dict()
 
 
 def own_session(request, session_id) -> AgentSession:
@@ -410,23 +226,38 @@ class SessionCancelApi(APIView):
             reason=data.validated_data["reason"].strip(),
             turn_id=data.validated_data.get("turn"),
         )
-        turn_status = outcome.status
-        if not outcome.is_final and query.validated_data["wait"]:
-            turn_status = _wait_until_terminal(outcome.turn.pk)
-        final = turn_status in TERMINAL_STATUSES
         return Response(
-            {"turn": outcome.turn.pk, "status": turn_status},
-            status=status.HTTP_200_OK if final else status.HTTP_202_ACCEPTED,
+            {"turn": outcome.turn.pk, "status": outcome.status},
+            status=status.HTTP_200_OK if outcome.is_final else status.HTTP_202_ACCEPTED,
         )
 
 
-def _wait_until_terminal(turn_id: int) -> str:
-    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-    while True:
-        current = Turn.objects.values_list("status", flat=True).get(pk=turn_id)
-        if current in TERMINAL_STATUSES or time.monotonic() >= deadline:
-            return current
-        time.sleep(CANCEL_WAIT_POLL)
+_cancel_now = SessionCancelApi.as_view()
+
+
+@wraps(_cancel_now)  # DRF's view for the schema, CSRF and everything else: it answers first.
+async def session_cancel(request, session_id):
+    """``SessionCancelApi``; with ``?wait=1`` its 202 (the turn is stopping) is held until the
+    turn is terminal, at most ``CANCEL_WAIT_SECONDS``, waiting for the turn's status on the
+    session's group rather than in a thread, and then answered from the turn's row."""
+    response = await sync_to_async(_cancel_now)(request, session_id=session_id)
+    query = CancelQuerySerializer(data=request.GET.dict())
+    if response.status_code != status.HTTP_202_ACCEPTED or not (
+        query.is_valid() and query.validated_data["wait"]
+    ):
+        return response
+    turn_id = response.data["turn"]
+    read_status = database_sync_to_async(selectors.turn_status)
+
+    async def ended() -> bool:
+        return await read_status(turn_id) in TERMINAL_STATUSES
+
+    await broadcast.turn_end(session_id, turn_id, timeout=CANCEL_WAIT_SECONDS, ended=ended)
+    turn_status = await read_status(turn_id)
+    response.data = {"turn": turn_id, "status": turn_status}
+    if turn_status in TERMINAL_STATUSES:
+        response.status_code = status.HTTP_200_OK
+    return response
 
 
 class SessionEventsApi(APIView):

@@ -2,7 +2,9 @@
 
 A client sends ``{"type": "resume", "after_seq": N}``; the consumer joins the session's group
 first and then replays the persisted events after N, so no event can fall between the two. The
-page de-duplicates by ``seq``.
+page de-duplicates by ``seq``. Each event goes out with its fragments, drawn from the socket's
+fold of the timeline (``timeline.fold``): seeded on resume with the events through N that the
+fold reads, then every event sent, so a live event costs no query.
 
 Nothing a client sends can raise in here: every inbound frame is validated, and anything but a
 well-formed message (not JSON, not an object, an unknown type, a bad ``after_seq``, a binary
@@ -39,7 +41,8 @@ from agentproj.throttling import ResumeThrottle, spend
 from agentproj.vocabulary import CloseCode
 from approvals_app.services import can_decide
 from sessions_app.core import broadcast, events, selectors, sockets
-from sessions_app.web import timeline, views
+from sessions_app.web.fragments import session_row_html, session_title_html
+from sessions_app.web.timeline import fold, render
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -142,6 +145,11 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         self.ended = True
         await self.close(code=code)
 
+    async def close(self, code=None, reason=None):
+        # Daphne's websocket library closes an open socket only with a plain int: given a
+        # CloseCode it raised, and the page saw its socket drop and kept reconnecting.
+        await super().close(code=None if code is None else int(code), reason=reason)
+
     async def login_ended(self, message):
         await self.end(CloseCode.LOGIN_ENDED)
 
@@ -195,36 +203,41 @@ class SessionConsumer(LoginBoundConsumer):
             await self.end(CloseCode.TOO_MANY)
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # What the page drew through ``after`` is folded unsent: only the kinds the fold reads.
+        self.timeline = fold.Timeline()
+        async for event in self.persisted(0, through_seq=after, kinds=fold.STATE_KINDS):
+            self.timeline.apply(event)
+        last_seq = after
+        async for event in self.persisted(after):
+            await self.send_json(self.event_message(event))
+            last_seq = event["seq"]
+        await self.send_json({"type": "replayed", "last_seq": last_seq})
+
+    async def persisted(self, after: int, **only):
+        """The session's persisted events after ``after`` (``only``: see
+        ``selectors.events_after``), read in batches: a long session's timeline is never loaded
+        at once."""
         while True:
             batch = await database_sync_to_async(selectors.events_after)(
-                self.session_id, after, limit=REPLAY_BATCH
+                self.session_id, after, limit=REPLAY_BATCH, **only
             )
             for event in batch:
-                await self.send_json(await self.event_message(event))
-            if batch:
-                after = batch[-1]["seq"]
+                yield event
             if len(batch) < REPLAY_BATCH:
-                break
-        await self.send_json({"type": "replayed", "last_seq": after})
+                return
+            after = batch[-1]["seq"]
 
     async def timeline_event(self, message):
         if await self.still_allowed():
-            await self.send_json(await self.event_message(message["event"]))
+            await self.send_json(self.event_message(message["event"]))
 
-    async def event_message(self, event: events.EventPayload) -> dict:
-        """The event as the API has it, and its fragments rendered for this viewer."""
-        if timeline.needs_database(event):
-            fragments = await database_sync_to_async(self.fragments)(event)
-        else:
-            fragments = self.fragments(event)
-        return {"type": "event", "event": event, **fragments}
-
-    def fragments(self, event: events.EventPayload) -> dict:
-        return timeline.live_fragments(
-            event,
-            can_decide=self.decides,
-            grants_html=lambda: timeline.render_grants(self.session_id, can_decide=self.decides),
+    def event_message(self, event: events.EventPayload) -> dict:
+        """The event as the API has it, folded in, and its fragments drawn for this viewer."""
+        self.timeline.apply(event)
+        fragments = render.live_fragments(
+            self.timeline, event, session_id=self.session_id, can_decide=self.decides
         )
+        return {"type": "event", "event": event, **fragments}
 
     async def timeline_delta(self, message):
         if await self.still_allowed():
@@ -236,7 +249,7 @@ class SessionConsumer(LoginBoundConsumer):
                 {
                     "type": "session",
                     "title": message["title"],
-                    "html": views.session_title_html(message["name"]),
+                    "html": session_title_html(message["name"]),
                 }
             )
 
@@ -270,7 +283,7 @@ class SessionListConsumer(LoginBoundConsumer):
         if not await self.still_allowed():
             return
         session_id = message["session"]
-        html = await database_sync_to_async(views.session_row_html)(self.user, session_id)
+        html = await database_sync_to_async(session_row_html)(self.user, session_id)
         if html is None:
             await self.send_json({"type": "removed", "session": session_id})
         else:

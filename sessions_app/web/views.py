@@ -1,23 +1,22 @@
-"""Server-rendered pages. The chat page renders its whole timeline and the session's grants
-(``timeline``); its script then resumes the websocket after the last event drawn and places the
-fragments the socket renders through the same partials."""
+"""Server-rendered pages. The chat page draws its whole timeline and the session's grants
+(``timeline.render``); its script then resumes the websocket after the last event drawn and
+places the fragments the socket renders through the same partials."""
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from agentproj.throttling import EventsThrottle, SessionChangeThrottle, page_throttle
-from agentproj.vocabulary import PAGE_TEXTS, SESSION_STATUS_LABELS
 from approvals_app.services import can_decide
 from sessions_app.core import selectors, sessions
 from sessions_app.models import AgentSession
-from sessions_app.web import timeline
+from sessions_app.web.fragments import session_row
+from sessions_app.web.timeline import render as timeline
 
 
 class SessionForm(forms.ModelForm):
@@ -49,25 +48,6 @@ class RenameForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["title"].strip = False
-
-
-def session_row(session: AgentSession) -> dict:
-    """A row of the list, for a session from ``selectors.sessions_with_active_turn``."""
-    status = selectors.session_status(selectors.active_turn_of(session))
-    return {"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]}
-
-
-def session_row_html(user, session_id) -> str | None:
-    """A session's row of the list as the list page renders it; None when the user has no such
-    session (any more). The row's forms get their CSRF token from the page it lands in."""
-    session = selectors.sessions_with_active_turn(user).filter(pk=session_id).first()
-    if session is None:
-        return None
-    return render_to_string("sessions/_session_row.html", {"row": session_row(session)})
-
-
-def session_title_html(name: str) -> str:
-    return render_to_string("sessions/_session_title.html", {"name": name})
 
 
 def _next_url(request) -> str:
@@ -150,15 +130,15 @@ def session_delete(request, session_id):
 @page_throttle(EventsThrottle, methods=("GET",))
 def session_detail(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
-    decides = can_decide(request.user)
+    events = selectors.events_after(session.pk, 0, limit=None)
     return render(
         request,
         "sessions/detail.html",
         {
             "session": session,
-            "timeline": timeline.session_timeline(session, can_decide=decides),
-            "grants": timeline.render_grants(session.pk, can_decide=decides),
-            "texts": PAGE_TEXTS,
+            "timeline": timeline.page(
+                events, session_id=session.pk, can_decide=can_decide(request.user)
+            ),
             "message_max_chars": settings.AGENT_MAX_MESSAGE_CHARS,
         },
     )

@@ -3,10 +3,10 @@
 // in. While the approver has rows selected or an action chosen the swap waits, so a click never
 // lands on a row that moved under the pointer.
 
+import { CLOSE_CODES } from "./vocabulary.js";
+
 const MAX_BACKOFF_MS = 30000;
 const RETRY_AFTER_FAILURE_MS = 3000;
-const FORBIDDEN = 4403; // the consumer closes with this for users who may not decide
-const LOGIN_ENDED = 4401; // ... and with this when the login ends (logged out, expired)
 
 const status = document.getElementById("approval-queue-live");
 let stale = false;
@@ -130,11 +130,12 @@ function connect() {
     if (message.type === "changed") refresh();
   });
   socket.addEventListener("close", (event) => {
-    if (event.code === FORBIDDEN) {
+    // The consumer closes with NOT_ALLOWED for users who may not decide.
+    if (event.code === CLOSE_CODES.NOT_ALLOWED) {
       setStatus("off", "Live updates are not available for this account");
       return;
     }
-    if (event.code === LOGIN_ENDED) {
+    if (event.code === CLOSE_CODES.LOGIN_ENDED) {
       setStatus("off", "Live updates stopped: you are logged out");
       return;
     }

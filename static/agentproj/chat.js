@@ -3,15 +3,12 @@
 // places those fragments (every one is keyed by its event's seq, so a replay, a reconnect or a
 // second delivery changes nothing twice), appends live text deltas, and drives the buttons.
 // Every word it shows comes from the server: the fragments, an answer's detail, or the page's
-// texts (#chat-texts).
+// vocabulary (#vocabulary).
 
 import { sendJSON } from "./http.js";
 import { SessionHead } from "./session_head.js";
+import { CLOSE_CODES, EVENT_KINDS as KINDS, TEXTS } from "./vocabulary.js";
 
-// The consumer closes with these when reconnecting cannot help: the login ended (logged out,
-// expired), or the session is gone (deleted).
-const LOGIN_ENDED = 4401;
-const SESSION_GONE = 4404;
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_MAX_MS = 10000;
 const NEAR_BOTTOM_PX = 120;
@@ -19,8 +16,6 @@ const COPY_LABEL_MS = 2000;
 // Where streamed text goes on: the last paragraph or list item, through the lists around it.
 const CONTINUED = new Set(["P", "UL", "OL", "LI", "BLOCKQUOTE"]);
 const LISTS = new Set(["UL", "OL"]);
-
-const TEXTS = JSON.parse(document.getElementById("chat-texts").textContent);
 
 function parse(html) {
   const template = document.createElement("template");
@@ -188,12 +183,14 @@ class ChatPage {
     socket.addEventListener("close", (event) => {
       if (socket !== this.socket || this.leaving) return;
       this.socket = null;
-      if (event.code === LOGIN_ENDED) {
+      // Reconnecting cannot help when the login ended (logged out, expired) or the session is
+      // gone (deleted).
+      if (event.code === CLOSE_CODES.LOGIN_ENDED) {
         this.setConnection("ended");
         this.showNotice(TEXTS.login_ended);
         return;
       }
-      if (event.code === SESSION_GONE) {
+      if (event.code === CLOSE_CODES.NOT_FOUND) {
         this.sessionGone();
         return;
       }
@@ -241,13 +238,13 @@ class ChatPage {
     const list = event.turn === null ? this.timeline : this.turnList(event.turn, shell);
     const node = fragment ? parse(fragment) : null;
     if (node && list) {
-      if (event.kind === "status") this.placeFoot(event, node);
-      else if (event.kind === "tool_progress") this.placeProgress(list, node);
-      else if (event.kind === "assistant_message") this.placeAssistant(event, list, node);
+      if (event.kind === KINDS.STATUS) this.placeFoot(event, node);
+      else if (event.kind === KINDS.TOOL_PROGRESS) this.placeProgress(list, node);
+      else if (event.kind === KINDS.ASSISTANT_MESSAGE) this.placeAssistant(event, list, node);
       else if (!document.getElementById(node.id)) insertBySeq(list, node);
     }
     for (const html of updates || []) this.applyUpdate(parse(html));
-    if (event.kind === "approval_requested" && list) {
+    if (event.kind === KINDS.APPROVAL_REQUESTED && list) {
       // The approval card shows the arguments; the call it belongs to need not repeat them.
       const call = this.toolCall(list, event.data.tool_call_id);
       if (call) call.classList.add("has-approval");

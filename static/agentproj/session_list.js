@@ -3,8 +3,8 @@
 // are plain forms and links, and work without this script.
 
 import { csrfToken } from "./http.js";
+import { CLOSE_CODES } from "./vocabulary.js";
 
-const LOGIN_ENDED = 4401;
 const RECONNECT_MS = 2000;
 
 // A row the list does not show yet is a new session: it goes first, as the list is newest
@@ -47,7 +47,7 @@ function connect() {
     }
   });
   socket.addEventListener("close", (event) => {
-    if (event.code !== LOGIN_ENDED) setTimeout(connect, RECONNECT_MS);
+    if (event.code !== CLOSE_CODES.LOGIN_ENDED) setTimeout(connect, RECONNECT_MS);
   });
 }
 

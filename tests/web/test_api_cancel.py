@@ -1,10 +1,17 @@
 """POST /api/sessions/<id>/cancel/: every row of the table in DESIGN.md section 5."""
 
+import asyncio
+
 import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.test import AsyncClient
 
 from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app.models import ApprovalStatus
 from sessions_app.core import leases, lifecycle
+from sessions_app.models import Turn
+from sessions_app.web import api as sessions_api
 from tests.conftest import wait_for
 from tests.turn_states import (
     assert_error,
@@ -172,3 +179,70 @@ def test_it_refuses_a_wait_that_is_no_boolean_and_stops_nothing(wait, api, user)
     assert "wait" in body["fields"]
     turn.refresh_from_db()
     assert turn.status == TurnStatus.QUEUED
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_it_waits_for_a_worker_process_to_finish_the_stop(api, user, llm, worker_process):
+    worker_process()
+    session = new_session(user)
+    turn = lifecycle.turn_start(session=session, message="tell me a story", actor=user)
+    wait_for(lambda: turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE).exists(), timeout=60)
+
+    response = cancel(api, session.pk, query="?wait=1")
+
+    assert response.status_code == 200
+    assert response.json() == {"turn": turn.pk, "status": "stopped"}
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.STOPPED
+    assert interrupts(turn) == 1
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_a_wait_that_runs_out_answers_202_stopping(api, user, monkeypatch):
+    monkeypatch.setattr(sessions_api, "CANCEL_WAIT_SECONDS", 0.5)
+    # Its worker is gone: nothing will finish the stop before housekeeping does.
+    turn, _ = running_turn(user)
+
+    response = cancel(api, turn.session_id, query="?wait=1")
+
+    assert response.status_code == 202
+    assert response.json() == {"turn": turn.pk, "status": "stopping"}
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_other_requests_are_answered_while_a_cancel_waits(user, monkeypatch):
+    """The wait holds no thread: a read sent while a ``?wait=1`` cancel waits is answered first
+    (sync views share one thread per process)."""
+    monkeypatch.setattr(sessions_api, "CANCEL_WAIT_SECONDS", 3.0)
+    turn, _ = running_turn(user)
+    answered = []
+
+    async def scenario():
+        client = AsyncClient()
+        await client.aforce_login(user)
+
+        async def request(name: str, call):
+            response = await call
+            answered.append((name, response.status_code))
+
+        waiting = asyncio.ensure_future(
+            request(
+                "cancel",
+                client.post(
+                    f"/api/sessions/{turn.session_id}/cancel/?wait=1",
+                    {},
+                    content_type="application/json",
+                ),
+            )
+        )
+        stopping = database_sync_to_async(
+            lambda: Turn.objects.filter(pk=turn.pk, status=TurnStatus.STOPPING).exists()
+        )
+        while not await stopping():
+            await asyncio.sleep(0.02)
+        await request("read", client.get(f"/api/sessions/{turn.session_id}/"))
+        await waiting
+
+    async_to_sync(scenario)()
+
+    assert answered == [("read", 200), ("cancel", 202)]

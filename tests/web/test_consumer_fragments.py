@@ -53,18 +53,34 @@ def test_each_event_comes_with_its_fragment_and_turn(user):
     ]
 
 
+def card_states(messages: list[dict], element_id: str) -> list:
+    """The approval card's state lines the messages redraw, in order."""
+    return [
+        parse(html).by_id(element_id)
+        for message in messages
+        for html in message["updates"]
+        if f'id="{element_id}"' in html
+    ]
+
+
 def test_approval_cards_and_their_updates_suit_the_viewer(
     user, approver, email_waiting_for_approval
 ):
     turn, approval = email_waiting_for_approval()
+    card_state = f"approval-{approval.pk}-state"
+    [requested] = by_kind(replayed(turn.session_id, session_cookie(user)), "approval_requested")
+    assert not parse(requested["fragment"]).by_class("approval-actions")
+
     turn.session.owner = approver
     turn.session.save(update_fields=["owner"])
-    card_state = f"approval-{approval.pk}-state"
-
-    [requested] = by_kind(replayed(turn.session_id, session_cookie(approver)), "approval_requested")
+    messages = replayed(turn.session_id, session_cookie(approver))
+    [requested] = by_kind(messages, "approval_requested")
     card = parse(requested["fragment"])
-    assert card.by_id(card_state).attrs["data-decidable"] == "1"
     assert card.by_class("approval-actions") and card.by_class("approve")
+    # The card may be decided once its turn waits for approval: that status redraws its state.
+    statuses = by_kind(messages, "status")
+    [waiting] = [m for m in statuses if m["event"]["data"]["status"] == "waiting_for_approval"]
+    assert [s.attrs["data-decidable"] for s in card_states([waiting], card_state)] == ["1"]
 
     approval_services.approval_decide(
         approval_id=approval.pk, actor=approver, approve=True, reason="fine"
@@ -72,9 +88,9 @@ def test_approval_cards_and_their_updates_suit_the_viewer(
     messages = replayed(turn.session_id, session_cookie(approver))
     [decided] = by_kind(messages, "approval_decided")
     assert " ".join(parse(decided["fragment"]).text.split()) == "Approved by carol: fine"
-    [state] = [parse(html).by_id(card_state) for html in decided["updates"]]
+    [state] = card_states([decided], card_state)
     assert (state.attrs["data-state"], state.attrs["data-decidable"]) == ("approved", "0")
     assert state.text == "Approved by carol: fine"
-    # A replay draws the card as it stands now, without controls to decide again.
-    [requested] = by_kind(messages, "approval_requested")
-    assert parse(requested["fragment"]).by_id(card_state).attrs["data-decidable"] == "0"
+    # A replay leaves the card as it stands now, without controls to decide again.
+    last = card_states(messages, card_state)[-1]
+    assert (last.attrs["data-state"], last.attrs["data-decidable"]) == ("approved", "0")

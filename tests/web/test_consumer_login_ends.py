@@ -55,6 +55,8 @@ def test_it_closes_the_session_socket_at_logout_and_forwards_nothing_after(user)
 
     assert logout.status_code == 302
     assert closed == CLOSED_AS_LOGGED_OUT
+    # A plain int: daphne's websocket library refuses to close an open socket with anything else.
+    assert type(closed["code"]) is int
 
 
 def test_it_keeps_the_sockets_of_another_login_of_the_same_user(user):

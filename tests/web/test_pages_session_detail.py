@@ -117,7 +117,7 @@ def test_an_active_turn_is_drawn_active_with_its_message(client, user):
     assert words(foot.by_class("chip")[0].text) == "Queued"
     page.by_id("stop")
     page.by_id("send")
-    assert page.by_id("chat-texts").tag == "script"
+    assert page.by_id("vocabulary").tag == "script"
 
 
 def test_a_waiting_approval_card_offers_its_controls_to_approvers_only(

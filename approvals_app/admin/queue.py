@@ -5,7 +5,6 @@ change-page button, and the change page's approval may carry edited arguments an
 import copy
 import json
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -18,18 +17,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from agentproj.admin_access import SuperuserOnlyAdmin
-from agentproj.forms import BoundedJSONField
-from agentproj.validators import human_text, plain_text_with_content
-from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH, TurnStatus
+from agentproj.vocabulary import TurnStatus
 from approvals_app import errors, selectors, services
-from approvals_app.models import (
-    ApprovalDecision,
-    ApprovalRequest,
-    ApprovalStatus,
-    PolicyRule,
-    SessionGrant,
-)
+from approvals_app.admin.forms import ApproveForm, RejectForm
+from approvals_app.models import ApprovalDecision, ApprovalRequest, ApprovalStatus
 
 # The change page's approval form (``approve-arguments``, ...): ids apart from the page's own.
 APPROVE_FORM_ID = "approve-%s"
@@ -52,7 +43,6 @@ REFUSED_IDS_SHOWN = 10
 NOT_PENDING = (
     "It was already decided, cancelled or expired, or its turn is no longer waiting for approval."
 )
-ARGUMENTS_NOT_AN_OBJECT = "Give the arguments as a JSON object: names and values in braces."
 # Refusals a decision may meet, and what the queue says about each.
 REFUSALS = (
     errors.NotPending,
@@ -64,95 +54,6 @@ REFUSALS = (
 
 def refusal_text(refusal: Exception) -> str:
     return NOT_PENDING if isinstance(refusal, errors.NotPending) else refusal.detail
-
-
-def reason_field(*, required: bool, **kwargs) -> forms.CharField:
-    """The reason's rules are the API's (``DecisionInSerializer``), judged on the text as sent;
-    a required reason must say something."""
-    return forms.CharField(
-        required=required,
-        max_length=DECISION_REASON_MAX_LENGTH,
-        strip=False,
-        validators=[plain_text_with_content, human_text] if required else [human_text],
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        **kwargs,
-    )
-
-
-class ArgumentsField(BoundedJSONField):
-    """A tool call's arguments: a JSON object, shown indented to be edited by hand."""
-
-    def prepare_value(self, value):
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is not None and not isinstance(value, dict):
-            raise ValidationError(ARGUMENTS_NOT_AN_OBJECT)
-        return value
-
-
-class ApproveForm(forms.Form):
-    """An approval from the change page: the arguments to run (edited or not), and optionally
-    for the rest of the session. A request that needs several approvers offers no grant."""
-
-    arguments = ArgumentsField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 10, "cols": 60, "class": "approval-arguments-editor"}),
-        help_text=(
-            "The call runs with these. Edit them to approve it with other arguments: they are "
-            "checked against the tool's schema and judged again by the policy (a stricter rule "
-            "may need other approvers). Left empty, the call runs as it stands."
-        ),
-    )
-    grant = forms.BooleanField(
-        required=False,
-        label="Approve for this session",
-        help_text="Later calls of this tool in this session run without waiting, until revoked.",
-    )
-    grant_match = forms.MultipleChoiceField(
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        label="Only when these arguments are the same",
-    )
-    reason = reason_field(required=False)
-
-    def __init__(self, *args, approval: ApprovalRequest, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.approval = approval
-        self.fields["arguments"].initial = approval.arguments_to_run
-        self.offers_grant = approval.approvals_needed == 1
-        if self.offers_grant:
-            self.fields["grant_match"].choices = [
-                (name, name) for name in sorted(approval.arguments_to_run)
-            ]
-        else:
-            del self.fields["grant"], self.fields["grant_match"]
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("grant_match") and not cleaned.get("grant"):
-            self.add_error(
-                "grant_match", "Tick “Approve for this session” to approve later calls too."
-            )
-        return cleaned
-
-    def arguments_to_approve(self) -> dict | None:
-        """The arguments to approve when they differ from the ones that stand (None: as is)."""
-        arguments = self.cleaned_data["arguments"]
-        return None if arguments in (None, self.approval.arguments_to_run) else arguments
-
-    def grant_to_make(self) -> list[str] | None:
-        """The argument names a grant matches on; None when the approval makes no grant."""
-        return self.cleaned_data["grant_match"] if self.cleaned_data.get("grant") else None
-
-
-class RejectForm(forms.Form):
-    reason = reason_field(
-        required=True, help_text="The model is told who rejected the call and why."
-    )
 
 
 class ApprovalDecisionInline(admin.TabularInline):
@@ -171,116 +72,6 @@ class ApprovalDecisionInline(admin.TabularInline):
         return services.can_decide(request.user) or super().has_view_permission(request, obj)
 
 
-@admin.register(ApprovalDecision)
-class ApprovalDecisionAdmin(admin.ModelAdmin):
-    """The audit of decisions, by approver and date."""
-
-    list_display = ["at", "approver", "decision", "approval", "reason"]
-    list_filter = ["decision", "approver"]
-    list_select_related = ["approver", "approval"]
-    date_hierarchy = "at"
-    readonly_fields = ["approval", "approver", "decision", "reason", "at"]
-
-    def get_queryset(self, request):
-        # A decision names its request and its reason: shown to those who may see the request.
-        return (
-            super()
-            .get_queryset(request)
-            .filter(selectors.approval_visibility(request.user, through="approval__"))
-        )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(SessionGrant)
-class SessionGrantAdmin(admin.ModelAdmin):
-    """Session grants, and revoking them; they are made only by approving a request."""
-
-    list_display = ["pk", "session", "tool_name", "match", "granted_by", "created_at", "revoked_at"]
-    list_filter = ["tool_name", ("revoked_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["session", "granted_by"]
-    readonly_fields = [
-        "session",
-        "tool_name",
-        "match",
-        "approval",
-        "granted_by",
-        "created_at",
-        "revoked_at",
-        "revoked_by",
-    ]
-    actions = ["revoke_selected"]
-
-    def get_queryset(self, request):
-        # A grant's match holds the approved call's arguments: shown as its request is.
-        return (
-            super()
-            .get_queryset(request)
-            .filter(selectors.approval_visibility(request.user, through="approval__"))
-        )
-
-    def has_view_permission(self, request, obj=None):
-        return services.can_decide(request.user) or super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_revoke_permission(self, request) -> bool:
-        return services.can_decide(request.user)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    @admin.action(description="Revoke selected grants", permissions=["revoke"])
-    def revoke_selected(self, request, queryset):
-        if not self.has_revoke_permission(request):
-            raise PermissionDenied
-        for grant in queryset:
-            services.grant_revoke(
-                session_id=grant.session_id, grant_id=grant.pk, actor=request.user
-            )
-        self.message_user(request, f"Revoked {queryset.count()} grant(s).", messages.SUCCESS)
-
-
-@admin.register(PolicyRule)
-class PolicyRuleAdmin(SuperuserOnlyAdmin):
-    """Policies are edited by superusers only: a rule decides who may run what."""
-
-    list_display = [
-        "tool_name",
-        "agent",
-        "position",
-        "name",
-        "field",
-        "operator",
-        "value",
-        "outcome",
-        "group",
-        "quorum",
-        "allow_self_approval",
-    ]
-    list_display_links = ["name"]
-    list_filter = ["tool_name", "agent", "outcome"]
-    fieldsets = [
-        (None, {"fields": ["name", "tool_name", "agent", "position"]}),
-        ("Condition (leave empty to match every call)", {"fields": ["field", "operator", "value"]}),
-        ("Outcome", {"fields": ["outcome", "group", "quorum", "allow_self_approval"]}),
-    ]
-
-
-@admin.register(ApprovalRequest)
 class ApprovalRequestAdmin(admin.ModelAdmin):
     # The status first: it is what an approver scans for, and the queue's table is wider than a
     # laptop screen with the admin's navigation and the filters open.

@@ -1,0 +1,226 @@
+"""The chat page's state, folded from a session's events: the page is drawn from the fold of all
+its events, and each socket keeps the fold of what it has sent to draw each live event with.
+
+The fold keeps what an event's drawing depends on beyond the event itself: each turn's latest
+status (its foot, and whether its approval cards may be decided), a sub-agent turn's parent and
+task, each approval request with its decisions, the calls that were made (a progress line goes
+inside its call, an approval's call is marked) with their latest progress, and the session's
+grants as the events tell them. The kinds that draw only themselves (messages, results,
+notices) fold to nothing, so a socket seeds its fold with the ``STATE_KINDS`` events alone.
+
+Pure: no database, no templates. Folding an event twice, or two events in either order,
+gives the same state, since a socket can receive an event again (a replay meets the live
+stream) or out of order (two processes broadcast, each when its own write commits).
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, StopReason, TurnStatus
+from sessions_app.core.events import EventPayload
+from sessions_app.web.timeline import words
+
+
+@dataclass
+class TurnState:
+    id: int
+    parent: int | None = None
+    task: str = ""
+    # The data of its latest status event, and that event's seq.
+    status: dict[str, Any] | None = None
+    status_seq: int = 0
+    approvals: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ApprovalState:
+    id: Any
+    turn: int | None = None
+    # The approval_requested event's data; None while only a decision on it has been folded.
+    requested: dict[str, Any] | None = None
+    # The approval_decided events' data by seq.
+    decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class GrantState:
+    id: int
+    tool: str = ""
+    match: dict[str, Any] = field(default_factory=dict)
+    granted_by: str = ""
+    created_at: datetime | None = None
+    revoked_by: str = ""
+    revoked_at: datetime | None = None
+    seq: int = 0
+
+    @property
+    def made(self) -> bool:
+        return self.created_at is not None
+
+
+@dataclass(frozen=True)
+class Card:
+    """Where an approval request stands: ``state`` is pending, approved, rejected, expired or
+    cancelled; ``decidable`` while it is pending and its turn waits for approval."""
+
+    id: Any
+    state: str
+    text: str
+    decidable: bool
+    # The arguments that stand (an approver's edit replaces the requested ones).
+    arguments: dict[str, Any]
+    # The names a grant may match on, from the requested arguments: the card's controls are
+    # drawn once, with the request.
+    fields: list[str]
+
+    @property
+    def arguments_json(self) -> str:
+        # In the order the page shows them (``words.pretty``): the editor starts from these.
+        return json.dumps(self.arguments, ensure_ascii=False, sort_keys=True)
+
+
+class Timeline:
+    """The fold of a session's events so far (``apply`` one more), and what it says of a turn
+    and of an approval card."""
+
+    def __init__(self) -> None:
+        self.turns: dict[int, TurnState] = {}
+        self.approvals: dict[Any, ApprovalState] = {}
+        self.approval_calls: set[Any] = set()
+        self.calls: set[Any] = set()
+        # The latest tool_progress event of each call.
+        self.progress: dict[Any, EventPayload] = {}
+        self.grants: dict[int, GrantState] = {}
+
+    def apply(self, event: EventPayload) -> None:
+        fold = _FOLDS.get(event["kind"])
+        if fold is not None:
+            fold(self, event)
+
+    # Reads
+
+    def turn(self, turn_id: int | None) -> TurnState | None:
+        return self.turns.get(turn_id) if turn_id is not None else None
+
+    def card(self, approval_id: Any) -> Card | None:
+        approval = self.approvals.get(approval_id)
+        if approval is None or approval.requested is None:
+            return None
+        decisions = [approval.decisions[seq] for seq in sorted(approval.decisions)]
+        latest = decisions[-1] if decisions else None
+        final = latest is not None and latest.get("status") != "pending"
+        turn = self.turn(approval.turn)
+        status = (turn.status if turn else None) or {}
+        if latest is not None:
+            state = latest.get("decision") if final else "pending"
+        elif status.get("status") in TERMINAL_STATUSES:
+            # Its turn ended before anyone decided it.
+            expired = status.get("stop_reason") == StopReason.APPROVAL_EXPIRED
+            state = "expired" if expired else "cancelled"
+        else:
+            state = "pending"
+        requested = approval.requested.get("arguments") or {}
+        arguments = requested
+        for decision in decisions:
+            arguments = decision.get("edited_arguments") or arguments
+        return Card(
+            id=approval_id,
+            state=state,
+            text=words.card_text(state, latest),
+            decidable=not final and status.get("status") == TurnStatus.WAITING_FOR_APPROVAL,
+            arguments=arguments,
+            fields=sorted(requested),
+        )
+
+    def turn_cards(self, turn_id: int | None) -> list[Card]:
+        turn = self.turn(turn_id)
+        cards = (self.card(approval_id) for approval_id in (turn.approvals if turn else ()))
+        return [card for card in cards if card is not None]
+
+    def grants_made(self) -> list[GrantState]:
+        """The session's grants, revoked ones too, oldest first."""
+        return sorted((g for g in self.grants.values() if g.made), key=lambda g: g.seq)
+
+    # Folds, one per kind that changes the state
+
+    def _status(self, event: EventPayload) -> None:
+        turn = self._turn(event["turn"])
+        data = event["data"]
+        if event["seq"] > turn.status_seq:
+            turn.status, turn.status_seq = data, event["seq"]
+        turn.parent = turn.parent or data.get("parent")
+        turn.task = turn.task or str(data.get("task") or "")
+
+    def _tool_call(self, event: EventPayload) -> None:
+        self.calls.add(event["data"].get("tool_call_id"))
+
+    def _tool_progress(self, event: EventPayload) -> None:
+        call = event["data"].get("tool_call_id")
+        latest = self.progress.get(call)
+        if latest is None or latest["seq"] < event["seq"]:
+            self.progress[call] = event
+
+    def _approval_requested(self, event: EventPayload) -> None:
+        data = event["data"]
+        approval = self._approval(data.get("approval"), event["turn"])
+        approval.requested = data
+        self.approval_calls.add(data.get("tool_call_id"))
+
+    def _approval_decided(self, event: EventPayload) -> None:
+        data = event["data"]
+        # A call a grant let through has a decision of its own, and no request.
+        if data.get("approval") is not None:
+            self._approval(data["approval"], event["turn"]).decisions[event["seq"]] = data
+        made = data.get("grant")
+        if isinstance(made, dict):
+            grant = self._grant(made.get("id"))
+            grant.tool, grant.match = str(data.get("tool") or ""), made.get("match") or {}
+            grant.granted_by = str(data.get("decided_by") or "")
+            grant.created_at, grant.seq = _time(event), event["seq"]
+
+    def _grant_revoked(self, event: EventPayload) -> None:
+        grant = self._grant(event["data"].get("grant"))
+        grant.revoked_by = str(event["data"].get("revoked_by") or "")
+        grant.revoked_at = _time(event)
+
+    def _turn(self, turn_id: int) -> TurnState:
+        if turn_id not in self.turns:
+            self.turns[turn_id] = TurnState(id=turn_id)
+        return self.turns[turn_id]
+
+    def _approval(self, approval_id: Any, turn_id: int | None) -> ApprovalState:
+        if approval_id not in self.approvals:
+            self.approvals[approval_id] = ApprovalState(id=approval_id, turn=turn_id)
+            if turn_id is not None:
+                self._turn(turn_id).approvals.append(approval_id)
+        return self.approvals[approval_id]
+
+    def _grant(self, grant_id: int) -> GrantState:
+        if grant_id not in self.grants:
+            self.grants[grant_id] = GrantState(id=grant_id)
+        return self.grants[grant_id]
+
+
+_FOLDS = {
+    EventKind.STATUS: Timeline._status,
+    EventKind.TOOL_CALL: Timeline._tool_call,
+    EventKind.TOOL_PROGRESS: Timeline._tool_progress,
+    EventKind.APPROVAL_REQUESTED: Timeline._approval_requested,
+    EventKind.APPROVAL_DECIDED: Timeline._approval_decided,
+    EventKind.APPROVAL_GRANT_REVOKED: Timeline._grant_revoked,
+}
+STATE_KINDS = tuple(_FOLDS)
+
+
+def _time(event: EventPayload) -> datetime:
+    return datetime.fromisoformat(event["created_at"])
+
+
+def fold(events: Iterable[EventPayload]) -> Timeline:
+    timeline = Timeline()
+    for event in events:
+        timeline.apply(event)
+    return timeline

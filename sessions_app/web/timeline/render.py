@@ -1,0 +1,244 @@
+"""The chat page's timeline drawn through its partials, from the fold (``fold.Timeline``).
+
+Every event kind has its partial (``templates/sessions/events/<kind>.html``). The page draws the
+fold of all its events (``page``); a socket draws each live event from the fold of what it has
+sent (``live_fragments``), through the same partials, so the page script only places what it is
+sent, appends live text deltas and drives the buttons.
+
+What one event changes elsewhere on the page travels with it as ``updates``: fragments that
+replace the element with the same id (an approval card's state after a decision or a status of
+its turn, the session's grants after one is made or revoked).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
+
+from agentproj.vocabulary import (
+    ACTIVE_STATUSES,
+    PAGE_LIMITS,
+    STOPPABLE_STATUSES,
+    TURN_STATUS_LABELS,
+    EventKind,
+    TurnStatus,
+)
+from sessions_app.core import rendering
+from sessions_app.core.events import EventPayload
+from sessions_app.web.timeline import words
+from sessions_app.web.timeline.fold import Card, Timeline, TurnState, fold
+
+S = TurnStatus
+
+
+# Turns
+
+
+def foot_context(turn_id: int, status: dict[str, Any] | None, seq: int) -> dict[str, Any]:
+    """A turn's foot: its status chip, what it cost once it ended, and for a stopped or failed
+    top-level turn the actions that try again (the page offers them on the last turn only)."""
+    data = status or {"status": S.QUEUED}
+    code = data.get("status", S.QUEUED)
+    label = TURN_STATUS_LABELS.get(code, code)
+    if code == S.FAILED and data.get("error"):
+        label = f"{label}: {data['error']}"
+    usage = data.get("usage") or {}
+    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    completion_tokens = int(usage.get("completion_tokens") or 0)
+    duration_ms = data.get("duration_ms")
+    return {
+        "turn_id": turn_id,
+        "seq": seq,
+        "status": code,
+        "label": label,
+        "stop_reason": str(data.get("stop_reason") or "").replace("_", " "),
+        "active": code in ACTIVE_STATUSES,
+        "stoppable": code in STOPPABLE_STATUSES,
+        "tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "seconds": None if duration_ms is None else f"{duration_ms / 1000:.1f}",
+        "retry": code in (S.STOPPED, S.FAILED) and not data.get("parent"),
+    }
+
+
+def render_foot(turn_id: int, status: dict[str, Any] | None, seq: int) -> str:
+    return render_to_string("sessions/events/status.html", foot_context(turn_id, status, seq))
+
+
+@dataclass
+class TurnNode:
+    """A turn as the page draws it: where its first event is, inside its parent's if it is a
+    sub-agent's, with its items and its foot from its latest status."""
+
+    id: int
+    seq: int
+    state: TurnState | None
+    items: list["str | TurnNode"] = field(default_factory=list)
+
+    @property
+    def parent(self) -> int | None:
+        return self.state.parent if self.state else None
+
+    @property
+    def task(self) -> str:
+        return self.state.task if self.state else ""
+
+    def render(self) -> SafeString:
+        items = [item.render() if isinstance(item, TurnNode) else item for item in self.items]
+        status = self.state.status if self.state else None
+        foot = render_foot(self.id, status, self.state.status_seq if self.state else 0)
+        return mark_safe(
+            render_to_string("sessions/_turn.html", {"turn": self, "items": items, "foot": foot})
+        )
+
+
+def render_shell(timeline: Timeline, event: EventPayload) -> str:
+    """The turn of ``event``, without items, for the page to draw the event into when it has
+    not seen the turn yet (the turn's first event is this one)."""
+    return TurnNode(id=event["turn"], seq=event["seq"], state=timeline.turn(event["turn"])).render()
+
+
+# Items
+
+
+def render_card_state(card: Card) -> str:
+    return render_to_string("sessions/_approval_state.html", {"approval": card})
+
+
+def render_progress(event: EventPayload) -> str:
+    return render_to_string(
+        "sessions/events/tool_progress.html",
+        {
+            "seq": event["seq"],
+            "call": event["data"].get("tool_call_id"),
+            "text": words.progress_text(event["data"]),
+        },
+    )
+
+
+def render_item(event: EventPayload, timeline: Timeline, *, can_decide: bool) -> str:
+    """One event's item, through its kind's partial, as the fold has it."""
+    kind, data = event["kind"], event["data"]
+    if kind == EventKind.TOOL_PROGRESS:
+        return render_progress(event)
+    context: dict[str, Any] = {
+        "event": event,
+        "data": data,
+        "can_decide": can_decide,
+        "limits": PAGE_LIMITS,
+    }
+    if kind == EventKind.ASSISTANT_MESSAGE:
+        # A final message brings the HTML stored with it; only the text so far of a streaming
+        # one is rendered here, as it is drawn.
+        html = event.get("html")
+        if html is None:
+            html = rendering.assistant_html(str(data.get("text") or ""))
+        context["html"] = mark_safe(html)
+    elif kind == EventKind.TOOL_CALL:
+        call = data.get("tool_call_id")
+        latest = timeline.progress.get(call)
+        context["arguments"] = words.pretty(data.get("arguments"))
+        context["progress"] = mark_safe(render_progress(latest)) if latest else ""
+        context["has_approval"] = call in timeline.approval_calls
+    elif kind == EventKind.APPROVAL_REQUESTED:
+        card = timeline.card(data.get("approval"))
+        context["arguments"] = words.pretty(data.get("arguments"))
+        context["approval"] = card
+        context["approval_state"] = mark_safe(render_card_state(card))
+    elif kind == EventKind.TOOL_RESULT:
+        context["result"] = words.pretty(data.get("result"))
+    elif kind == EventKind.APPROVAL_DECIDED:
+        context["text"] = words.decision_text(data)
+        context["edited"] = words.pretty(data.get("edited_arguments"))
+        context["rejudged"] = words.rejudged_text(data)
+    return render_to_string(f"sessions/events/{kind}.html", context)
+
+
+def render_grants(session_id, timeline: Timeline, *, can_decide: bool) -> str:
+    grants = [
+        {"grant": grant, "conditions": words.match_conditions(grant.match)}
+        for grant in timeline.grants_made()
+    ]
+    return render_to_string(
+        "sessions/_grants.html",
+        {"session_id": session_id, "grants": grants, "can_decide": can_decide},
+    )
+
+
+# The whole page
+
+
+@dataclass
+class Page:
+    html: SafeString
+    grants: SafeString
+    last_seq: int
+    empty: bool
+
+
+def page(events: list[EventPayload], *, session_id, can_decide: bool) -> Page:
+    """The timeline of a session's events (in seq order): turns with their items, a sub-agent's
+    turn inside its parent's, each turn's foot from its latest status; and its grants."""
+    timeline = fold(events)
+    top: list[str | TurnNode] = []
+    placed: dict[int, TurnNode] = {}
+    for event in events:
+        node = None
+        if event["turn"] is not None:
+            node = placed.get(event["turn"])
+            if node is None:
+                node = placed[event["turn"]] = TurnNode(
+                    id=event["turn"], seq=event["seq"], state=timeline.turn(event["turn"])
+                )
+                parent = placed.get(node.parent) if node.parent else None
+                (parent.items if parent is not None else top).append(node)
+        kind = event["kind"]
+        if kind == EventKind.STATUS or (
+            # Drawn inside its call, as the call's latest progress.
+            kind == EventKind.TOOL_PROGRESS and event["data"].get("tool_call_id") in timeline.calls
+        ):
+            continue
+        item = render_item(event, timeline, can_decide=can_decide)
+        (node.items if node is not None else top).append(item)
+    rendered = [item.render() if isinstance(item, TurnNode) else item for item in top]
+    return Page(
+        html=mark_safe("".join(rendered)),
+        grants=mark_safe(render_grants(session_id, timeline, can_decide=can_decide)),
+        last_seq=events[-1]["seq"] if events else 0,
+        empty=not events,
+    )
+
+
+# Live events
+
+
+def live_fragments(
+    timeline: Timeline, event: EventPayload, *, session_id, can_decide: bool
+) -> dict[str, Any]:
+    """What the page needs to show ``event``, drawn from ``timeline`` with the event folded in:
+    ``fragment`` (its item, or its turn's foot for a status, or the progress line inside its
+    call), ``shell`` (its turn, for a page that has not seen the turn yet) and ``updates`` (see
+    the module docstring)."""
+    kind, data = event["kind"], event["data"]
+    fragments: dict[str, Any] = {"updates": []}
+    if event["turn"] is not None:
+        fragments["shell"] = render_shell(timeline, event)
+    if kind == EventKind.STATUS:
+        fragments["fragment"] = render_foot(event["turn"], data, event["seq"])
+        # A card may be decided only while its turn waits for approval, and one its turn ended
+        # undecided was cancelled or expired.
+        cards = timeline.turn_cards(event["turn"])
+        fragments["updates"] = [render_card_state(card) for card in cards]
+    else:
+        fragments["fragment"] = render_item(event, timeline, can_decide=can_decide)
+    if kind == EventKind.APPROVAL_DECIDED:
+        card = timeline.card(data.get("approval"))
+        if card is not None:
+            fragments["updates"].append(render_card_state(card))
+    if kind == EventKind.APPROVAL_GRANT_REVOKED or (
+        kind == EventKind.APPROVAL_DECIDED and isinstance(data.get("grant"), dict)
+    ):
+        fragments["updates"].append(render_grants(session_id, timeline, can_decide=can_decide))
+    return fragments
