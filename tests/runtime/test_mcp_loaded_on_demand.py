@@ -1,4 +1,4 @@
-"""The MCP SDK costs every process that loads it about 53 MB: a web process never loads it (the
+"""The MCP SDK costs every process that loads it about 25 MB: a web process never loads it (the
 admin's "Discover tools now" asks a worker), and a worker's turn host loads it only once an MCP
 server is enabled. Each case runs in a process of its own, which loads what it needs and no more.
 """
