@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 ADD_URL = "/admin/sessions_app/mcpserver/add/"
 LIST_URL = "/admin/sessions_app/mcpserver/"
 SECRET = "s3cret-value-never-shown"
+DISCOVER = "sessions_app.tasks.discover_mcp_tools"
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_it_discovers_and_shows_the_tools_now(superuser_client, tmp_path):
     server.refresh_from_db()
     assert server.tools_discovered_at is None
 
-    assert run_queued_tasks("sessions_app.tasks.") == ["test: 5 tools discovered."]
+    assert run_queued_tasks(DISCOVER, server.pk) == ["test: 5 tools discovered."]
     server.refresh_from_db()
     listed = {tool["name"]: tool for tool in server.tools}
     assert set(listed) == {"slow", "echo", "wipe", "note", "fail"}
@@ -134,7 +135,7 @@ def test_it_shows_why_a_server_could_not_be_reached(superuser_client):
     )
 
     assert discover_now(superuser_client, server) == [requested("missing")]
-    [outcome] = run_queued_tasks("sessions_app.tasks.")
+    [outcome] = run_queued_tasks(DISCOVER, server.pk)
 
     assert outcome.startswith("missing could not be reached: ")
     server.refresh_from_db()

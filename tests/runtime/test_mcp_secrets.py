@@ -27,6 +27,7 @@ SECRET = "s3cret-token-never-shown"
 MASK = registry.SECRET_MASK
 ADD_URL = reverse("admin:sessions_app_mcpserver_add")
 LIST_URL = reverse("admin:sessions_app_mcpserver_changelist")
+DISCOVER = "sessions_app.tasks.discover_mcp_tools"
 NOT_ONE_LINE = {
     "CR/LF": f"Bearer {SECRET}\r\nX-Forged: yes",
     "LF": f"Bearer {SECRET}\n",
@@ -198,7 +199,7 @@ def test_a_value_stored_before_the_rule_is_masked_wherever_the_failure_is_told(
 
     superuser_client.post(LIST_URL, {"action": "discover_tools", "_selected_action": [server.pk]})
     # What the worker's discovery task reports (kept with the task's result).
-    [outcome] = run_queued_tasks("sessions_app.tasks.")
+    [outcome] = run_queued_tasks(DISCOVER, server.pk)
 
     assert outcome.startswith("docs could not be reached: Illegal header value")
     assert MASK in outcome and SECRET not in outcome

@@ -31,9 +31,9 @@ HOST_CLOSED = re.compile(r"turn host \S+ closed")
 HOST_THREADS = ("turn-host", "turn-db", "turn-watch")
 
 
-def host_threads() -> list[str]:
+def host_threads() -> set[threading.Thread]:
     """The threads of this process's turn hosts: their loop, database and watch threads."""
-    return [t.name for t in threading.enumerate() if t.name.startswith(HOST_THREADS)]
+    return {thread for thread in threading.enumerate() if thread.name.startswith(HOST_THREADS)}
 
 
 def start_turn(user) -> Turn:
@@ -71,7 +71,9 @@ def test_a_worker_process_whose_host_stops_stops_its_mcp_servers(
 def process_host():
     """A worker process's turn host, started as its django-q2 worker starts it (off the main
     thread here: this process keeps its own signal handlers). Ends with the drain a SIGTERM
-    asks for; yields it and a function that stops it so."""
+    asks for; yields it, a function that stops it so, and the threads of hosts another test of
+    this process may have left."""
+    others = host_threads()
     host = ProcessHost(capacity=settings.AGENT_TURNS_PER_WORKER)
     starting = threading.Thread(target=host.start)
     starting.start()
@@ -81,24 +83,25 @@ def process_host():
         host.request_drain()
         host.join()
 
-    yield host, stop
+    yield host, stop, others
     stop()
 
 
 def test_a_stopped_host_ends_its_threads(llm, user, process_host):
-    host, stop = process_host
+    host, stop, others = process_host
     turn = start_turn(user)
     assert host.deliver(turn.pk) == HOSTED
     wait_for(lambda: completed(turn), timeout=BOUND)
-    assert {"turn-host", "turn-db"} <= {name.split("_")[0] for name in host_threads()}
+    started = host_threads() - others
+    assert {"turn-host", "turn-db"} <= {thread.name.split("_")[0] for thread in started}
 
     stop()
 
-    assert host_threads() == []
+    assert {thread.name for thread in host_threads() - others} == set()
 
 
 def test_a_stopped_host_closes_its_client_to_the_model(llm, user, process_host):
-    host, stop = process_host
+    host, stop, _ = process_host
     turn = start_turn(user)
     assert host.deliver(turn.pk) == HOSTED
     wait_for(lambda: completed(turn), timeout=BOUND)
