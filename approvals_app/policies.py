@@ -36,6 +36,14 @@ class Verdict:
     allow_self_approval: bool = True
     group_id: int | None = None
 
+    @property
+    def denies(self) -> bool:
+        return self.outcome == Outcome.DENY
+
+    @property
+    def requires_approval(self) -> bool:
+        return self.outcome == Outcome.REQUIRE_APPROVAL
+
     def as_event_data(self) -> dict[str, Any]:
         """How the timeline names the rule that decided a call."""
         return {"rule": self.rule_id, "name": self.rule_name, "outcome": self.outcome}

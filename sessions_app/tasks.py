@@ -7,6 +7,7 @@ runs the turn once.
 from approvals_app.services import approvals_expire
 from sessions_app.core.delivery import turn_enqueue
 from sessions_app.core.housekeeping import turns_reap_expired, turns_redeliver
+from sessions_app.mcp import on_demand
 from sessions_app.runtime import worker
 
 
@@ -30,3 +31,9 @@ def housekeeping() -> str:
     redelivered = turns_redeliver()
     expired = approvals_expire()
     return f"reaped {reaped}, redelivered {redelivered}, expired {expired}"
+
+
+def discover_mcp_tools(server_id: int) -> str:
+    """The admin's "Discover tools now": connect to the MCP server and cache the tools it lists.
+    Run by a worker, so that web processes never load the MCP SDK (``mcp.on_demand``)."""
+    return on_demand.discover_tools(server_id)

@@ -167,6 +167,17 @@ def api(user):
     return client
 
 
+async def run_on_host(host, turn_id: int) -> str:
+    """Admit the turn on ``host`` as a worker's delivery does, and wait until it ends or parks
+    there; returns how it ended (``worker.SKIPPED``: there was nothing to run)."""
+    from sessions_app.runtime.worker import SKIPPED
+
+    hosted = await host.admit(turn_id)
+    if hosted is None:
+        return SKIPPED
+    return await hosted.task
+
+
 def run_turn_to_end(turn_id: int) -> str:
     """Run one turn on a turn host of its own, as a worker process's host would, until it ends
     or parks; returns how it ended."""
@@ -176,7 +187,7 @@ def run_turn_to_end(turn_id: int) -> str:
 
     async def hosted() -> str:
         async with TurnHost(capacity=live_settings.AGENT_TURNS_PER_WORKER) as host:
-            return await host.run(turn_id)
+            return await run_on_host(host, turn_id)
 
     return asyncio.run(hosted())
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.db import connections
 
-from tests.conftest import wait_for
+from tests.conftest import run_on_host, wait_for
 from tests.processes import alive, free_port, stop_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,13 +127,14 @@ class HostThread:
 
     def start_turn(self, turn_id: int):
         """Admit the turn; returns a future of how it ends."""
-        return asyncio.run_coroutine_threadsafe(self.host.run(turn_id), self.loop)
+        return asyncio.run_coroutine_threadsafe(run_on_host(self.host, turn_id), self.loop)
 
     def run_turn(self, turn_id: int) -> str:
         return self.start_turn(turn_id).result(PROCESS_TIMEOUT)
 
     def connection(self, server: str):
-        return self.host.mcp._connections.get(server)
+        connections = self.host.mcp.connections
+        return connections and connections._connections.get(server)
 
     def close(self) -> None:
         if self.loop is not None and self._thread.is_alive():

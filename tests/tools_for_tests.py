@@ -2,16 +2,21 @@
 
 They keep a log of what happened to them (started, saw the stop, finished, cancelled) so that a
 test asserts the order of things rather than how long they took. Instead of sleeping a fixed
-time they wait for the turn's stop, bounded so that a broken runtime cannot hang a test.
-The agent loop runs in threads of the test process, so the log is shared with the test.
+time they wait for the turn's stop (its row says ``stopping``, as a Stop writes it), bounded so
+that a broken runtime cannot hang a test. The agent loop runs in threads of the test process, so
+the log is shared with the test.
 """
 
 import asyncio
 import threading
 from typing import Any, ClassVar
 
-from sessions_app.runtime.cancel import current_scope
-from sessions_app.runtime.tools import Tool, ToolError
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from agentproj.vocabulary import TurnStatus
+from sessions_app.models import Turn
+from sessions_app.runtime.tools import Tool
 
 WAIT_BOUND = 15.0
 
@@ -55,13 +60,9 @@ class SlowTool(Tool):
     async def run(self, arguments, context):
         label = arguments["label"]
         tool_log.add(label, "started")
-        scope = current_scope.get()
-        if scope is None:
-            tool_log.add(label, "no_cancel_scope")
-            raise ToolError("slow_tool ran outside a turn's cancel scope")
         try:
             try:
-                await asyncio.wait_for(scope.wait(), WAIT_BOUND)
+                await asyncio.wait_for(_stop_requested(context.turn_id), WAIT_BOUND)
                 tool_log.add(label, "saw_stop")
             except TimeoutError:
                 tool_log.add(label, "no_stop_seen")
@@ -94,6 +95,18 @@ class SlowInterruptibleTool(Tool):
             raise
         tool_log.add(label, "finished")
         return f"slow_interruptible_tool {label} finished"
+
+
+async def _stop_requested(turn_id: int) -> None:
+    while not await sync_to_async(_is_stopping, thread_sensitive=False)(turn_id):
+        await asyncio.sleep(0.01)
+
+
+def _is_stopping(turn_id: int) -> bool:
+    try:
+        return Turn.objects.filter(pk=turn_id, status=TurnStatus.STOPPING).exists()
+    finally:
+        connections.close_all()
 
 
 TEST_TOOL_PATHS = [

@@ -6,14 +6,17 @@ waits for a turn to end listens on the turn's session group (``turn_end``).
 
 In a worker's turn host every message of every turn leaves through the host's ``Outbox``: one
 ordered queue, sent in batches, so a hundred streaming turns cost a few channel-layer writes a
-tick rather than one per delta, and a page never sees a turn's messages out of order."""
+tick rather than one per delta, and a page never sees a turn's messages out of order. The host's
+database threads send through it (``sending_through``): a service's on-commit broadcast made on
+one of them joins that queue behind what the turn put there before."""
 
 import asyncio
-import contextvars
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -85,8 +88,30 @@ def login_group(session_key: str) -> str:
     return "login." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
+# The outbox that on-commit broadcasts made on this thread go through (``sending_through``).
+_this_thread = threading.local()
+
+
+@contextmanager
+def sending_through(outbox: "Outbox") -> Iterator[None]:
+    """Send the group messages of services called on this thread, meanwhile, through ``outbox``.
+
+    A turn host's database threads run every call under this, with the host's outbox: whichever
+    of its tasks made the call (a turn, the batched checkpoint, an MCP server's record), the
+    event it commits goes out in the one order the host's turns put their messages in, never
+    ahead of a delta still queued. The threads are the host's own, so the outbox is theirs to
+    name; a thread of any other process (a web request) has none and sends at once.
+    """
+    previous = getattr(_this_thread, "outbox", None)
+    _this_thread.outbox = outbox
+    try:
+        yield
+    finally:
+        _this_thread.outbox = previous
+
+
 def send_now(method: str, target: str, message: dict[str, Any]) -> None:
-    outbox = current_outbox.get()
+    outbox = getattr(_this_thread, "outbox", None)
     if outbox is not None and method == "group_send":
         outbox.put_threadsafe(target, message)
         return
@@ -208,11 +233,6 @@ async def _group_send_many(layer, batch: list[tuple[str, dict[str, Any]]]) -> No
 async def _send_in_order(layer, group: str, messages: list[dict[str, Any]]) -> None:
     for message in messages:
         await layer.group_send(group, message)
-
-
-current_outbox: contextvars.ContextVar[Outbox | None] = contextvars.ContextVar(
-    "channel_layer_outbox", default=None
-)
 
 
 def signal_turn_on_commit(turn: Turn) -> None:

@@ -1,17 +1,19 @@
 """The admin of MCP servers (superusers only): how a server is reached, its secrets (headers,
 env) never shown back, and the tools it listed."""
 
-import asyncio
 import json
+from functools import partial
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.db import transaction
 from django.utils.html import format_html, format_html_join
+from django_q.tasks import async_task
 
 from agentproj import json_limits
 from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.forms import BOUNDED_JSON_FIELDS
-from sessions_app.mcp import client, registry
+from sessions_app.mcp import registry
 from sessions_app.mcp import tools as mcp_tools
 from sessions_app.mcp.registry import SECRET_MASK
 from sessions_app.models import McpServer, McpTransport
@@ -224,17 +226,14 @@ class McpServerAdmin(SuperuserOnlyAdmin):
 
     @admin.action(description="Discover tools now")
     def discover_tools(self, request, queryset):
+        # A worker connects: the MCP SDK is not loaded by web processes (mcp.on_demand).
         for server in queryset:
-            spec = mcp_tools.ServerSpec.of(server)
-            try:
-                tools = asyncio.run(client.discover(spec))
-            except Exception as exc:
-                problem = f"could not be reached: {mcp_tools.describe(exc, spec)}"
-                registry.mcp_server_record_problem(name=server.name, problem=problem)
-                self.message_user(request, f"{server.name} {problem}", messages.ERROR)
-                continue
-            registry.mcp_server_record_tools(name=server.name, tools=tools)
-            self.message_user(request, f"{server.name}: {len(tools)} tools discovered.")
+            transaction.on_commit(partial(_enqueue_discovery, server.pk))
+            self.message_user(
+                request,
+                f"{server.name}: tool discovery requested; a worker connects to the server and "
+                "lists its tools (reload this page to see them).",
+            )
 
     # A server declared in AGENT_MCP_SERVERS is the environment's: shown, never edited here.
     def has_change_permission(self, request, obj=None):
@@ -244,3 +243,12 @@ class McpServerAdmin(SuperuserOnlyAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self.has_change_permission(request, obj)
+
+
+def _enqueue_discovery(server_id: int) -> None:
+    async_task(
+        "sessions_app.tasks.discover_mcp_tools",
+        server_id,
+        group="mcp",
+        q_options={"task_name": f"discover-mcp-{server_id}"},
+    )

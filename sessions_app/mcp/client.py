@@ -34,7 +34,7 @@ from mcp.shared.exceptions import MCPError
 
 from sessions_app.mcp import registry
 from sessions_app.mcp.tools import McpTool, ServerSpec, describe, logger, tools_of
-from sessions_app.models import McpTransport
+from sessions_app.models import McpServer, McpTransport
 from sessions_app.runtime.tools import ProgressRecorder, ToolError
 
 # tools/list pages read from one server; a server that pages without end cannot hang a turn.
@@ -270,9 +270,10 @@ class McpConnections:
         self._unreachable_until: dict[ServerSpec, float] = {}
         self._closed = False
 
-    async def tools_for_turn(self) -> dict[str, McpTool]:
+    async def tools_of(self, servers: list[McpServer]) -> dict[str, McpTool]:
+        """The tools of ``servers`` (those enabled now), to offer a turn."""
         offered: dict[str, McpTool] = {}
-        for server in await self._db(registry.mcp_servers_enabled):
+        for server in servers:
             spec = ServerSpec.of(server)
             listed = server.tools
             if server.tools_discovered_at is None:

@@ -1,12 +1,11 @@
 """Cooperative stopping for the agent loop.
 
 A ``CancelScope`` belongs to one running turn; a sub-agent's scope is a child of its parent's, so
-stopping a parent stops everything below it. The scope in force lives in a ``contextvars``
-variable, which asyncio tasks (and therefore sub-agents) inherit.
+stopping a parent stops everything below it. Whoever runs a turn passes its scope to what must
+stop with it (the model call, a tool run, the streamed text).
 """
 
 import asyncio
-import contextvars
 
 from agentproj.vocabulary import StopReason
 
@@ -85,8 +84,3 @@ class CancelScope:
             # Whatever the interrupted work raised is a consequence of cancelling it.
             work.exception()
         raise AgentStopped(self.reason)
-
-
-current_scope: contextvars.ContextVar[CancelScope | None] = contextvars.ContextVar(
-    "agent_cancel_scope", default=None
-)

@@ -2,9 +2,12 @@
 
 A streaming turn spends nearly all its time waiting on the model server, so one loop can host
 dozens. What every turn needs is shared per host, not made per turn: database threads, one
-pooled HTTP client to the model, one channel-layer connection, one control listener that routes
-cancels to the turn they name, one heartbeat and backstop read for all hosted turns, and one
-connection to each MCP server its turns use (``runtime.mcp``), closed with the host.
+pooled HTTP client to the model, one channel-layer connection and its outbox, the batched
+checkpoint of streaming text (``output.Checkpointer``), one control listener that routes cancels
+to the turn they name and one heartbeat and backstop read for all hosted turns
+(``watch.TurnWatch``), and one connection to each MCP server its turns use
+(``mcp.on_demand.HostServers``), closed with the host. Each turn gets what it uses of these
+(``loop.HostResources``) and a ``TurnStore`` bound to its lease.
 
 A worker process runs one host (``runtime.worker``); tests run a host for one turn in a thread.
 """
@@ -20,18 +23,20 @@ from channels.layers import channel_layers
 from django.conf import settings
 
 from agentproj.vocabulary import StopReason
+from approvals_app.gate import ApprovalGate
 from sessions_app.core import broadcast, leases
 from sessions_app.mcp import registry
-from sessions_app.mcp.client import McpConnections
-from sessions_app.runtime import llm, watch
-from sessions_app.runtime.cancel import LEASE_LOST, CancelScope, current_scope
+from sessions_app.mcp.on_demand import HostServers
+from sessions_app.runtime import llm
+from sessions_app.runtime.cancel import LEASE_LOST, CancelScope
 from sessions_app.runtime.db import DatabaseThreads
+from sessions_app.runtime.loop import HostResources, TurnRunner
 from sessions_app.runtime.output import Checkpointer
-from sessions_app.runtime.runner import TurnRunner
+from sessions_app.runtime.store import TurnStore
+from sessions_app.runtime.watch import TurnWatch
 
 logger = logging.getLogger(__name__)
 
-SKIPPED = "skipped"
 # How long a closing host waits for its background loops; one stuck in a channel-layer or
 # database call must not keep the process from exiting.
 BACKGROUND_STOP_TIMEOUT = 5.0
@@ -66,21 +71,38 @@ class TurnHost:
         self._no_admissions.set()
 
     async def __aenter__(self) -> "TurnHost":
-        self.db = DatabaseThreads(settings.AGENT_DB_THREADS, "turn-db")
-        self.watch_db = DatabaseThreads(1, "turn-watch")
         self.client = llm.make_client(connections=self.capacity)
         self.layer = channel_layers.make_backend("default")
         self.outbox = broadcast.Outbox(self.layer)
-        self.checkpoints = Checkpointer(self)
-        self.mcp = McpConnections(db=self.db)
+        self.db = DatabaseThreads(settings.AGENT_DB_THREADS, "turn-db", outbox=self.outbox)
+        self.mcp = HostServers(db=self.db)
+        # A thread of its own: turns busy with the database never delay a heartbeat or a stop.
+        self.watch_db = DatabaseThreads(1, "turn-watch", outbox=self.outbox)
+        checkpointer = Checkpointer(db=self.db, closing=lambda: self.closing)
+        watch = TurnWatch(
+            worker_id=self.worker_id,
+            turns=self.turns,
+            db=self.watch_db,
+            layer=self.layer,
+            closing=lambda: self.closing,
+        )
+        self.resources = HostResources(
+            db=self.db,
+            client=self.client,
+            outbox=self.outbox,
+            checkpointer=checkpointer,
+            approvals=ApprovalGate(),
+            mcp_tools=self.mcp.tools_for_turn,
+            accepting=lambda: self.accepting,
+        )
         try:
             await self.db(registry.mcp_server_sync_declared)
         except Exception:
             logger.exception("the MCP servers of AGENT_MCP_SERVERS could not be recorded")
         self._background = [
-            asyncio.create_task(self.checkpoints.run()),
-            asyncio.create_task(watch.listen_for_control(self)),
-            asyncio.create_task(watch.keep_leases(self)),
+            asyncio.create_task(checkpointer.run()),
+            asyncio.create_task(watch.listen_for_control()),
+            asyncio.create_task(watch.keep_leases()),
         ]
         return self
 
@@ -109,10 +131,6 @@ class TurnHost:
         await self.db.close()
         await self.watch_db.close()
 
-    @property
-    def free_slots(self) -> int:
-        return self.capacity - len(self.turns)
-
     async def admit(self, turn_id: int) -> HostedTurn | None:
         """Take the turn's lease and start running it; None when there is nothing to run
         (delivered twice, or already finished or stopped elsewhere: at-least-once delivery)."""
@@ -140,20 +158,10 @@ class TurnHost:
         hosted.task = asyncio.create_task(self._drive(hosted), name=f"turn-{turn_id}")
         return hosted
 
-    async def run(self, turn_id: int) -> str:
-        """Run one turn to wherever it ends on this host; returns how it ended."""
-        hosted = await self.admit(turn_id)
-        if hosted is None:
-            return SKIPPED
-        return await hosted.task
-
     async def _drive(self, hosted: HostedTurn) -> str:
-        current_scope.set(hosted.scope)
-        broadcast.current_outbox.set(self.outbox)
+        store = TurnStore(turn_id=hosted.turn_id, lease=hosted.lease, db=self.db)
         try:
-            return await TurnRunner(
-                turn_id=hosted.turn_id, lease=hosted.lease, scope=hosted.scope, host=self
-            ).run()
+            return await TurnRunner(store=store, scope=hosted.scope, resources=self.resources).run()
         finally:
             if self.turns.get(hosted.turn_id) is hosted:
                 del self.turns[hosted.turn_id]

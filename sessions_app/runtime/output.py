@@ -6,16 +6,14 @@ text."""
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from django.conf import settings
 
 from sessions_app.core import broadcast, leases
-from sessions_app.runtime.cancel import LEASE_LOST
-
-if TYPE_CHECKING:
-    from sessions_app.runtime.host import TurnHost
-    from sessions_app.runtime.runner import TurnRunner
+from sessions_app.runtime.cancel import LEASE_LOST, CancelScope
+from sessions_app.runtime.db import DatabaseThreads
+from sessions_app.runtime.store import TurnStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +24,20 @@ DELTA_FLUSH_INTERVAL = 0.1
 
 
 class AssistantOutput:
-    def __init__(self, runner: "TurnRunner"):
-        self.runner = runner
+    def __init__(
+        self,
+        *,
+        store: TurnStore,
+        session_id,
+        outbox: broadcast.Outbox,
+        checkpointer: "Checkpointer",
+        scope: CancelScope,
+    ):
+        self.store = store
+        self.session_id = session_id
+        self.outbox = outbox
+        self.checkpointer = checkpointer
+        self.scope = scope
         self.text = ""
         self.event_id: int | None = None
         self.event_seq: int | None = None
@@ -41,7 +51,7 @@ class AssistantOutput:
             # later text is checkpointed with the host's other turns.
             await self.persist(streaming=True)
             return
-        self.runner.host.checkpoints.mark(self)
+        self.checkpointer.mark(self)
         if time.monotonic() - self._last_flush >= DELTA_FLUSH_INTERVAL:
             self.flush_delta()
 
@@ -55,31 +65,24 @@ class AssistantOutput:
     def flush_delta(self) -> None:
         if self.event_seq is None or self._unsent_from >= len(self.text):
             return
-        runner = self.runner
         payload: broadcast.DeltaPayload = {
             "seq": self.event_seq,
-            "turn": runner.turn_id,
+            "turn": self.store.turn_id,
             "offset": self._unsent_from,
             "text": self.text[self._unsent_from :],
         }
         self._unsent_from = len(self.text)
         self._last_flush = time.monotonic()
-        broadcast.send_delta(runner.host.outbox, session_id=runner.session_id, payload=payload)
+        broadcast.send_delta(self.outbox, session_id=self.session_id, payload=payload)
 
     async def persist(self, *, streaming: bool) -> None:
         """Write the text now (the message starts or ends, or a retry restarts it)."""
-        runner = self.runner
-        runner.scope.raise_if_cancelled()
+        self.scope.raise_if_cancelled()
         await self.settle()
         if not self.text and self.event_id is None:
             return
-        event = await runner.host.db(
-            leases.turn_save_progress,
-            turn_id=runner.turn_id,
-            lease_token=runner.lease,
-            assistant_event_id=self.event_id,
-            assistant_text=self.text,
-            streaming=streaming,
+        event = await self.store.save_text(
+            event_id=self.event_id, text=self.text, streaming=streaming
         )
         self.event_id, self.event_seq = event.pk, event.seq
         # The event carries this text too, but every piece also goes out once as a delta: a
@@ -89,15 +92,16 @@ class AssistantOutput:
     async def settle(self) -> None:
         """Let a batched checkpoint of this text finish first, so it never overwrites a later
         write of the runner's own (the final text, a restart, the finalizer's partial text)."""
-        await self.runner.host.checkpoints.settle(self)
+        await self.checkpointer.settle(self)
 
 
 class Checkpointer:
     """Checkpoints the streaming text of all of a host's turns together, a few times a second,
-    in one transaction (``services.turns_save_streaming_text``)."""
+    in one transaction (``leases.turns_save_streaming_text``), until ``closing()``."""
 
-    def __init__(self, host: "TurnHost"):
-        self.host = host
+    def __init__(self, *, db: DatabaseThreads, closing: Callable[[], bool]):
+        self._db = db
+        self._closing = closing
         self._dirty: dict[AssistantOutput, None] = {}
         self._writing: set[AssistantOutput] = set()
         self._written: asyncio.Future | None = None
@@ -111,34 +115,29 @@ class Checkpointer:
             await asyncio.shield(self._written)
 
     async def run(self) -> None:
-        while not self.host.closing:
+        while not self._closing():
             await asyncio.sleep(settings.AGENT_CHECKPOINT_INTERVAL)
             try:
                 await self._write()
             except Exception:
-                logger.warning("host %s: checkpoint failed", self.host.worker_id, exc_info=True)
+                logger.warning("streaming text checkpoint failed", exc_info=True)
 
     async def _write(self) -> None:
-        outputs = [output for output in self._dirty if not output.runner.scope.cancelled]
+        outputs = [output for output in self._dirty if not output.scope.cancelled]
         self._dirty.clear()
         if not outputs:
             return
         checkpoints = [
-            leases.TextCheckpoint(
-                turn_id=output.runner.turn_id,
-                lease_token=output.runner.lease,
-                event_id=output.event_id,
-                text=output.text,
-            )
+            output.store.text_checkpoint(event_id=output.event_id, text=output.text)
             for output in outputs
         ]
         self._writing = set(outputs)
         self._written = asyncio.get_running_loop().create_future()
         try:
-            lost = await self.host.db(leases.turns_save_streaming_text, checkpoints=checkpoints)
+            lost = await self._db(leases.turns_save_streaming_text, checkpoints=checkpoints)
         finally:
             self._written.set_result(None)
             self._writing = set()
         for output in outputs:
-            if output.runner.turn_id in lost:
-                output.runner.scope.cancel(LEASE_LOST)
+            if output.store.turn_id in lost:
+                output.scope.cancel(LEASE_LOST)

@@ -9,8 +9,9 @@ Its tools:
 - ``fail``: answers with ``isError``.
 
 LOG gets one JSON object a line, with the server's pid: ``{"event": "serving" | "started" |
-"cancelled" | "cancel_notification" | "finished" | ..., "request": <id>, ...}``, so that a test
-asserts what the server saw, and that every server process it caused has exited.
+"cancelled" | "cancel_notification" | "finished" | ... | "stopped", "request": <id>, ...}``, so
+that a test asserts what the server saw, and that every server process it caused has exited
+("stopped": it ended by itself, its client having closed the connection, rather than killed).
 """
 
 import argparse
@@ -99,6 +100,7 @@ def main() -> None:
         server.run("streamable-http", host="127.0.0.1", port=options.http)
     else:
         server.run("stdio")
+    log("stopped")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """MCP servers in the admin: superusers only; environment and headers are written but never
-shown back; "Discover tools now" caches a server's tools with their schemas and annotations;
-servers declared in AGENT_MCP_SERVERS are listed read-only."""
+shown back; "Discover tools now" asks a worker to cache a server's tools with their schemas and
+annotations (web processes never load the MCP SDK); servers declared in AGENT_MCP_SERVERS are
+listed read-only."""
 
 import pytest
 
 from sessions_app.mcp import registry
 from sessions_app.models import McpServer, McpTransport
 from tests.mcp_helpers import ServerLog, stdio_server
+from tests.queued_tasks import run_queued_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 ADD_URL = "/admin/sessions_app/mcpserver/add/"
 LIST_URL = "/admin/sessions_app/mcpserver/"
 SECRET = "s3cret-value-never-shown"
+DISCOVER = "sessions_app.tasks.discover_mcp_tools"
 
 
 @pytest.fixture
@@ -82,6 +85,21 @@ def test_it_refuses_a_server_it_could_not_offer(superuser_client, fields, proble
     assert not McpServer.objects.exists()
 
 
+def discover_now(superuser_client, server) -> list[str]:
+    """Choose "Discover tools now" for ``server``; returns what the page says."""
+    response = superuser_client.post(
+        LIST_URL, {"action": "discover_tools", "_selected_action": [server.pk]}, follow=True
+    )
+    return page_messages(response)
+
+
+def requested(name: str) -> str:
+    return (
+        f"{name}: tool discovery requested; a worker connects to the server and lists its "
+        "tools (reload this page to see them)."
+    )
+
+
 def test_it_discovers_and_shows_the_tools_now(superuser_client, tmp_path):
     log = ServerLog(tmp_path / "server.log")
     entry = stdio_server(log, name="test")
@@ -93,11 +111,11 @@ def test_it_discovers_and_shows_the_tools_now(superuser_client, tmp_path):
         env=entry["env"],
     )
 
-    response = superuser_client.post(
-        LIST_URL, {"action": "discover_tools", "_selected_action": [server.pk]}, follow=True
-    )
+    assert discover_now(superuser_client, server) == [requested("test")]
+    server.refresh_from_db()
+    assert server.tools_discovered_at is None
 
-    assert page_messages(response) == ["test: 5 tools discovered."]
+    assert run_queued_tasks(DISCOVER, server.pk) == ["test: 5 tools discovered."]
     server.refresh_from_db()
     listed = {tool["name"]: tool for tool in server.tools}
     assert set(listed) == {"slow", "echo", "wipe", "note", "fail"}
@@ -116,15 +134,15 @@ def test_it_shows_why_a_server_could_not_be_reached(superuser_client):
         name="missing", transport=McpTransport.STDIO, command="/nonexistent/mcp-server"
     )
 
-    response = superuser_client.post(
-        LIST_URL, {"action": "discover_tools", "_selected_action": [server.pk]}, follow=True
-    )
+    assert discover_now(superuser_client, server) == [requested("missing")]
+    [outcome] = run_queued_tasks(DISCOVER, server.pk)
 
-    [message] = page_messages(response)
-    assert message.startswith("missing could not be reached: ")
+    assert outcome.startswith("missing could not be reached: ")
     server.refresh_from_db()
     assert server.discovery_problem.startswith("could not be reached")
     assert server.tools_discovered_at is None
+    page = superuser_client.get(change_url(server)).content.decode()
+    assert "could not be reached" in page
 
 
 def test_declared_servers_are_listed_read_only(superuser_client, settings):

@@ -19,6 +19,7 @@ from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
 from sessions_app.mcp import registry
 from sessions_app.models import McpServer, McpTransport
+from tests.queued_tasks import run_queued_tasks
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -26,6 +27,7 @@ SECRET = "s3cret-token-never-shown"
 MASK = registry.SECRET_MASK
 ADD_URL = reverse("admin:sessions_app_mcpserver_add")
 LIST_URL = reverse("admin:sessions_app_mcpserver_changelist")
+DISCOVER = "sessions_app.tasks.discover_mcp_tools"
 NOT_ONE_LINE = {
     "CR/LF": f"Bearer {SECRET}\r\nX-Forged: yes",
     "LF": f"Bearer {SECRET}\n",
@@ -195,13 +197,12 @@ def test_a_value_stored_before_the_rule_is_masked_wherever_the_failure_is_told(
         headers={"Authorization": f"Bearer {SECRET}\n"},
     )
 
-    discovered = superuser_client.post(
-        LIST_URL, {"action": "discover_tools", "_selected_action": [server.pk]}, follow=True
-    )
+    superuser_client.post(LIST_URL, {"action": "discover_tools", "_selected_action": [server.pk]})
+    # What the worker's discovery task reports (kept with the task's result).
+    [outcome] = run_queued_tasks(DISCOVER, server.pk)
 
-    [message] = [str(m) for m in discovered.context["messages"]]
-    assert message.startswith("docs could not be reached: Illegal header value")
-    assert MASK in message and SECRET not in message
+    assert outcome.startswith("docs could not be reached: Illegal header value")
+    assert MASK in outcome and SECRET not in outcome
     server.refresh_from_db()
     assert MASK in server.discovery_problem and SECRET not in server.discovery_problem
     for url in (LIST_URL, change_url(server)):

@@ -11,7 +11,7 @@ from sessions_app import demo_model
 from sessions_app.core import lifecycle, sessions
 from sessions_app.models import Turn
 from sessions_app.runtime.host import TurnHost
-from sessions_app.runtime.runner import REQUEUED
+from sessions_app.runtime.loop import REQUEUED
 from tests.conftest import ASK_FOR_EMAIL, run_turn_to_end, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
