@@ -45,48 +45,26 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, workers, web_processes, **options):
         if web_processes < 1:
             raise CommandError("--web-processes must be at least 1.")
-        env = dict(os.environ, Q_WORKERS=str(workers))
         loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         if ":" in loopback:
             loopback = f"[{loopback}]"  # an IPv6 address, as URLs and Host headers spell it
-        if "LLM_BASE_URL" not in os.environ:
-            # The demo model is the one in use: daphne mounts it, the workers call it with the
-            # deployment's demo key, at an address the host check lets through.
-            if not host_allowed(loopback):
-                raise CommandError(
-                    f"The workers would reach the demo model at {loopback}, which ALLOWED_HOSTS "
-                    "does not allow: add it to ALLOWED_HOSTS, or set LLM_BASE_URL."
-                )
-            env["LLM_BASE_URL"] = f"http://{loopback}:{port}{DEMO_LLM_PREFIX}"
-            env["LLM_API_KEY"] = settings.DEMO_LLM_API_KEY
-            env["DEMO_LLM_ENABLED"] = "1"
-
+        env = dict(os.environ, Q_WORKERS=str(workers), **_model_environment(loopback, port))
         for database in settings.DATABASES:
             call_command("migrate", database=database, interactive=False, verbosity=0)
         self._ensure_login()
-        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-        listening = _listening_socket(host, port)
-        daphne = [sys.executable, "-m", "daphne", "--fd", str(listening.fileno())]
-        children = {
-            f"web {number}": subprocess.Popen(
-                [*daphne, "agentproj.asgi:application"],
-                env=env,
-                pass_fds=[listening.fileno()],
-                start_new_session=True,
-            )
-            for number in range(1, web_processes + 1)
-        }
-        # The daphne processes hold the socket now; this one only supervises.
-        listening.close()
-        children["worker"] = subprocess.Popen(
-            [*manage, "qcluster"], env=env, start_new_session=True
-        )
+        children = _start(host, port, env, web_processes=web_processes)
         self.stdout.write(
             f"agentproj is running at http://{loopback}:{port}/ "
             f"(model: {env.get('LLM_BASE_URL')}, {web_processes} web and {workers} worker "
             "processes). Ctrl-C stops it."
         )
+        exit_code = self._supervise(children)
+        self._stop(children)
+        if exit_code:
+            sys.exit(exit_code)
 
+    def _supervise(self, children: dict[str, subprocess.Popen]) -> int:
+        """Wait for Ctrl-C or SIGTERM, or for a child to exit (then 1: the app is not whole)."""
         stopping = {"signal": None}
 
         def request_stop(signum, frame):
@@ -102,9 +80,7 @@ class Command(BaseCommand):
                     exit_code = 1
                     stopping["signal"] = signal.SIGTERM
             time.sleep(0.2)
-        self._stop(children)
-        if exit_code:
-            sys.exit(exit_code)
+        return exit_code
 
     def _stop(self, children):
         self.stdout.write("Stopping: letting workers finish or hand back their turns...")
@@ -154,3 +130,40 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     listening.listen(1024)
     listening.set_inheritable(True)
     return listening
+
+
+def _model_environment(loopback: str, port: int) -> dict[str, str]:
+    """Without ``LLM_BASE_URL`` the demo model is the one in use: daphne mounts it, and the
+    workers call it with the deployment's demo key, at an address the host check lets through."""
+    if "LLM_BASE_URL" in os.environ:
+        return {}
+    if not host_allowed(loopback):
+        raise CommandError(
+            f"The workers would reach the demo model at {loopback}, which ALLOWED_HOSTS does not "
+            "allow: add it to ALLOWED_HOSTS, or set LLM_BASE_URL."
+        )
+    return {
+        "LLM_BASE_URL": f"http://{loopback}:{port}{DEMO_LLM_PREFIX}",
+        "LLM_API_KEY": settings.DEMO_LLM_API_KEY,
+        "DEMO_LLM_ENABLED": "1",
+    }
+
+
+def _start(host: str, port: int, env: dict, *, web_processes: int) -> dict[str, subprocess.Popen]:
+    """The web processes on one listening socket, then the cluster, each in its own session."""
+    listening = _listening_socket(host, port)
+    daphne = [sys.executable, "-m", "daphne", "--fd", str(listening.fileno())]
+    children = {
+        f"web {number}": subprocess.Popen(
+            [*daphne, "agentproj.asgi:application"],
+            env=env,
+            pass_fds=[listening.fileno()],
+            start_new_session=True,
+        )
+        for number in range(1, web_processes + 1)
+    }
+    # The daphne processes hold the socket now; this one only supervises.
+    listening.close()
+    manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+    children["worker"] = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
+    return children
