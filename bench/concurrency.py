@@ -791,7 +791,9 @@ async def measure(
         started = time.time()
         await client.start_turns()
         result["posts_sent_in"] = time.time() - started
+        profiling = start_profiles(args, serve.pid, storage.backend, n, answer_seconds)
         await client.wait_for_turns(answer_seconds)
+        result["profiles"] = finish_profiles(profiling)
         result["wall"] = time.time() - started
         result["load_after"] = os.getloadavg()
         await sampler.stop()
@@ -821,6 +823,49 @@ async def measure(
         await client.close()
         result["known_processes"] = sampler.known
     return result
+
+
+def start_profiles(args, root: int, backend: str, n: int, answer_seconds: float) -> list:
+    """With ``--profile DIR``: py-spy samples every web process and every process of the cluster
+    while the turns stream (raw folded stacks, one file each), without pausing them."""
+    if not args.profile:
+        return []
+    folder = Path(args.profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    seconds = max(1, int(min(answer_seconds, args.profile_seconds)))
+    started = []
+    for pid, info in process_tree(root).items():
+        if info["role"] not in ("web", "workers"):
+            continue
+        out = folder / f"{backend}-n{n}-{info['role']}-{pid}.txt"
+        command = [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "50",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ]
+        started.append(
+            (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
+        )
+    return started
+
+
+def finish_profiles(started: list) -> list[str]:
+    files = []
+    for process, out in started:
+        process.wait(timeout=120)
+        if out.exists() and out.stat().st_size:
+            files.append(str(out))
+    return files
 
 
 def run_once(args, backend: str, n: int) -> dict:
@@ -1061,6 +1106,13 @@ def main() -> None:
     parser.add_argument("--stop-timeout", type=float, default=60.0)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--keep-logs", metavar="DIR", help="keep each run's serve log in DIR")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample the web and worker processes with py-spy while the turns stream (raw folded "
+        "stacks in DIR; summarise with bench/profile_summary.py)",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=15.0)
     args = parser.parse_args()
     backends = [b.strip() for b in args.backend.split(",")]
     ns = [int(x) for x in args.n.split(",")]
