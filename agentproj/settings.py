@@ -279,7 +279,7 @@ MAX_SOCKETS_PER_USER = env.int("MAX_SOCKETS_PER_USER", default=20)
 MAX_ACTIVE_TURNS_PER_USER = env.int("MAX_ACTIVE_TURNS_PER_USER", default=10)
 
 # An open websocket re-checks its login and permission before forwarding, at most this often
-# (sessions_app/consumers.py); logging out closes it at once in any case.
+# (sessions_app/web/consumers.py); logging out closes it at once in any case.
 WEBSOCKET_LOGIN_RECHECK_INTERVAL = env.float("WEBSOCKET_LOGIN_RECHECK_INTERVAL", default=2.0)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -380,7 +380,7 @@ AGENT_TOOLS = env.list(
 )
 # MCP servers declared for the deployment, in addition to those registered in the admin: a JSON
 # list of {"name", "command", "args"?, "env"?} (stdio) or {"name", "url", "headers"?} (streamable
-# HTTP). Checked when the app loads (sessions_app.mcp_servers).
+# HTTP). Checked when the app loads (sessions_app.mcp.checks).
 AGENT_MCP_SERVERS = env.json("AGENT_MCP_SERVERS", default=[])
 # Starting a server (its process or first request), the handshake and tools/list, together.
 AGENT_MCP_CONNECT_TIMEOUT = env.float("AGENT_MCP_CONNECT_TIMEOUT", default=30.0)

@@ -1,9 +1,9 @@
 """The one module that writes ApprovalRequest, ApprovalDecision and SessionGrant rows.
 
-It never moves a turn: ``sessions_app.services`` (parking a turn, stopping it) and
-``approvals_app.services`` (decisions, expiry, revocation) take the session and turn locks, call
-in here for the approval rows and their timeline events, and then make the turn's move. Imports
-go one way: ``approvals_app.services`` -> ``sessions_app.services`` -> this module.
+It never moves a turn: the core's moves (parking a turn, stopping it, through the hooks in
+``approvals_app.hooks``) and ``approvals_app.services`` (decisions, expiry, revocation) take the
+session and turn locks, call in here for the approval rows and their timeline events, and then
+make the turn's move. The core never imports this module; it reaches it only through the hooks.
 """
 
 import hashlib
@@ -57,7 +57,8 @@ def requests_open(
     session: AgentSession, turn: Turn, *, calls: list[dict[str, Any]], expires_at: datetime
 ) -> None:
     """One pending request per call of a turn being parked, each told in the timeline and to
-    its approvers. ``calls`` as ``sessions_app.services.turn_park_for_approval`` takes them."""
+    its approvers. ``calls`` as ``sessions_app.core.lifecycle.turn_park_for_approval`` takes
+    them."""
     for call in calls:
         approval = ApprovalRequest.objects.create(
             turn=turn,

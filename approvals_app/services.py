@@ -1,7 +1,8 @@
 """Decisions on approval requests: the admin queue, the API and the chat page all come here.
 
-These services hold the session and turn locks (``sessions_app.services.lock_turn``), have
-``records`` write the approval rows and make the turn's move through ``sessions_app.services``.
+These services hold the session and turn locks (``sessions_app.core.locks.lock_turn``), have
+``records`` write the approval rows and make the turn's move through ``sessions_app.core``
+(``lifecycle`` and ``transitions``).
 """
 
 from typing import Any

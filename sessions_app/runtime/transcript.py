@@ -6,7 +6,7 @@ user saw happen, told in the model API's shapes), the running turn from its chec
 own model calls and tools produced so far). The history is kept within the model's context
 window by leaving out the oldest whole exchanges.
 
-No database and no model here, only plain data: ``sessions_app.selectors.turn_history`` reads
+No database and no model here, only plain data: ``sessions_app.runtime.history.turn_history`` reads
 what it takes.
 """
 

@@ -17,7 +17,7 @@ QUIET_SECONDS = 7
 
 def test_it_forwards_live_events_and_token_deltas(user):
     # Titled: an untitled session's first message also names it, a message of its own
-    # (tests/test_consumer_sessions_manage.py).
+    # (tests/web/test_consumer_sessions_manage.py).
     session = sessions.session_create(owner=user, title="Live events")
     cookie = session_cookie(user)
 
