@@ -39,10 +39,14 @@ run: $(STAMP)
 	$(BIN)/python manage.py serve
 
 # Browser tests need Debian's Chromium (/usr/bin/chromium); `make browser` installs it.
+# The tests mostly wait on real processes (servers, workers, Chromium), so four test processes
+# (pytest-xdist, each with its own databases, task queue and channel-layer prefix) share the two
+# cores; TEST_PROCESSES=0 runs them in this process.
+TEST_PROCESSES ?= 4
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES)
 
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)

@@ -179,6 +179,8 @@ PAGE_LIMITS = {"title": TITLE_MAX_LENGTH, "decision_reason": DECISION_REASON_MAX
 EVENT_MESSAGE_TYPE = "timeline.event"
 DELTA_MESSAGE_TYPE = "timeline.delta"
 CONTROL_MESSAGE_TYPE = "turn.control"
+# A turn was queued: hosts with room may take it at once, ahead of the broker's delivery.
+TURN_QUEUED_MESSAGE_TYPE = "turn.queued"
 APPROVAL_QUEUE_MESSAGE_TYPE = "approvals.changed"
 LOGIN_ENDED_MESSAGE_TYPE = "login.ended"
 

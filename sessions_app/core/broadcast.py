@@ -33,6 +33,7 @@ from agentproj.vocabulary import (
     SESSION_TITLE_MESSAGE_TYPE,
     SESSIONS_CHANGED_MESSAGE_TYPE,
     TERMINAL_STATUSES,
+    TURN_QUEUED_MESSAGE_TYPE,
     WAIT_OVER_MESSAGE_TYPE,
     EventKind,
 )
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 APPROVAL_QUEUE_GROUP = "approvals"
+# The control channels of every turn host that takes turns as soon as they are queued.
+TURN_HOSTS_GROUP = "turn-hosts"
 
 
 class DeltaPayload(TypedDict):
@@ -110,10 +113,51 @@ def sending_through(outbox: "Outbox") -> Iterator[None]:
         _this_thread.outbox = previous
 
 
+@contextmanager
+def sent_together() -> Iterator[None]:
+    """Hold the messages sent on this thread meanwhile, and send them in one trip to the
+    channel layer at the end, in order, each distinct message once.
+
+    A request that commits several events (a sent message: the message, the turn's status, the
+    owner's list) pays one hop to the layer's event loop instead of one per message, and the
+    list's "changed" once however many of its events said so.
+    """
+    previous = getattr(_this_thread, "held", None)
+    _this_thread.held = []
+    try:
+        yield
+    finally:
+        send_held()
+        _this_thread.held = previous
+
+
+def send_held() -> None:
+    """Send what ``sent_together`` holds so far, now: before a turn is handed to a worker, so
+    that its first events never reach a page behind the worker's."""
+    held = getattr(_this_thread, "held", None)
+    if held:
+        _this_thread.held = []
+        async_to_sync(_send_all)(held)
+
+
+async def _send_all(messages: list[tuple[str, str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    for method, target, message in messages:
+        try:
+            await getattr(layer, method)(target, message)
+        except Exception:
+            logger.exception("channel layer %s to %s failed", method, target)
+
+
 def send_now(method: str, target: str, message: dict[str, Any]) -> None:
     outbox = getattr(_this_thread, "outbox", None)
     if outbox is not None and method == "group_send":
         outbox.put_threadsafe(target, message)
+        return
+    held = getattr(_this_thread, "held", None)
+    if held is not None:
+        if (method, target, message) not in held:
+            held.append((method, target, message))
         return
     # The row is committed and replayable; a lost live message only delays the page until its
     # next resume, so a channel-layer failure is logged rather than failing the caller.
@@ -132,9 +176,9 @@ class Outbox:
     """A turn host's one way out to the channel layer: group messages of all its turns, sent in
     the order they were put, in batches as large as the layer is behind.
 
-    Only live messages pass here (committed events stay replayable), so when the layer cannot
-    keep up the oldest messages beyond ``limit`` are dropped, with a warning, rather than
-    growing without bound.
+    When the layer cannot keep up, token deltas beyond ``limit`` are dropped, with a warning,
+    rather than growing without bound: they are live-only, and the next checkpoint of the text
+    repairs every page. Events (a status, an interrupt notice, the stored text) never are.
     """
 
     def __init__(self, layer, *, limit: int = 10_000):
@@ -147,9 +191,9 @@ class Outbox:
 
     def put(self, group: str, message: dict[str, Any]) -> None:
         """From the host's event loop."""
-        if self._pending.qsize() >= self.limit:
-            self._pending.get_nowait()
+        if self._pending.qsize() >= self.limit and message.get("type") == DELTA_MESSAGE_TYPE:
             self._dropped += 1
+            return
         self._pending.put_nowait((group, message))
 
     def put_threadsafe(self, group: str, message: dict[str, Any]) -> None:
@@ -247,6 +291,13 @@ def signal_turn_on_commit(turn: Turn) -> None:
     }
     channel = host_control_channel(turn.worker_id)
     transaction.on_commit(lambda: send_now("send", channel, message))
+
+
+def offer_to_hosts(turn_id: int) -> None:
+    """Tell the turn hosts that ``turn_id`` is queued, right after the broker was given it: a
+    host with room takes its lease at once instead of waiting for the broker's next poll, and
+    the broker's delivery then finds it running (the broker stays the backstop)."""
+    send_now("group_send", TURN_HOSTS_GROUP, {"type": TURN_QUEUED_MESSAGE_TYPE, "turn": turn_id})
 
 
 def sessions_changed_on_commit(session: AgentSession) -> None:

@@ -1,6 +1,7 @@
 """Timeline rows: every event a session's timeline shows is written here, inside the caller's
 transaction (the session row locked, so ``seq`` only grows), and broadcast once it commits."""
 
+from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
 from django.db import transaction
@@ -70,11 +71,42 @@ def append(
         data=data,
         html=stored_html(kind, data, html),
     )
-    _broadcast_on_commit(event)
-    if kind == EventKind.STATUS:
+    _broadcast_written(session, [event])
+    return event
+
+
+def append_many(
+    *,
+    session: AgentSession,
+    turn: Turn,
+    entries: Sequence[tuple[str, dict[str, Any]]],
+    session_fields: Sequence[str] = (),
+) -> None:
+    """``append`` for the events of one move, in one write of the session row (with the other
+    ``session_fields`` the caller changed) and one of the events: a sent message's path."""
+    first_seq = session.last_seq + 1
+    session.last_seq += len(entries)
+    session.save(update_fields=["last_seq", "updated_at", *session_fields])
+    written = TimelineEvent.objects.bulk_create(
+        TimelineEvent(
+            session=session,
+            turn=turn,
+            seq=first_seq + offset,
+            kind=kind,
+            data=data,
+            html=stored_html(kind, data),
+        )
+        for offset, (kind, data) in enumerate(entries)
+    )
+    _broadcast_written(session, written)
+
+
+def _broadcast_written(session: AgentSession, written: Sequence[TimelineEvent]) -> None:
+    for event in written:
+        _broadcast_on_commit(event)
+    if any(event.kind == EventKind.STATUS for event in written):
         # A turn's status is the session's status on its owner's list.
         sessions_changed_on_commit(session)
-    return event
 
 
 def update(*, event: TimelineEvent, data: dict[str, Any], html: str | None = None) -> TimelineEvent:

@@ -11,12 +11,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from agentproj.validators import FORBIDDEN, NOT_FOR_READERS
-from agentproj.vocabulary import TERMINAL_STATUSES, EventKind, StopReason
+from agentproj.vocabulary import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, StopReason
 from sessions_app.core import broadcast, events, hooks
 from sessions_app.core.errors import (
     IllegalTransition,
@@ -25,15 +25,22 @@ from sessions_app.core.errors import (
     TooManyActiveTurns,
 )
 from sessions_app.core.housekeeping import turns_reap_expired
-from sessions_app.core.locks import lock_session, lock_turn, lock_worker_turn, require_lease
+from sessions_app.core.locks import (
+    lock_session,
+    lock_session_with_agent,
+    lock_turn,
+    lock_worker_turn,
+    require_lease,
+)
 from sessions_app.core.selectors import session_active_turn as active_turn
-from sessions_app.core.selectors import user_active_turns
 from sessions_app.core.transitions import (
     S,
     cancel_locked,
+    deliver_on_commit,
     enqueue_on_commit,
     finalize_locked,
     move,
+    status_data,
     status_event,
     write_assistant_text,
 )
@@ -64,6 +71,36 @@ def _next_index(session: AgentSession) -> int:
     return (session.turns.aggregate(m=Max("index"))["m"] or 0) + 1
 
 
+@dataclass(frozen=True)
+class _Line:
+    """A session's line of turns and its owner's active turns, read in one query once the
+    session (and on PostgreSQL its owner) is locked."""
+
+    next_index: int
+    active: bool
+    waiting: bool
+    owner_active: int
+
+
+def _line_of(session: AgentSession) -> _Line:
+    top_level_active = Q(parent__isnull=True, status__in=ACTIVE_STATUSES)
+    this_session = Q(session_id=session.pk)
+    counts = Turn.objects.filter(
+        this_session | (Q(session__owner_id=session.owner_id) & top_level_active)
+    ).aggregate(
+        last_index=Max("index", filter=this_session),
+        active=Count("pk", filter=this_session & top_level_active),
+        waiting=Count("pk", filter=this_session & Q(parent__isnull=True, status=S.PENDING)),
+        owner_active=Count("pk", filter=top_level_active),
+    )
+    return _Line(
+        next_index=(counts["last_index"] or 0) + 1,
+        active=bool(counts["active"]),
+        waiting=bool(counts["waiting"]),
+        owner_active=counts["owner_active"],
+    )
+
+
 def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "reject") -> Turn:
     """Start a turn with the user's message, or queue it behind the active one.
 
@@ -74,20 +111,44 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     A turn that would start now is refused with ``TooManyActiveTurns`` while the session's owner
     has ``MAX_ACTIVE_TURNS_PER_USER`` active turns over all their sessions. A turn left waiting
     in line is not: it starts only when its session's active turn ends, so the count is the same.
+
+    Before refusing a busy session, the turns of it whose worker died are reaped (the one lazy
+    repair the contract allows on a request): the session may be free once they are.
     """
+    return _turn_start_or_reap(session.pk, message, actor, on_busy, owner_id=None)
+
+
+def turn_send(*, session_id, owner, message: str, on_busy: str = "reject") -> Turn:
+    """``turn_start`` for a message a user sends to a session of theirs, found and locked in one
+    query: ``AgentSession.DoesNotExist`` when it is not theirs (the API's turn POST)."""
+    return _turn_start_or_reap(session_id, message, owner, on_busy, owner_id=owner.pk)
+
+
+def _turn_start_or_reap(session_id, message: str, actor, on_busy: str, *, owner_id) -> Turn:
     if on_busy not in ON_BUSY_CHOICES:
         raise ValueError(on_busy)
-    turns_reap_expired(session_id=session.pk)
+    try:
+        return _turn_start(session_id, message, actor, on_busy, owner_id=owner_id)
+    except SessionBusy:
+        if not turns_reap_expired(session_id=session_id):
+            raise
+        return _turn_start(session_id, message, actor, on_busy, owner_id=owner_id)
+
+
+def _turn_start(session_id, message: str, actor, on_busy: str, *, owner_id) -> Turn:
+    """``turn_start`` in one transaction. A sent message's hot path: on an idle session it reads
+    and writes in six queries (``tests/web/test_api_turn_post_queries.py`` counts them)."""
     try:
         with transaction.atomic():
-            locked = lock_session(session.pk)
-            current = active_turn(locked)
-            waiting = locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
-            if current is not None or waiting:
+            locked = lock_session_with_agent(session_id, owner_id=owner_id)
+            _lock_owner(locked.owner_id)
+            line = _line_of(locked)
+            busy = line.active or line.waiting
+            if busy:
                 if on_busy == "reject":
                     raise SessionBusy()
-                if on_busy == "interrupt" and current is not None:
-                    current = Turn.objects.select_for_update().get(pk=current.pk)
+                if on_busy == "interrupt" and line.active:
+                    current = Turn.objects.select_for_update().get(pk=active_turn(locked).pk)
                     # The waiting turns stay pending: this message is the one to start next.
                     cancel_locked(
                         locked,
@@ -96,52 +157,54 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
                         reason=StopReason.USER_CANCEL,
                         promote_next=False,
                     )
-            still_busy = active_turn(locked) is not None or (
-                on_busy != "interrupt"
-                and locked.turns.filter(parent__isnull=True, status=S.PENDING).exists()
-            )
-            if not still_busy:
-                _require_turn_allowance(locked.owner_id)
+                    busy = active_turn(locked) is not None
+            if not busy and line.owner_active >= settings.MAX_ACTIVE_TURNS_PER_USER:
+                raise TooManyActiveTurns()
             named = not locked.title
             if named:
                 # An untitled session is named after its first message, as chat apps do.
                 locked.title = _title_from(message)
-                locked.save(update_fields=["title"])
             turn = Turn.objects.create(
                 session=locked,
-                index=_next_index(locked),
+                index=line.next_index,
                 user_message=message,
-                status=S.PENDING if still_busy else S.QUEUED,
-                jumps_queue=still_busy and on_busy == "interrupt",
+                status=S.PENDING if busy else S.QUEUED,
+                jumps_queue=busy and on_busy == "interrupt",
                 agent=locked.agent,
                 agent_snapshot=locked.agent.snapshot(),
+                enqueued_at=None if busy else timezone.now(),
             )
-            events.append(
-                session=locked, turn=turn, kind=EventKind.USER_MESSAGE, data={"text": message}
+            events.append_many(
+                session=locked,
+                turn=turn,
+                entries=[
+                    (EventKind.USER_MESSAGE, {"text": message}),
+                    (EventKind.STATUS, status_data(turn)),
+                ],
+                session_fields=["title"] if named else [],
             )
-            status_event(locked, turn)
             if named:
                 # After the turn's events, so a page sees the message before the title it gave.
                 broadcast.session_renamed_on_commit(locked)
-            if turn.status == S.QUEUED:
-                enqueue_on_commit(turn)
+            if not busy:
+                deliver_on_commit(turn)
             return turn
     except IntegrityError as exc:
         # The partial unique constraint is the last word when two requests race.
         raise SessionBusy() from exc
 
 
-def _require_turn_allowance(owner_id: int) -> None:
-    """Refuse one more active turn of this user beyond ``MAX_ACTIVE_TURNS_PER_USER``.
+def _lock_owner(owner_id: int) -> None:
+    """Lock the user's row before counting their active turns.
 
-    The user's row is locked first: two sends in two of their sessions lock two different
-    session rows, and without it both could count the same turns and pass on PostgreSQL. (SQLite
-    runs one write transaction at a time anyway.) Nothing locks a user's row and then a session,
-    so taking it after the session's lock cannot deadlock.
+    Two sends in two of their sessions lock two different session rows, and without it both
+    could count the same turns and pass on PostgreSQL. SQLite needs nothing: its transactions
+    take the one write lock when they begin (``transaction_mode`` IMMEDIATE), so they run one at
+    a time. Nothing locks a user's row and then a session, so taking it after the session's lock
+    cannot deadlock.
     """
-    get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk").first()
-    if user_active_turns(owner_id).count() >= settings.MAX_ACTIVE_TURNS_PER_USER:
-        raise TooManyActiveTurns()
+    if connection.features.has_select_for_update:
+        get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk").first()
 
 
 def _title_from(message: str) -> str:

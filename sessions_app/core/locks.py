@@ -16,6 +16,15 @@ def lock_session(session_id) -> AgentSession:
     return AgentSession.objects.select_for_update().get(pk=session_id)
 
 
+def lock_session_with_agent(session_id, *, owner_id: int | None = None) -> AgentSession:
+    """``lock_session`` with its agent profile read in the same query (the profile not locked);
+    with ``owner_id``, only a session of that user (``AgentSession.DoesNotExist`` otherwise)."""
+    sessions = AgentSession.objects.select_related("agent").select_for_update(of=("self",))
+    if owner_id is not None:
+        sessions = sessions.filter(owner_id=owner_id)
+    return sessions.get(pk=session_id)
+
+
 def lock_turn_if_present(turn_id: int) -> tuple[AgentSession, Turn] | None:
     """``lock_turn``, or None when the turn was deleted with its session (scheduled work that
     found it a moment before)."""

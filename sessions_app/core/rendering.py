@@ -7,6 +7,11 @@ schemes listed here, whatever the two before it produced.
 """
 
 import html
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
 
 import nh3
 from markdown_it import MarkdownIt
@@ -121,3 +126,91 @@ def sanitised(html: str) -> str:
         set_tag_attribute_values={"a": {"target": "_blank"}},
         allowed_classes=ALLOWED_CLASSES,
     )
+
+
+# A line that opens or closes a fenced code block.
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Streaming messages whose closed part is kept rendered: about as many as stream at once.
+STREAMING_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    closed: str
+    closed_html: str
+    tail: str = ""
+    tail_html: str = ""
+
+
+class StreamingRenders:
+    """The HTML of answers still streaming, rendered once for every page that shows them, and
+    only where they changed.
+
+    A checkpoint brings an answer's whole text so far, again and again, to every page that
+    watches it. Rendering all of it each time would cost each token more the longer the answer
+    grew, once per watching socket. Here an answer's closed part (the blocks before its last
+    blank line outside a fenced code block) is rendered once, kept per message and extended by
+    the blocks closed since; only the open block at its end is rendered again, once per
+    checkpoint. Blocks rendered apart may differ in small ways from the whole (a loose list
+    reads as several lists) until the final text is rendered in one piece.
+    """
+
+    def __init__(self, kept: int = STREAMING_KEPT):
+        self._kept = kept
+        self._rendered: OrderedDict[Hashable, _Rendered] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def html(self, key: Hashable, text: str) -> str:
+        with self._lock:
+            rendered = self._rendered.get(key)
+        if rendered is None or not text.startswith(rendered.closed):
+            rendered = _Rendered(closed="", closed_html="")
+        start = len(rendered.closed)
+        closed = start + closed_length(text[start:])
+        tail = text[closed:]
+        if closed == start and tail == rendered.tail:
+            return _joined(rendered.closed_html, rendered.tail_html)
+        if closed > start:
+            added = assistant_html(text[start:closed])
+            rendered = _Rendered(
+                closed=text[:closed], closed_html=_joined(rendered.closed_html, added)
+            )
+        rendered = replace(rendered, tail=tail, tail_html=assistant_html(tail) if tail else "")
+        with self._lock:
+            self._rendered[key] = rendered
+            self._rendered.move_to_end(key)
+            while len(self._rendered) > self._kept:
+                self._rendered.popitem(last=False)
+        return _joined(rendered.closed_html, rendered.tail_html)
+
+
+def _joined(*parts: str) -> str:
+    return "\n".join(part for part in parts if part)
+
+
+def closed_length(text: str) -> int:
+    """How much of ``text`` is closed blocks: up to the end of its last blank line outside a
+    fenced code block (a line still being written closes nothing)."""
+    fence = None
+    closed = position = 0
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        position += len(line)
+        opening = _FENCE.match(line)
+        if fence is None:
+            if opening:
+                fence = opening.group(1)
+            elif not line.strip():
+                closed = position
+        elif (
+            opening
+            and opening.group(1)[0] == fence[0]
+            and len(opening.group(1)) >= len(fence)
+            and not line[opening.end() :].strip()
+        ):
+            fence = None
+    return closed
+
+
+streaming = StreamingRenders()

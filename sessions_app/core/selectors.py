@@ -36,13 +36,6 @@ def active_turn_of(session: AgentSession) -> Turn | None:
     return session.active_turns[0] if session.active_turns else None
 
 
-def user_active_turns(owner_id):
-    """The top-level turns active now over all of a user's sessions."""
-    return Turn.objects.filter(
-        session__owner_id=owner_id, parent__isnull=True, status__in=ACTIVE_STATUSES
-    )
-
-
 def agents_to_pick():
     """The agent profiles a user may start a session with: all of them, by name."""
     return Agent.objects.order_by("name")

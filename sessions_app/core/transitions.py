@@ -47,25 +47,43 @@ def move(turn: Turn, to: str) -> None:
     turn.status = to
 
 
-def status_event(session: AgentSession, turn: Turn, **extra: Any) -> TimelineEvent:
+def status_data(turn: Turn, **extra: Any) -> dict[str, Any]:
+    """What a status event of ``turn`` says: its status now, and why it ended if it did."""
     data = {"status": turn.status, "parent": turn.parent_id, **extra}
     if turn.stop_reason:
         data["stop_reason"] = turn.stop_reason
     if turn.error_code:
         data["error_code"] = turn.error_code
-    return events.append(session=session, turn=turn, kind=EventKind.STATUS, data=data)
+    return data
+
+
+def status_event(session: AgentSession, turn: Turn, **extra: Any) -> TimelineEvent:
+    return events.append(
+        session=session, turn=turn, kind=EventKind.STATUS, data=status_data(turn, **extra)
+    )
 
 
 def enqueue_on_commit(turn: Turn) -> None:
-    """Hand the turn to a worker once the transaction commits.
+    """Stamp the turn's ``enqueued_at`` and hand it to a worker once the transaction commits."""
+    turn.enqueued_at = timezone.now()
+    Turn.objects.filter(pk=turn.pk).update(enqueued_at=turn.enqueued_at)
+    deliver_on_commit(turn)
+
+
+def deliver_on_commit(turn: Turn) -> None:
+    """Hand a turn whose ``enqueued_at`` is stamped to a worker once the transaction commits.
 
     ``robust``: a broker that is down must not turn a committed change into an error for the
     caller; the turn stays queued and housekeeping hands it over again (``turns_redeliver``).
     """
-    turn.enqueued_at = timezone.now()
-    Turn.objects.filter(pk=turn.pk).update(enqueued_at=turn.enqueued_at)
     turn_id = turn.pk
-    transaction.on_commit(lambda: delivery.turn_enqueue(turn_id), robust=True)
+
+    def deliver() -> None:
+        broadcast.send_held()
+        delivery.turn_enqueue(turn_id)
+        broadcast.offer_to_hosts(turn_id)
+
+    transaction.on_commit(deliver, robust=True)
 
 
 def _promote_next_pending(session: AgentSession) -> None:

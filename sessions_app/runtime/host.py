@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from channels.layers import channel_layers
@@ -54,8 +55,14 @@ class HostedTurn:
 
 
 class TurnHost:
-    def __init__(self, *, capacity: int):
+    def __init__(
+        self, *, capacity: int, offered: Callable[[int], Awaitable[None]] | None = None
+    ) -> None:
+        """``offered``: what to do when a turn is queued anywhere (``watch.TurnWatch``); a
+        worker process's host takes it if it has room. Without it the host only runs the turns
+        it is given."""
         self.capacity = capacity
+        self._offered = offered
         # Unique per host, written into every turn it takes: it names the host's control
         # channel and fences its batched heartbeat (several hosts may share a process in tests).
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -79,12 +86,13 @@ class TurnHost:
         # A thread of its own: turns busy with the database never delay a heartbeat or a stop.
         self.watch_db = DatabaseThreads(1, "turn-watch", outbox=self.outbox)
         checkpointer = Checkpointer(db=self.db, closing=lambda: self.closing)
-        watch = TurnWatch(
+        self.watch = watch = TurnWatch(
             worker_id=self.worker_id,
             turns=self.turns,
             db=self.watch_db,
             layer=self.layer,
             closing=lambda: self.closing,
+            offered=self._offered,
         )
         self.resources = HostResources(
             db=self.db,
@@ -108,6 +116,7 @@ class TurnHost:
 
     async def __aexit__(self, *exc_info) -> None:
         await self._stop_accepting()
+        await self.watch.leave()
         running = [hosted.task for hosted in self.turns.values() if hosted.task]
         for task in running:
             task.cancel()

@@ -12,17 +12,20 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from django.conf import settings
 
-from agentproj.vocabulary import StopReason, TurnStatus
+from agentproj.vocabulary import TURN_QUEUED_MESSAGE_TYPE, StopReason, TurnStatus
 from sessions_app.core import broadcast, leases, selectors
 from sessions_app.runtime.cancel import LEASE_LOST, CancelScope
 from sessions_app.runtime.db import DatabaseThreads
 
 logger = logging.getLogger(__name__)
+
+# Group memberships expire on Redis (a day by default): a host renews its own well before.
+HOSTS_GROUP_REJOIN = 3600.0
 
 
 class WatchedTurn(Protocol):
@@ -42,12 +45,15 @@ class TurnWatch:
         db: DatabaseThreads,
         layer,
         closing: Callable[[], bool],
+        offered: Callable[[int], Awaitable[None]] | None = None,
     ):
         self.worker_id = worker_id
         self.turns = turns
         self._db = db
         self._layer = layer
         self._closing = closing
+        self._offered = offered
+        self._offers: set[asyncio.Task] = set()
 
     async def keep_leases(self) -> None:
         """Heartbeat and backstop for all hosted turns. A failed check is logged and tried
@@ -80,17 +86,52 @@ class TurnWatch:
                 hosted.scope.cancel(state.stop_reason or StopReason.USER_CANCEL)
 
     async def listen_for_control(self) -> None:
-        """Route cancels sent to the host's channel to the turns they name."""
+        """Route cancels sent to the host's channel to the turns they name; with ``offered``,
+        also take the turns queued meanwhile (``broadcast.offer_to_hosts``)."""
         channel = broadcast.host_control_channel(self.worker_id)
+        joined_at = None
         # Also ends on the host's flag: a channel-layer client may swallow the cancellation.
         while not self._closing():
             try:
+                if self._offered is not None and (
+                    joined_at is None or time.monotonic() - joined_at > HOSTS_GROUP_REJOIN
+                ):
+                    await self._layer.group_add(broadcast.TURN_HOSTS_GROUP, channel)
+                    joined_at = time.monotonic()
                 message = await self._layer.receive(channel)
             except Exception:
                 # The row backstop still works; try the fast path again shortly.
                 logger.warning("host %s: control channel failed", self.worker_id, exc_info=True)
                 await asyncio.sleep(settings.AGENT_CANCEL_POLL_INTERVAL)
                 continue
+            if message.get("type") == TURN_QUEUED_MESSAGE_TYPE:
+                self._offer(message.get("turn"))
+                continue
             hosted = self.turns.get(message.get("turn"))
             if hosted is not None and message.get("action") == "cancel":
                 hosted.scope.cancel(message.get("reason") or StopReason.USER_CANCEL)
+
+    def _offer(self, turn_id) -> None:
+        # Taken on a task of its own: a lease being taken must never hold up a cancel.
+        if self._offered is None or not isinstance(turn_id, int) or turn_id in self.turns:
+            return
+        task = asyncio.create_task(self._offered(turn_id))
+        self._offers.add(task)
+        task.add_done_callback(self._offer_done)
+
+    def _offer_done(self, task: asyncio.Task) -> None:
+        self._offers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "host %s: taking an offered turn failed", self.worker_id, exc_info=task.exception()
+            )
+
+    async def leave(self) -> None:
+        """Stop being offered turns (the host is closing)."""
+        if self._offered is None:
+            return
+        channel = broadcast.host_control_channel(self.worker_id)
+        try:
+            await self._layer.group_discard(broadcast.TURN_HOSTS_GROUP, channel)
+        except Exception:
+            logger.warning("host %s: leaving the hosts failed", self.worker_id, exc_info=True)

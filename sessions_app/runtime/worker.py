@@ -141,6 +141,20 @@ class ProcessHost:
         logger.info("signal %s: draining hosted turns", signal.Signals(signum).name)
         self.request_drain()
 
+    async def _offered(self, turn_id: int) -> None:
+        """A turn was queued (``broadcast.offer_to_hosts``): take it now if this host has room,
+        rather than when the broker delivers it (which then finds it running)."""
+        with self._slots:
+            if not self._taking_turns or self._in_use >= self.capacity:
+                return
+            self._in_use += 1
+        admitted = False
+        try:
+            admitted = await self._admit(turn_id)
+        finally:
+            if not admitted:
+                self._release_slot()
+
     async def _admit(self, turn_id: int) -> bool:
         hosted = await self.host.admit(turn_id)
         if hosted is None:
@@ -171,7 +185,7 @@ class ProcessHost:
         self.loop = asyncio.get_running_loop()
         self._drain_requested = asyncio.Event()
         self._finish_requested = asyncio.Event()
-        async with TurnHost(capacity=self.capacity) as host:
+        async with TurnHost(capacity=self.capacity, offered=self._offered) as host:
             self.host = host
             self._started.set()
             await _first_of(self._drain_requested.wait(), self._finish_requested.wait())
@@ -207,6 +221,8 @@ def hosting_worker(task_queue, result_queue, timer, timeout) -> None:
     the process must not exit while it still hosts turns, and must not leave the waiting to the
     interpreter's shutdown, which refuses new work to every thread pool the turns rely on.
     """
+    # Started before the first delivery, so that it is offered turns from the start.
+    ProcessHost.current()
     django_q_worker(LightlyLockedQueue(task_queue), result_queue, timer, timeout)
     ProcessHost.close_current()
 

@@ -4,6 +4,7 @@ from functools import wraps
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -176,15 +177,18 @@ class TurnCreateApi(APIView):
         "would start while the user has MAX_ACTIVE_TURNS_PER_USER turns active.",
     )
     def post(self, request, session_id):
-        session = own_session(request, session_id)
         data = TurnInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        turn = lifecycle.turn_start(
-            session=session,
-            message=data.validated_data["message"].strip(),
-            on_busy=data.validated_data["on_busy"],
-            actor=request.user,
-        )
+        try:
+            with broadcast.sent_together():
+                turn = lifecycle.turn_send(
+                    session_id=session_id,
+                    owner=request.user,
+                    message=data.validated_data["message"].strip(),
+                    on_busy=data.validated_data["on_busy"],
+                )
+        except AgentSession.DoesNotExist as exc:
+            raise Http404 from exc
         return Response(TurnOutSerializer(turn).data, status=status.HTTP_202_ACCEPTED)
 
 

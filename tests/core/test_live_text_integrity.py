@@ -31,16 +31,20 @@ def test_the_deltas_of_an_answer_add_up_to_its_stored_text(llm, user, run_turn_i
             await communicator.send_json_to({"type": "resume", "after_seq": 0})
             assert (await communicator.receive_json_from(timeout=5))["type"] == "replayed"
             turn = await database_sync_to_async(start)()
-            deltas = []
-            while True:
+            deltas, final_text, completed = [], None, False
+            # Events go out ahead of the deltas a socket still holds (control ahead of text):
+            # the last deltas may follow the final text and the turn's end.
+            while not completed or sum(len(d["text"]) for d in deltas) < len(final_text):
                 message = await communicator.receive_json_from(timeout=30)
                 if message["type"] == "delta":
                     deltas.append(message["delta"])
-                elif (
-                    message["type"] == "event"
-                    and message["event"]["data"].get("status") == TurnStatus.COMPLETED
-                ):
-                    return turn, deltas
+                if message["type"] != "event":
+                    continue
+                event = message["event"]
+                if event["kind"] == EventKind.ASSISTANT_MESSAGE:
+                    final_text = event["data"]["text"]
+                completed = completed or event["data"].get("status") == TurnStatus.COMPLETED
+            return turn, deltas
         finally:
             await communicator.disconnect()
 

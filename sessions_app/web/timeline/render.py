@@ -130,11 +130,13 @@ def render_item(event: EventPayload, timeline: Timeline, *, can_decide: bool) ->
         "limits": PAGE_LIMITS,
     }
     if kind == EventKind.ASSISTANT_MESSAGE:
-        # A final message brings the HTML stored with it; only the text so far of a streaming
-        # one is rendered here, as it is drawn.
+        # A final message brings the HTML stored with it; a streaming one's text so far is
+        # rendered here, each of its blocks once for every page that shows it.
         html = event.get("html")
         if html is None:
-            html = rendering.assistant_html(str(data.get("text") or ""))
+            html = rendering.streaming.html(
+                (event["turn"], event["seq"]), str(data.get("text") or "")
+            )
         context["html"] = mark_safe(html)
     elif kind == EventKind.TOOL_CALL:
         call = data.get("tool_call_id")
