@@ -148,6 +148,8 @@ else:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env("CHANNELS_DB_PATH", default=str(DATA_DIR / "channels.sqlite3")),
         "OPTIONS": dict(SQLITE_OPTIONS, transaction_mode="DEFERRED"),
+        # The layer's polls and sends run on threads that keep their connection, as above.
+        "CONN_MAX_AGE": 600,
     }
     INSTALLED_APPS.append("channels_lite")
     DATABASE_ROUTERS = ["agentproj.db_routers.ChannelLayerDatabaseRouter"]

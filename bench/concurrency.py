@@ -481,9 +481,9 @@ class Client:
         probe.cancel_answered_at = time.time()
         probe.cancel_status = answer.status_code
 
-    async def start_turns(self) -> None:
+    async def start_turns(self, text: str = "Tell me about the harbour, please.") -> None:
         async def one(probe: Probe) -> None:
-            message = f"bench:{probe.session_id} Tell me about the harbour, please."
+            message = f"bench:{probe.session_id} {text}"
             probe.posted_at = time.time()
             try:
                 answer = await self.http.post(
