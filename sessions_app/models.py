@@ -34,13 +34,15 @@ class Agent(models.Model):
         default=list,
         blank=True,
         validators=[validate_tool_entries],
-        help_text='A JSON list of the tools it may use: built-in tool names, "<server>__<tool>" '
-        'for one tool of an MCP server, "<server>__*" for all of its tools.',
+        # No angle brackets: the admin shows help texts as HTML.
+        help_text='A JSON list of the tools it may use: built-in tool names such as "get_time"; '
+        '"time__get_current_time" for the tool get_current_time of the MCP server named "time"; '
+        '"time__*" for all of that server\'s tools.',
     )
     all_tools = models.BooleanField(
         default=False,
-        help_text="May use every tool, including every configured MCP server's (the list above "
-        "is then not used).",
+        help_text="May use every tool, including every configured MCP server's (the list of "
+        "tools is then not used).",
     )
     max_model_calls = models.PositiveIntegerField(
         null=True,
@@ -251,7 +253,8 @@ class McpServer(models.Model):
         max_length=MCP_SERVER_NAME_MAX_LENGTH,
         unique=True,
         validators=[mcp_server_name],
-        help_text="Its tools are offered to the model as <name>__<tool>.",
+        help_text="Its tools are offered to the model as this name, two underscores and the "
+        'tool\'s name: "time__get_current_time" for the tool get_current_time of "time".',
     )
     transport = models.CharField(max_length=8, choices=McpTransport.choices)
     command = models.CharField(max_length=500, blank=True, help_text="stdio: the program to run.")
