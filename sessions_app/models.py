@@ -116,7 +116,8 @@ class AgentSession(models.Model):
         ordering = ["-updated_at"]
 
     def __str__(self):
-        return self.title or f"Session {self.id}"
+        # As chat apps call a conversation before its first message names it.
+        return self.title or "New chat"
 
 
 class Turn(models.Model):

@@ -76,11 +76,13 @@ def test_it_names_and_renames_a_session_on_its_page_live(login, user, output_dir
     tab.click("#new-session")
     tab.wait_for_url(re.compile(r"/sessions/[0-9a-f-]{36}/$"))
     wait_live(tab)
-    session_id = tab.url.rstrip("/").rsplit("/", 1)[-1]
+    # A new chat is called so until its first message names it, and one types at once.
+    expect(tab.locator("#session-title")).to_have_text("New chat")
+    expect(tab.locator("#message")).to_be_focused()
     other = tab.context.new_page()
     other.goto(tab.url)
     wait_live(other)
-    expect(other.locator("#session-title")).to_have_text(f"Session {session_id}")
+    expect(other.locator("#session-title")).to_have_text("New chat")
 
     send(tab, "What time is it?\nin Lisbon")
     for page in (tab, other):

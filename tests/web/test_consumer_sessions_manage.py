@@ -118,7 +118,7 @@ def test_the_session_page_learns_its_title_from_the_first_message_and_a_rename(u
     }
     session = AgentSession.objects.get(pk=session.pk)
     assert seen[3]["title"] == ""
-    assert seen[3]["html"] == f'<h1 id="session-title">Session {session.pk}</h1>\n'
+    assert seen[3]["html"] == '<h1 id="session-title">New chat</h1>\n'
 
 
 def test_a_session_made_elsewhere_appears_in_an_open_list(user, other_user):
