@@ -25,7 +25,8 @@ from sessions_app.runtime.store import TurnStore
 class Passage:
     """What the gate lets happen to one call: run ``tool`` with ``arguments`` (``note`` told to
     the model ahead of its result), tell the model ``refusal``, or wait for people (``waiting``,
-    the call as its approval request needs it)."""
+    the call as its approval request needs it). ``rejected``: the refusal is a person's
+    rejection, which the timeline already shows with its reason."""
 
     call_id: str
     name: str
@@ -34,6 +35,7 @@ class Passage:
     note: str = ""
     refusal: str = ""
     waiting: dict[str, Any] | None = None
+    rejected: bool = False
 
 
 class ToolGate:
@@ -127,7 +129,7 @@ class ToolGate:
         run it right away."""
         call_id, name = call["id"], call["name"]
         if decision is None or not decision.approved:
-            return Passage(call_id, name, refusal=_rejection(decision))
+            return Passage(call_id, name, refusal=_rejection(decision), rejected=True)
         tool = available.get(name)
         if tool is None:
             # Its MCP server was removed or disabled while the call waited.

@@ -247,7 +247,14 @@ class TurnRunner:
     async def _pass(self, state: TurnState, passage: Passage) -> None:
         """Run a call the gate let through, or tell the model why it did not."""
         if passage.tool is None:
-            await self._tool_result(state, passage.call_id, passage.name, passage.refusal, ok=False)
+            await self._tool_result(
+                state,
+                passage.call_id,
+                passage.name,
+                passage.refusal,
+                ok=False,
+                not_run="rejected" if passage.rejected else "refused",
+            )
             return
         await self._run_tool(
             state, passage.tool, passage.call_id, passage.arguments, note=passage.note
@@ -281,19 +288,19 @@ class TurnRunner:
                 tool.run(arguments, context), interruptible=tool.interruptible
             )
         except tools.ToolError as exc:
-            await self._tool_result(state, call_id, tool.name, note + str(exc), ok=False)
+            await self._tool_result(state, call_id, tool.name, str(exc), ok=False, note=note)
             return
         except AgentStopped:
             raise
         except Exception:
             logger.exception("turn %s: tool %s failed", self.turn_id, tool.name)
             await self._tool_result(
-                state, call_id, tool.name, f"{note}The tool {tool.name} failed.", ok=False
+                state, call_id, tool.name, f"The tool {tool.name} failed.", ok=False, note=note
             )
             return
         # A non-interruptible tool finished although a stop arrived meanwhile: record its
         # result whatever happens next, then the next boundary stops the turn.
-        await self._tool_result(state, call_id, tool.name, note + result, ok=True, force=True)
+        await self._tool_result(state, call_id, tool.name, result, ok=True, note=note, force=True)
 
     async def _run_sub_agent(self, task: str) -> str:
         child = await self.store.start_child(task)
@@ -308,15 +315,30 @@ class TurnRunner:
         return await child.answer() or NO_SUB_AGENT_ANSWER
 
     async def _tool_result(
-        self, state: TurnState, call_id, name, content: str, *, ok: bool, force: bool = False
+        self,
+        state: TurnState,
+        call_id,
+        name,
+        result: str,
+        *,
+        ok: bool,
+        note: str = "",
+        not_run: str = "",
+        force: bool = False,
     ) -> None:
+        """Give the model the call's result (``note``, how the call was made, ahead of it) and
+        record it. The note is kept apart in the event: it is written for the model, and the
+        page leaves it out. ``not_run``: why a call never ran ("rejected" by a person,
+        "refused" by the rules); the page shows such a call as not run, not as failed."""
         if not force:
             self.scope.raise_if_cancelled()
-        state.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
-        await self.store.record(
-            EventKind.TOOL_RESULT,
-            {"tool_call_id": call_id, "tool": name, "ok": ok, "result": content},
-        )
+        state.messages.append({"role": "tool", "tool_call_id": call_id, "content": note + result})
+        data = {"tool_call_id": call_id, "tool": name, "ok": ok, "result": result}
+        if note:
+            data["note"] = note
+        if not_run:
+            data["not_run"] = not_run
+        await self.store.record(EventKind.TOOL_RESULT, data)
 
     async def _checkpoint(self, state: TurnState) -> None:
         await self.store.save_progress(checkpoint=state.checkpoint(), usage=state.usage)

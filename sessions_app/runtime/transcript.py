@@ -106,7 +106,8 @@ def exchange(turn: PastTurn) -> list[Message]:
                 if any(
                     call.get("tool_call_id") == data.get("tool_call_id") for call in reply.calls
                 ):
-                    reply.results.setdefault(data["tool_call_id"], str(data.get("result", "")))
+                    told = str(data.get("note", "")) + str(data.get("result", ""))
+                    reply.results.setdefault(data["tool_call_id"], told)
                     break
         elif kind == EventKind.APPROVAL_REQUESTED:
             waited_for_approval.add(data.get("tool_call_id"))

@@ -54,15 +54,17 @@ def test_it_runs_the_call_once_with_exactly_the_edited_arguments(
     decided = turn.events.get(kind=EventKind.APPROVAL_DECIDED)
     assert requested.data["arguments"] == original
     assert (decided.data["edited_arguments"], decided.data["edited_by"]) == (EDITED, "carol")
-    # The model is told a person changed the call.
+    # The model is told a person changed the call; the page shows the tool's result alone
+    # (the note is kept apart, for the model and the transcript of later turns).
     result = turn.events.get(kind=EventKind.TOOL_RESULT)
     told = llm.requests[-1].body["messages"][-1]
-    assert told["content"] == result.data["result"]
-    assert result.data["ok"] is True
-    assert result.data["result"] == (
+    note = (
         "Note: a person (carol) changed the arguments of this call before approving it; "
-        f"it ran with {json.dumps(EDITED, sort_keys=True)}.\nEmail sent to y@example.com."
+        f"it ran with {json.dumps(EDITED, sort_keys=True)}.\n"
     )
+    assert told["content"] == note + "Email sent to y@example.com."
+    assert result.data["ok"] is True
+    assert (result.data["note"], result.data["result"]) == (note, "Email sent to y@example.com.")
 
 
 def test_it_refuses_edited_arguments_the_schema_refuses_and_keeps_waiting(user, approver):

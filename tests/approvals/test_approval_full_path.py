@@ -106,5 +106,6 @@ def test_it_tells_the_model_about_a_rejection_and_completes(
         "tool": "send_email",
         "ok": False,
         "result": "Rejected by carol: wrong recipient",
+        "not_run": "rejected",
     }
     assert not turn.events.filter(kind=EventKind.INTERRUPT).exists()

@@ -101,8 +101,10 @@ def test_an_approved_call_runs_once_with_the_approved_arguments(
     assert approval.executed_at is not None
     result = turn.events.get(kind=EventKind.TOOL_RESULT)
     assert result.data["ok"] is True
-    assert result.data["result"].endswith("wiped scratch")
-    assert llm.requests[-1].body["messages"][-1]["content"] == result.data["result"]
+    assert result.data["result"] == "wiped scratch"
+    assert llm.requests[-1].body["messages"][-1]["content"] == (
+        result.data["note"] + result.data["result"]
+    )
 
 
 def test_edited_arguments_are_checked_against_the_tool_schema(ask, approver):

@@ -90,7 +90,8 @@ def test_approval_cards_and_their_updates_suit_the_viewer(
     assert " ".join(parse(decided["fragment"]).text.split()) == "Approved by carol: fine"
     [state] = card_states([decided], card_state)
     assert (state.attrs["data-state"], state.attrs["data-decidable"]) == ("approved", "0")
-    assert state.text == "Approved by carol: fine"
+    # The card says who decided; the reason is told once, by the decision's line.
+    assert state.text == "Approved by carol"
     # A replay leaves the card as it stands now, without controls to decide again.
     last = card_states(messages, card_state)[-1]
     assert (last.attrs["data-state"], last.attrs["data-decidable"]) == ("approved", "0")

@@ -56,12 +56,12 @@ def decision_text(decision: dict[str, Any]) -> str:
 
 
 def card_text(state: str, latest: dict[str, Any] | None) -> str:
-    """An approval card's state line: its latest decision, else how it ended without one, else
-    that it waits."""
+    """An approval card's state line: its latest decision (who; the reason is told once, by the
+    decision's own line below), else how it ended without one, else that it waits."""
     if latest is not None and state == "pending":
         return f"{_decided_by(latest)} {_quorum(latest)}"
     if latest is not None:
-        return _decided_by(latest) + _reason(latest)
+        return _decided_by(latest)
     if state == "expired":
         return "Expired"
     if state == "cancelled":
