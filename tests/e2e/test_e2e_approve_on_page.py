@@ -22,7 +22,10 @@ def test_it_lets_an_approver_approve_on_the_page(login, approver, output_dir):
     card.locator("button.approve").click()
 
     expect(card).to_have_attribute("data-state", "approved")
-    expect(card.locator(".approval-state")).to_have_text("Approved by carol: looks fine")
+    expect(card.locator(".approval-state")).to_have_text("Approved by carol")
+    # The reason is told once, on the decision's own line.
+    decision = page.locator(f".turn[data-turn='{turn.pk}'] .notice.decision")
+    expect(decision).to_have_text("Approved by carol: looks fine")
     expect(card.locator("button.approve")).to_be_hidden()
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
     expect(page.locator(f".turn[data-turn='{turn.pk}'] .tool.result")).to_contain_text(
