@@ -81,6 +81,9 @@ def requests_open(
                 arguments=approval.arguments,
                 expires_at=expires_at.isoformat(),
                 approvals_needed=approval.approvals_needed,
+                # What the waiting user is told: who may decide and who was asked by e-mail.
+                deciders=approval.group.name if approval.group_id else "",
+                notified=len(notifications.mail_recipients(approval)),
                 **({"policy": call["policy"]} if "policy" in call else {}),
             ),
         )

@@ -129,8 +129,8 @@ def test_it_finds_nothing_serious_on_the_chat_pages(login, approver, output_dir,
     session_id = new_session(page, "Email Bob")
     send(page, "send an email to bob@example.com saying hi")
     turn = last_turn(session_id)
-    expect(page.locator(f".turn[data-turn='{turn.pk}'] .approval-state")).to_have_text(
-        "Waiting for approval"
+    expect(page.locator(f".turn[data-turn='{turn.pk}'] .approval-state")).to_contain_text(
+        "Waiting for approval by"
     )
     audit.check(page, "session-waiting")
 
@@ -180,7 +180,7 @@ def test_it_stops_from_the_keyboard_and_shows_the_focus(login, approver, output_
     # The page with the most controls: an approval card (arguments editor, grant, reason,
     # Approve, Reject) next to the composer.
     send(page, "send an email to bob@example.com saying hi")
-    expect(page.locator(".approval .approval-state")).to_have_text("Waiting for approval")
+    expect(page.locator(".approval .approval-state")).to_contain_text("Waiting for approval by")
     page.locator(".approval button", has_text="Edit arguments").click()
     # A click in the page's corner: the next Tab starts from the top, as on a fresh page.
     page.mouse.click(1, 1)

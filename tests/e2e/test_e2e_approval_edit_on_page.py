@@ -61,7 +61,7 @@ def test_it_runs_the_call_with_the_arguments_edited_on_the_card(
     send(page, "send an email to x@example.com")
     turn = last_turn(session_id)
     card = approval_card(page, turn.pk)
-    expect(card.locator(".approval-state")).to_have_text("Waiting for approval")
+    expect(card.locator(".approval-state")).to_contain_text("Waiting for approval by")
 
     card.locator("button.edit-arguments").click()
     editor = card.locator("textarea.arguments-editor")
@@ -112,7 +112,7 @@ def test_it_keeps_the_request_pending_when_the_edit_is_refused(login, approver, 
     turn = last_turn(session_id)
     card = approval_card(page, turn.pk)
     error = card.locator(".approval-error")
-    expect(card.locator(".approval-state")).to_have_text("Waiting for approval")
+    expect(card.locator(".approval-state")).to_contain_text("Waiting for approval by")
     card.locator("button.edit-arguments").click()
     editor = card.locator("textarea.arguments-editor")
 

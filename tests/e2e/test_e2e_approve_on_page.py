@@ -16,7 +16,7 @@ def test_it_lets_an_approver_approve_on_the_page(login, approver, output_dir):
     send(page, "send an email to x@example.com")
     turn = last_turn(session_id)
     card = page.locator(f".turn[data-turn='{turn.pk}'] .approval")
-    expect(card.locator(".approval-state")).to_have_text("Waiting for approval")
+    expect(card.locator(".approval-state")).to_contain_text("Waiting for approval by")
 
     card.locator("input.reason").fill("looks fine")
     card.locator("button.approve").click()

@@ -70,7 +70,7 @@ def test_it_shows_grants_made_and_revoked_elsewhere_as_they_happen(
     send(page, "send an email to x@example.com")
     turn = last_turn(session_id)
     card = page.locator(f".turn[data-turn='{turn.pk}'] .approval")
-    expect(card.locator(".approval-state")).to_have_text("Waiting for approval")
+    expect(card.locator(".approval-state")).to_contain_text("Waiting for approval by")
 
     # Approved for the session by another client of the approver.
     status, _ = api_post(

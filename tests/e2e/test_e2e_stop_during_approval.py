@@ -19,7 +19,7 @@ def test_it_stops_a_turn_waiting_for_approval_with_one_notice(login, user, outpu
 
     card = page.locator(f".turn[data-turn='{turn.pk}'] .approval")
     expect(card).to_have_attribute("data-state", "pending")
-    expect(card.locator(".approval-state")).to_have_text("Waiting for approval")
+    expect(card.locator(".approval-state")).to_contain_text("Waiting for approval by")
     expect(card.locator("code")).to_have_text("send_email")
     expect(card.locator("pre")).to_contain_text('"to": "x@example.com"')
     expect(chip(page, turn.pk)).to_have_text("Waiting for approval")

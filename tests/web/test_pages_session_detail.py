@@ -127,7 +127,8 @@ def test_a_waiting_approval_card_offers_its_controls_to_approvers_only(
     owner_page = open_page(client, user, turn.session)
     [card] = owner_page.by_id(f"turn-{turn.pk}-events").by_class("approval")
     assert card.attrs["data-state"] == "pending"
-    assert words(owner_page.by_id(f"approval-{approval.pk}-state").text) == "Waiting for approval"
+    waiting = words(owner_page.by_id(f"approval-{approval.pk}-state").text)
+    assert waiting.startswith("Waiting for approval by an approver · expires ")
     assert not card.by_class("approval-actions")
 
     turn.session.owner = approver

@@ -129,7 +129,7 @@ class Timeline:
         return Card(
             id=approval_id,
             state=state,
-            text=words.card_text(state, latest),
+            text=words.card_text(state, latest, approval.requested),
             decidable=not final and status.get("status") == TurnStatus.WAITING_FOR_APPROVAL,
             arguments=arguments,
             fields=sorted(requested),

@@ -2,6 +2,7 @@
 a tool's progress, arguments and results. One wording each, for the page and the socket alike."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -55,9 +56,10 @@ def decision_text(decision: dict[str, Any]) -> str:
     return text + _reason(decision)
 
 
-def card_text(state: str, latest: dict[str, Any] | None) -> str:
+def card_text(state: str, latest: dict[str, Any] | None, requested: dict[str, Any]) -> str:
     """An approval card's state line: its latest decision (who; the reason is told once, by the
-    decision's own line below), else how it ended without one, else that it waits."""
+    decision's own line below), else how it ended without one, else that it waits — for whom,
+    who was told, and until when."""
     if latest is not None and state == "pending":
         return f"{_decided_by(latest)} {_quorum(latest)}"
     if latest is not None:
@@ -66,7 +68,25 @@ def card_text(state: str, latest: dict[str, Any] | None) -> str:
         return "Expired"
     if state == "cancelled":
         return "Cancelled"
-    return "Waiting for approval"
+    return waiting_text(requested)
+
+
+def waiting_text(requested: dict[str, Any]) -> str:
+    """ "Waiting for approval by the group ops (2 needed) · 3 approvers told by e-mail · expires
+    8 Dec 2026, 11:19 UTC"."""
+    group = requested.get("deciders")
+    needed = requested.get("approvals_needed") or 1
+    text = "Waiting for approval by " + (f"the group {group}" if group else "an approver")
+    if needed > 1:
+        text += f" ({needed} needed)"
+    notified = requested.get("notified")
+    if notified:
+        text += f" · {notified} approver{'s' if notified != 1 else ''} told by e-mail"
+    expires = requested.get("expires_at")
+    if expires:
+        at = datetime.fromisoformat(expires).astimezone(UTC)
+        text += f" · expires {at.day} {at:%b %Y, %H:%M} UTC"
+    return text
 
 
 def rejudged_text(decision: dict[str, Any]) -> str:
