@@ -92,6 +92,10 @@ class ChatPage {
     this.form = root.querySelector("#composer");
     this.message = root.querySelector("#message");
     this.notice = root.querySelector("#notice");
+    this.jump = root.querySelector("#jump-latest");
+    // Whether the view follows the newest text: it does while the reader is at the bottom,
+    // and stays put once they scroll up, until they come back down or jump there.
+    this.following = true;
     this.buttons = {
       send: root.querySelector("#send"),
       interrupt: root.querySelector("#send-interrupt"),
@@ -148,8 +152,26 @@ class ChatPage {
     });
     addCopyButtons(this.timeline);
     this.updateControls();
+    // A reload opens at the newest text, not where the browser last was.
+    if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+    window.addEventListener("scroll", () => this.onScroll(), { passive: true });
+    this.jump.addEventListener("click", () => {
+      this.scrollToEnd();
+      this.message.focus({ preventScroll: true });
+    });
     this.scrollToEnd();
     this.connect();
+  }
+
+  onScroll() {
+    this.following = this.nearBottom();
+    if (this.following) this.jump.hidden = true;
+  }
+
+  // After new content: follow it, or offer the way down.
+  keepInView() {
+    if (this.following) this.scrollToEnd();
+    else this.jump.hidden = false;
   }
 
   // Websocket
@@ -234,7 +256,6 @@ class ChatPage {
 
   onEvent({ event, fragment, shell, updates }) {
     this.lastSeq = Math.max(this.lastSeq, event.seq);
-    const stick = this.nearBottom();
     const list = event.turn === null ? this.timeline : this.turnList(event.turn, shell);
     const node = fragment ? parse(fragment) : null;
     if (node && list) {
@@ -251,7 +272,7 @@ class ChatPage {
     }
     this.empty.hidden = true;
     this.updateControls();
-    if (stick) this.scrollToEnd();
+    this.keepInView();
   }
 
   // The events list of a turn, drawing the turn (inside its parent's, for a sub-agent) the
@@ -336,10 +357,9 @@ class ChatPage {
     if (known === undefined || delta.offset !== known.length) return;
     const item = document.getElementById(`event-${delta.seq}`);
     if (!item || item.dataset.streaming !== "1") return;
-    const stick = this.nearBottom();
     this.streamed.set(delta.seq, known + delta.text);
     this.showRawTail(delta.seq, item.querySelector(".bubble"));
-    if (stick) this.scrollToEnd();
+    this.keepInView();
   }
 
   // The text not rendered yet, raw, after the rendering. It continues the last paragraph or
