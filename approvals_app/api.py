@@ -1,7 +1,7 @@
 """The approvals API: the same decisions as the admin queue, for approvers only."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
@@ -128,6 +128,9 @@ class ApprovalListApi(APIView):
     @extend_schema(
         parameters=[ApprovalsQuerySerializer],
         responses={200: ApprovalPageSerializer, 400: ErrorSerializer, **AUTH_ERRORS},
+        summary="List approval requests",
+        description="The requests this approver may see, oldest first, a page at a time "
+        "(approvers only). Pending requests past their deadline are left out.",
     )
     def get(self, request):
         query = ApprovalsQuerySerializer(data=query_params(request))
@@ -222,13 +225,56 @@ class _DecideApi(APIView):
 
 
 class ApprovalApproveApi(_DecideApi):
-    @extend_schema(request=ApproveInSerializer, responses=DECIDE_RESPONSES)
+    @extend_schema(
+        request=ApproveInSerializer,
+        responses=DECIDE_RESPONSES,
+        summary="Approve a tool call",
+        description="Approve the pending call, as it is or with edited `arguments`; with "
+        "`grant`, later calls of the tool in the session run without asking. A request that "
+        "needs more approvers stays pending until enough have approved. 409 `not_pending` "
+        "once it is decided, cancelled or expired; 409 `self_approval_forbidden` for the "
+        "requester where the rule forbids it.",
+        # For the built-in send_email tool: arguments and grants name that tool's arguments.
+        examples=[
+            OpenApiExample(
+                "Approve", value={"reason": "Checked the recipient."}, request_only=True
+            ),
+            OpenApiExample(
+                "Approve with edited arguments",
+                value={
+                    "reason": "Sent to the team list instead.",
+                    "arguments": {
+                        "to": "team@example.com",
+                        "subject": "Weekly report",
+                        "body": "All good this week.",
+                    },
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Approve for the rest of the session, to the same recipient",
+                value={"grant": {"match": ["to"]}},
+                request_only=True,
+            ),
+        ],
+    )
     def post(self, request, approval_id):
         return self.decide(request, approval_id, approve=True, serializer_class=ApproveInSerializer)
 
 
 class ApprovalRejectApi(_DecideApi):
-    @extend_schema(request=DecisionInSerializer, responses=DECIDE_RESPONSES)
+    @extend_schema(
+        request=DecisionInSerializer,
+        responses=DECIDE_RESPONSES,
+        summary="Reject a tool call",
+        description="Reject the pending call: the turn goes on without it, and the model is "
+        "told the reason. 409 `not_pending` once it is decided, cancelled or expired.",
+        examples=[
+            OpenApiExample(
+                "Reject", value={"reason": "Not to an outside address."}, request_only=True
+            )
+        ],
+    )
     def post(self, request, approval_id):
         return self.decide(
             request, approval_id, approve=False, serializer_class=DecisionInSerializer
@@ -270,6 +316,9 @@ class SessionGrantRevokeApi(APIView):
             **AUTH_ERRORS,
             **THROTTLED_ERRORS,
         },
+        summary="Revoke a session grant",
+        description="Later calls of the grant's tool in the session ask for approval again "
+        "(approvers only). Revoking a revoked grant changes nothing.",
     )
     def post(self, request, session_id, grant_id):
         get_object_or_404(SessionGrant, pk=grant_id, session_id=session_id)

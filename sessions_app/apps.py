@@ -12,13 +12,14 @@ class SessionsAppConfig(AppConfig):
         from sessions_app import signals  # noqa: F401
         from sessions_app.core import tool_catalog
         from sessions_app.mcp import checks  # noqa: F401
-        from sessions_app.mcp.tools import cached_tool
+        from sessions_app.mcp.tools import cached_tool, cached_tool_names
         from sessions_app.runtime.tools import registry
 
         # The lower layers know the runtime's tools through the catalog.
         tool_catalog.register(
             lookup=lambda name: registry().get(name) or cached_tool(name),
             built_in_names=lambda: registry().keys(),
+            discovered_names=cached_tool_names,
         )
 
         # The turns run on django-q2's cluster, and its admin can make the cluster run anything.

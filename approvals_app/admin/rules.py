@@ -1,11 +1,14 @@
 """The admin pages around the queue: the audit of decisions, session grants (and revoking
 them), and the policy's rules (superusers only)."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
 from agentproj.admin_access import SuperuserOnlyAdmin
 from approvals_app import selectors, services
+from approvals_app.models import PolicyRule
+from sessions_app.core import tool_catalog
 
 
 class ApprovalDecisionAdmin(admin.ModelAdmin):
@@ -89,8 +92,53 @@ class SessionGrantAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {queryset.count()} grant(s).", messages.SUCCESS)
 
 
+class PolicyRuleForm(forms.ModelForm):
+    """A rule's tool is picked from the tools known now: the built-in ones and those the MCP
+    servers listed when their tools were last discovered. A typo in free text would make a rule
+    that never applies, silently. A rule whose tool is no longer known keeps it, listed apart."""
+
+    tool_name = forms.ChoiceField(
+        label="Tool",
+        help_text="MCP servers' tools are listed once discovered (the MCP server's page: "
+        '"Discover tools now").',
+    )
+
+    class Meta:
+        model = PolicyRule
+        fields = [
+            "name",
+            "tool_name",
+            "agent",
+            "position",
+            "field",
+            "operator",
+            "value",
+            "outcome",
+            "group",
+            "quorum",
+            "allow_self_approval",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        built_in = tool_catalog.built_in_names()
+        discovered = tool_catalog.discovered_names() - built_in
+        saved = self.instance.tool_name
+        gone = {saved} - built_in - discovered - {""}
+        groups = [
+            ("Built-in tools", built_in),
+            ("MCP servers' tools", discovered),
+            ("No longer offered", gone),
+        ]
+        self.fields["tool_name"].choices = [("", "---------")] + [
+            (group, [(name, name) for name in sorted(names)]) for group, names in groups if names
+        ]
+
+
 class PolicyRuleAdmin(SuperuserOnlyAdmin):
     """Policies are edited by superusers only: a rule decides who may run what."""
+
+    form = PolicyRuleForm
 
     list_display = [
         "tool_name",

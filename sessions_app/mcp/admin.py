@@ -1,5 +1,6 @@
 """The admin of MCP servers (superusers only): how a server is reached, its secrets (headers,
-env) never shown back, and the tools it listed."""
+env) never shown back, and the tools it listed. The form shows the fields of the chosen transport
+only (``static/agentproj/mcp_admin.js``)."""
 
 import json
 from functools import partial
@@ -7,6 +8,7 @@ from functools import partial
 from django import forms
 from django.contrib import admin
 from django.db import transaction
+from django.forms.widgets import Script
 from django.utils.html import format_html, format_html_join
 from django_q.tasks import async_task
 
@@ -17,6 +19,9 @@ from sessions_app.mcp import registry
 from sessions_app.mcp import tools as mcp_tools
 from sessions_app.mcp.registry import SECRET_MASK
 from sessions_app.models import McpServer, McpTransport
+
+# The class of each transport's fieldset, by transport; mcp_admin.js shows the chosen one's.
+TRANSPORT_FIELDSET_CLASS = {transport: f"mcp-transport-{transport}" for transport in McpTransport}
 
 
 class SecretsField(forms.CharField):
@@ -132,6 +137,18 @@ class McpServerForm(forms.ModelForm):
             if secrets is not None and secrets != getattr(server, field):
                 setattr(server, field, secrets)
                 self.changed_data.append(field)
+        # A server moved to the other transport keeps nothing of the one it left: no secret
+        # stays stored for a connection it no longer makes (a field the page did not send,
+        # hidden with its transport, keeps its stored value otherwise).
+        left_behind = (
+            {"url": "", "headers": {}}
+            if server.transport == McpTransport.STDIO
+            else {"command": "", "args": [], "env": {}}
+        )
+        for field, empty in left_behind.items():
+            if getattr(server, field) != empty:
+                setattr(server, field, empty)
+                self.changed_data.append(field)
         if server.pk and set(self.changed_data) & set(registry.CONNECTION_FIELDS):
             registry.mcp_server_forget_tools(server)
         if commit:
@@ -167,12 +184,30 @@ class McpServerAdmin(SuperuserOnlyAdmin):
         "discovered_tools",
     ]
 
+    class Media:
+        js = [Script("agentproj/mcp_admin.js", type="module")]
+
     def get_fieldsets(self, request, obj=None):
         editable = obj is None or not obj.declared
+        by_transport = {
+            McpTransport.STDIO: (
+                "stdio",
+                ["command", "args", *(["new_env"] if editable else [])],
+            ),
+            McpTransport.HTTP: (
+                "Streamable HTTP",
+                ["url", *(["new_headers"] if editable else [])],
+            ),
+        }
+        # A server shown read-only cannot change its transport: the other one's fields are
+        # left out here, where no script is needed to hide them.
+        shown = by_transport if editable else {obj.transport: by_transport[obj.transport]}
         return [
             (None, {"fields": ["name", "transport", "enabled", "declared"]}),
-            ("stdio", {"fields": ["command", "args", *(["new_env"] if editable else [])]}),
-            ("Streamable HTTP", {"fields": ["url", *(["new_headers"] if editable else [])]}),
+            *(
+                (title, {"fields": fields, "classes": [TRANSPORT_FIELDSET_CLASS[transport]]})
+                for transport, (title, fields) in shown.items()
+            ),
             ("Secrets", {"fields": ["stored_secrets"]}),
             (
                 "Tools (from tools/list)",

@@ -150,6 +150,17 @@ def cached_tool(name: str) -> McpTool | None:
     return tools_of(ServerSpec.of(server), server.tools).get(name)
 
 
+def cached_tool_names() -> list[str]:
+    """The offered names of the tools every registered server last listed, enabled or not: a
+    policy rule for a server's tools is best written before the server is enabled."""
+    offered = (
+        offered_name(server.name, listed.get("name", ""))
+        for server in McpServer.objects.only("name", "tools")
+        for listed in server.tools
+    )
+    return sorted(name for name in offered if OFFERED_NAME.match(name))
+
+
 def describe(exc: BaseException, spec: ServerSpec) -> str:
     """A short reason from what opening a connection or a call raised (often an anyio exception
     group), fit to log, store and show: the server's secrets masked, on one line, no controls."""

@@ -6,7 +6,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
@@ -86,6 +86,7 @@ class SessionListApi(GenericAPIView):
             404: ErrorSerializer,
             **AUTH_ERRORS,
         },
+        summary="List your sessions",
         description="The user's sessions, newest first, a page at a time (404 past the last).",
     )
     def get(self, request):
@@ -100,6 +101,15 @@ class SessionListApi(GenericAPIView):
             **AUTH_ERRORS,
             **THROTTLED_ERRORS,
         },
+        summary="Create a session",
+        description="A new, empty session. Without `agent` it uses the default agent profile; "
+        "`agent` is an id from `GET /api/agents/` (an unknown one is a 400). Without `title` it "
+        'is untitled ("New chat") until its first message names it.',
+        # Swagger UI would otherwise offer `"agent": 0`, which names no profile.
+        examples=[
+            OpenApiExample("A titled session", value={"title": "Trip plans"}, request_only=True),
+            OpenApiExample("Untitled until its first message", value={}, request_only=True),
+        ],
     )
     def post(self, request):
         data = SessionInSerializer(data=request.data)
@@ -109,7 +119,12 @@ class SessionListApi(GenericAPIView):
 
 
 class AgentListApi(APIView):
-    @extend_schema(responses={200: AgentOutSerializer(many=True), **AUTH_ERRORS})
+    @extend_schema(
+        responses={200: AgentOutSerializer(many=True), **AUTH_ERRORS},
+        summary="List the agent profiles",
+        description="The agent profiles a new session may use (`agent` of `POST /api/sessions/`); "
+        "`is_default` marks the one a session gets without a choice.",
+    )
     def get(self, request):
         return Response(AgentOutSerializer(selectors.agents_to_pick(), many=True).data)
 
@@ -117,7 +132,12 @@ class AgentListApi(APIView):
 class SessionDetailApi(APIView):
     throttle_classes = [SessionChangeThrottle]
 
-    @extend_schema(responses={200: SessionOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
+    @extend_schema(
+        responses={200: SessionOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS},
+        summary="Get a session",
+        description="One of the user's sessions, with its status and active turn (404 for "
+        "another user's).",
+    )
     def get(self, request, session_id):
         session = get_object_or_404(
             selectors.sessions_with_active_turn(request.user), pk=session_id
@@ -133,7 +153,12 @@ class SessionDetailApi(APIView):
             **AUTH_ERRORS,
             **THROTTLED_ERRORS,
         },
-        description="Rename the session.",
+        summary="Rename a session",
+        description="Give the session a new title, by the rules of `POST /api/sessions/`; an "
+        'empty one leaves it untitled ("New chat") until its next message names it.',
+        examples=[
+            OpenApiExample("A new title", value={"title": "Trip plans, day two"}, request_only=True)
+        ],
     )
     def patch(self, request, session_id):
         session = own_session(request, session_id)
@@ -148,6 +173,7 @@ class SessionDetailApi(APIView):
     @extend_schema(
         request=None,
         responses={204: None, 404: ErrorSerializer, **AUTH_ERRORS, **THROTTLED_ERRORS},
+        summary="Delete a session",
         description="Delete the session with its turns, timeline and approval requests. An "
         "active turn is stopped first (one interrupt notice, its pending approval requests "
         "cancelled), and turns waiting behind it end stopped too.",
@@ -171,10 +197,25 @@ class TurnCreateApi(APIView):
             **AUTH_ERRORS,
             **THROTTLED_ERRORS,
         },
-        description="Send a message. `on_busy`: `reject` (409 session_busy), `interrupt` "
+        summary="Send a message",
+        description="Start a turn with the message; it is answered 202 at once and runs on a "
+        "worker (follow it on the websocket or `GET .../events/`). `on_busy`: `reject` (409 "
+        "session_busy), `interrupt` "
         "(stop the active turn, then start this one) or `enqueue` (start when it ends). "
         "429 `throttled` beyond the user's rate; 429 `too_many_active_turns` when the turn "
         "would start while the user has MAX_ACTIVE_TURNS_PER_USER turns active.",
+        examples=[
+            OpenApiExample(
+                "A message",
+                value={"message": "What time is it in Tokyo?", "on_busy": "reject"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "After the active turn",
+                value={"message": "Then summarise it in one line.", "on_busy": "enqueue"},
+                request_only=True,
+            ),
+        ],
     )
     def post(self, request, session_id):
         data = TurnInSerializer(data=request.data)
@@ -193,7 +234,12 @@ class TurnCreateApi(APIView):
 
 
 class TurnDetailApi(APIView):
-    @extend_schema(responses={200: TurnOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
+    @extend_schema(
+        responses={200: TurnOutSerializer, 404: ErrorSerializer, **AUTH_ERRORS},
+        summary="Get a turn",
+        description="One turn of the session: its status, why it stopped or failed, its "
+        "timestamps and the tokens it used.",
+    )
     def get(self, request, session_id, turn_id):
         session = own_session(request, session_id)
         turn = get_object_or_404(session.turns, pk=turn_id)
@@ -215,8 +261,14 @@ class SessionCancelApi(APIView):
             **AUTH_ERRORS,
             **THROTTLED_ERRORS,
         },
+        summary="Stop a turn",
         description="Stop the active turn (or the named one). 200 when it is already terminal, "
         "202 `stopping` while its worker winds down; 409 no_active_turn.",
+        examples=[
+            OpenApiExample(
+                "The active turn", value={"reason": "Wrong question."}, request_only=True
+            ),
+        ],
     )
     def post(self, request, session_id):
         session = own_session(request, session_id)
@@ -276,6 +328,11 @@ class SessionEventsApi(APIView):
             **AUTH_ERRORS,
             **THROTTLED_ERRORS,
         },
+        summary="Read the timeline",
+        description="The session's timeline events after `after`, oldest first, at most "
+        f"{EVENTS_PAGE} an answer; with `has_more` ask again from the last `seq`. Live text "
+        "(token deltas) is on the websocket only; an assistant message's event holds its text "
+        "so far.",
     )
     def get(self, request, session_id):
         session = own_session(request, session_id)
