@@ -142,6 +142,7 @@ PAGE_TEXTS = {
     "discard_edit": "Discard edit",
     "copy": "Copy",
     "copy_code": "Copy code",
+    "copy_answer": "Copy this answer",
     "copied": "Copied",
     "copy_failed": "Copy failed",
     "rename_failed": "The session could not be renamed.",

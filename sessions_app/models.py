@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from agentproj.validators import one_line_text
 from agentproj.vocabulary import (
@@ -111,9 +112,16 @@ class AgentSession(models.Model):
     last_seq = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When its latest timeline event was written (its creation until then): the sidebar and the
+    # list put the sessions a user is busy with first. Set with ``last_seq``, in the same write;
+    # unlike ``updated_at``, a rename leaves it alone.
+    last_activity_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-updated_at"]
+        indexes = [
+            models.Index(fields=["owner", "-last_activity_at"], name="session_owner_activity")
+        ]
 
     def __str__(self):
         # As chat apps call a conversation before its first message names it.

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
 from django.db import transaction
+from django.utils import timezone
 
 from agentproj.vocabulary import EVENT_MESSAGE_TYPE, EventKind
 from sessions_app.core import rendering
@@ -62,7 +63,8 @@ def append(
     grows; the unique (session, seq) constraint backs that up.
     """
     session.last_seq += 1
-    session.save(update_fields=["last_seq", "updated_at"])
+    session.last_activity_at = timezone.now()
+    session.save(update_fields=["last_seq", "last_activity_at", "updated_at"])
     event = TimelineEvent.objects.create(
         session=session,
         turn=turn,
@@ -86,7 +88,8 @@ def append_many(
     ``session_fields`` the caller changed) and one of the events: a sent message's path."""
     first_seq = session.last_seq + 1
     session.last_seq += len(entries)
-    session.save(update_fields=["last_seq", "updated_at", *session_fields])
+    session.last_activity_at = timezone.now()
+    session.save(update_fields=["last_seq", "last_activity_at", "updated_at", *session_fields])
     written = TimelineEvent.objects.bulk_create(
         TimelineEvent(
             session=session,

@@ -3,7 +3,8 @@
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models.functions import Left
 
 from agentproj.vocabulary import ACTIVE_STATUSES, SESSION_STATUS_OF_TURN, EventKind
 from sessions_app.core.events import serialize_event
@@ -31,6 +32,24 @@ def sessions_with_active_turn(user):
     )
 
 
+# Characters of a session's latest message that the list reads for its one-line preview.
+PREVIEW_CHARS = 160
+
+
+def sessions_by_activity(user):
+    """The user's sessions, the most recently active first, in one query whatever their
+    number, each with the status of its active turn (``active_turn_status``, None when it has
+    none) and the start of its latest message (``latest_message``, None before the first)."""
+    turns = Turn.objects.filter(session=OuterRef("pk"), parent__isnull=True)
+    active = turns.filter(status__in=ACTIVE_STATUSES).values("status")[:1]
+    latest = turns.order_by("-index").values(start=Left("user_message", PREVIEW_CHARS))[:1]
+    return (
+        sessions_of(user)
+        .annotate(active_turn_status=Subquery(active), latest_message=Subquery(latest))
+        .order_by("-last_activity_at", "-created_at")
+    )
+
+
 def active_turn_of(session: AgentSession) -> Turn | None:
     """The active turn of a session from ``sessions_with_active_turn``."""
     return session.active_turns[0] if session.active_turns else None
@@ -53,7 +72,12 @@ def session_active_turn(session: AgentSession) -> Turn | None:
 
 def session_status(active: Turn | None) -> str:
     """A session's status is derived from its active turn; it is never stored."""
-    return SESSION_STATUS_OF_TURN[active.status] if active else "idle"
+    return session_status_of_turn_status(active.status if active else None)
+
+
+def session_status_of_turn_status(active_turn_status: str | None) -> str:
+    """``session_status`` from the active turn's status alone (``sessions_by_activity``)."""
+    return SESSION_STATUS_OF_TURN[active_turn_status] if active_turn_status else "idle"
 
 
 def events_after(

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentproj.api import AUTH_ERRORS, THROTTLED_ERRORS, ErrorSerializer, query_params
+from agentproj.api_auth import SessionAuthentication
 from agentproj.throttling import (
     CancelThrottle,
     EventsThrottle,
@@ -23,6 +24,7 @@ from agentproj.throttling import (
 from agentproj.vocabulary import TERMINAL_STATUSES
 from sessions_app.core import broadcast, lifecycle, selectors, sessions
 from sessions_app.models import AgentSession
+from sessions_app.web import views
 from sessions_app.web.serializers import (
     AgentOutSerializer,
     CancelInSerializer,
@@ -181,6 +183,10 @@ class SessionDetailApi(APIView):
     def delete(self, request, session_id):
         session = own_session(request, session_id)
         sessions.session_delete(session=session, actor=request.user)
+        # A browser's page goes to the list next, which tells what was deleted; a client with
+        # a token has no pages.
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            views.told_deleted(request._request, session)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -42,7 +42,7 @@ from agentproj.throttling import ResumeThrottle, spend
 from agentproj.vocabulary import CloseCode
 from approvals_app.services import can_decide
 from sessions_app.core import broadcast, events, selectors, sockets
-from sessions_app.web.fragments import session_row_html, session_title_html
+from sessions_app.web.fragments import session_fragments, session_title_html
 from sessions_app.web.timeline import fold, render
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
@@ -287,8 +287,9 @@ class SessionConsumer(LoginBoundConsumer):
 
 
 class SessionListConsumer(LoginBoundConsumer):
-    """Keeps an open session list current: a session's row re-rendered when its status or title
-    changes (``{"type": "row", "session", "html"}``), or ``{"type": "removed", "session"}``."""
+    """Keeps an open session list and a chat page's sidebar current: a session re-rendered when
+    it is created or its status or title changes, as the list's row and the sidebar's item
+    (``{"type": "row", "session", "html", "item"}``), or ``{"type": "removed", "session"}``."""
 
     group: str | None = None
 
@@ -308,11 +309,11 @@ class SessionListConsumer(LoginBoundConsumer):
         if not await self.still_allowed():
             return
         session_id = message["session"]
-        html = await database_sync_to_async(session_row_html)(self.user, session_id)
-        if html is None:
+        fragments = await database_sync_to_async(session_fragments)(self.user, session_id)
+        if fragments is None:
             await self.send_json({"type": "removed", "session": session_id})
         else:
-            await self.send_json({"type": "row", "session": session_id, "html": html})
+            await self.send_json({"type": "row", "session": session_id, **fragments})
 
 
 class ApprovalQueueConsumer(LoginBoundConsumer):

@@ -1,5 +1,6 @@
-"""HTML the sockets send besides the timeline's: a session's row of the list and its title,
-rendered through the same partials as the pages that show them."""
+"""HTML the sockets send besides the timeline's: a session's row of the list, its item of the
+chat page's sidebar and its title, rendered through the same partials as the pages that show
+them."""
 
 from django.template.loader import render_to_string
 
@@ -9,20 +10,31 @@ from sessions_app.models import AgentSession
 
 
 def session_row(session: AgentSession) -> dict:
-    """A row of the list, for a session from ``selectors.sessions_with_active_turn``."""
-    status = selectors.session_status(selectors.active_turn_of(session))
-    return {"session": session, "status": status, "label": SESSION_STATUS_LABELS[status]}
+    """What the list's row and the sidebar's item show of a session from
+    ``selectors.sessions_by_activity``."""
+    status = selectors.session_status_of_turn_status(session.active_turn_status)
+    preview = " ".join((session.latest_message or "").split())
+    return {
+        "session": session,
+        "status": status,
+        "label": SESSION_STATUS_LABELS[status],
+        # A first message that named the session says nothing more below its title.
+        "preview": "" if preview == session.title else preview,
+    }
 
 
-def session_row_html(user, session_id) -> str | None:
-    """A session's row of the list as the list page renders it; None when the user has no such
-    session (any more). The row's forms get their CSRF token from the page it lands in."""
-    session = selectors.sessions_with_active_turn(user).filter(pk=session_id).first()
+def session_fragments(user, session_id) -> dict[str, str] | None:
+    """A session's row of the list (``html``) and its item of the sidebar (``item``), as the
+    pages render them; None when the user has no such session (any more). The row's forms get
+    their CSRF token from the page it lands in; the item is marked current by the page."""
+    session = selectors.sessions_by_activity(user).filter(pk=session_id).first()
     if session is None:
         return None
-    return render_to_string(
-        "sessions/_session_row.html", {"row": session_row(session), "limits": PAGE_LIMITS}
-    )
+    row = session_row(session)
+    return {
+        "html": render_to_string("sessions/_session_row.html", {"row": row, "limits": PAGE_LIMITS}),
+        "item": render_to_string("sessions/_sidebar_item.html", {"row": row}),
+    }
 
 
 def session_title_html(name: str) -> str:

@@ -4,6 +4,7 @@ places the fragments the socket renders through the same partials."""
 
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +18,10 @@ from sessions_app.core import selectors, sessions
 from sessions_app.models import AgentSession
 from sessions_app.web.fragments import session_row
 from sessions_app.web.timeline import render as timeline
+
+# Sessions in the chat page's sidebar: the most recently active, enough for a day's work; the
+# list page (its search, its pages) has every one.
+SIDEBAR_SESSIONS = 50
 
 
 class SessionForm(forms.ModelForm):
@@ -64,8 +69,8 @@ def _next_url(request) -> str:
 @require_http_methods(["GET", "POST"])
 @page_throttle(SessionChangeThrottle, methods=("POST",))
 def session_list(request):
-    """The user's sessions, newest first, ``SESSIONS_PER_PAGE`` a page, in the same few queries
-    whatever their number; POST creates one."""
+    """The user's sessions, the most recently active first, ``SESSIONS_PER_PAGE`` a page, in the
+    same few queries whatever their number; POST creates one (the sidebar's New chat too)."""
     form = SessionForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         session = sessions.session_create(
@@ -73,7 +78,7 @@ def session_list(request):
         )
         return redirect("session-detail", session_id=session.pk)
     query = request.GET.get("q", "").strip()
-    owned = selectors.sessions_with_active_turn(request.user)
+    owned = selectors.sessions_by_activity(request.user)
     if query:
         owned = owned.filter(title__icontains=query)
     page = Paginator(owned, selectors.SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
@@ -110,6 +115,11 @@ def session_rename(request, session_id):
     )
 
 
+def told_deleted(request, session) -> None:
+    """The notice the page after a deletion shows: what was deleted."""
+    messages.success(request, f"Deleted “{session}”.")
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 @page_throttle(SessionChangeThrottle, methods=("POST",))
@@ -118,12 +128,24 @@ def session_delete(request, session_id):
     session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
     if request.method == "POST":
         sessions.session_delete(session=session, actor=request.user)
+        told_deleted(request, session)
         return redirect("session-list")
     return render(
         request,
         "sessions/delete.html",
         {"session": session, "active_turn": selectors.session_active_turn(session)},
     )
+
+
+def _sidebar(user) -> dict:
+    """The chat page's sidebar: the user's ``SIDEBAR_SESSIONS`` most recently active sessions
+    (one query), and whether there are more, which the list page shows."""
+    recent = list(selectors.sessions_by_activity(user)[: SIDEBAR_SESSIONS + 1])
+    return {
+        "rows": [session_row(session) for session in recent[:SIDEBAR_SESSIONS]],
+        "more": len(recent) > SIDEBAR_SESSIONS,
+        "limit": SIDEBAR_SESSIONS,
+    }
 
 
 @login_required
@@ -140,5 +162,6 @@ def session_detail(request, session_id):
                 events, session_id=session.pk, can_decide=can_decide(request.user)
             ),
             "message_max_chars": settings.AGENT_MAX_MESSAGE_CHARS,
+            "sidebar": _sidebar(request.user),
         },
     )

@@ -54,10 +54,31 @@ function addCopyButtons(root) {
   }
 }
 
-async function copyCode(button) {
-  const pre = button.parentElement.querySelector("pre");
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const EXACT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const TIMES_EVERY_MS = 60000;
+
+// A message's time reads relative ("5 minutes ago"), older than a day as a date, and exact, in
+// the reader's own time zone, on hover.
+function showTimes(root) {
+  const now = Date.now();
+  for (const time of root.querySelectorAll("time.msg-time")) {
+    const at = new Date(time.dateTime);
+    if (Number.isNaN(at.getTime())) continue;
+    const minutes = Math.round((at.getTime() - now) / 60000);
+    if (Math.abs(minutes) < 1) time.textContent = RELATIVE.format(0, "second");
+    else if (Math.abs(minutes) < 60) time.textContent = RELATIVE.format(minutes, "minute");
+    else if (Math.abs(minutes) < 24 * 60) {
+      time.textContent = RELATIVE.format(Math.round(minutes / 60), "hour");
+    } else time.textContent = EXACT.format(at);
+    time.title = EXACT.format(at);
+  }
+}
+
+// A code block's text, or an answer's as it reads.
+async function copyText(button, text) {
   try {
-    await navigator.clipboard.writeText(pre.textContent);
+    await navigator.clipboard.writeText(text);
     button.textContent = TEXTS.copied;
   } catch {
     button.textContent = TEXTS.copy_failed;
@@ -65,6 +86,14 @@ async function copyCode(button) {
   setTimeout(() => {
     button.textContent = TEXTS.copy;
   }, COPY_LABEL_MS);
+}
+
+// A tool use opens to its arguments, result and decided card, a sub-agent to its work; each
+// closes again.
+function toggleOpen(button) {
+  const open = button.getAttribute("aria-expanded") !== "true";
+  button.setAttribute("aria-expanded", String(open));
+  button.closest(".tool-use, .turn").classList.toggle("open", open);
 }
 
 function readableError(result) {
@@ -151,6 +180,8 @@ class ChatPage {
       this.connect();
     });
     addCopyButtons(this.timeline);
+    showTimes(this.timeline);
+    setInterval(() => showTimes(this.timeline), TIMES_EVERY_MS);
     this.updateControls();
     // A reload opens at the newest text, not where the browser last was.
     if ("scrollRestoration" in history) history.scrollRestoration = "manual";
@@ -254,22 +285,21 @@ class ChatPage {
 
   // Events
 
-  onEvent({ event, fragment, shell, updates }) {
+  onEvent({ event, fragment, shell, updates, place }) {
     this.lastSeq = Math.max(this.lastSeq, event.seq);
-    const list = event.turn === null ? this.timeline : this.turnList(event.turn, shell);
+    const turnList = event.turn === null ? this.timeline : this.turnList(event.turn, shell);
+    // What belongs inside another item (a call's result or card, a card's decision) goes
+    // into that item's list.
+    const list = place ? document.getElementById(place) : turnList;
     const node = fragment ? parse(fragment) : null;
     if (node && list) {
       if (event.kind === KINDS.STATUS) this.placeFoot(event, node);
       else if (event.kind === KINDS.TOOL_PROGRESS) this.placeProgress(list, node);
       else if (event.kind === KINDS.ASSISTANT_MESSAGE) this.placeAssistant(event, list, node);
       else if (!document.getElementById(node.id)) insertBySeq(list, node);
+      showTimes(node);
     }
     for (const html of updates || []) this.applyUpdate(parse(html));
-    if (event.kind === KINDS.APPROVAL_REQUESTED && list) {
-      // The approval card shows the arguments; the call it belongs to need not repeat them.
-      const call = this.toolCall(list, event.data.tool_call_id);
-      if (call) call.classList.add("has-approval");
-    }
     this.empty.hidden = true;
     this.updateControls();
     this.keepInView();
@@ -288,22 +318,20 @@ class ChatPage {
     return document.getElementById(`turn-${turnId}-events`);
   }
 
-  toolCall(list, callId) {
-    if (!callId) return null;
-    return list.querySelector(`.tool.call[data-tool-call="${CSS.escape(callId)}"]`);
-  }
-
   placeFoot(event, node) {
     const foot = document.getElementById(node.id);
     if (foot && seqOf(foot) < event.seq) foot.replaceWith(node);
   }
 
-  // A tool may report progress many times: its call shows the latest, in place.
+  // A tool may report progress many times: its call shows the latest, in place. Progress of
+  // a call the page does not show stands in its turn.
   placeProgress(list, node) {
-    const call = this.toolCall(list, node.dataset.toolCall);
-    if (!call) return;
-    const shown = call.querySelector(".tool-progress");
-    if (!shown) call.append(node);
+    if (!list.classList.contains("tool-progress-slot")) {
+      if (!document.getElementById(node.id)) insertBySeq(list, node);
+      return;
+    }
+    const shown = list.querySelector(".tool-progress");
+    if (!shown) list.append(node);
     else if (seqOf(shown) < seqOf(node)) shown.replaceWith(node);
   }
 
@@ -410,7 +438,12 @@ class ChatPage {
   onClick(e) {
     const button = e.target.closest("button");
     if (!button) return;
-    if (button.matches(".copy-code")) copyCode(button);
+    if (button.matches(".copy-code")) {
+      copyText(button, button.parentElement.querySelector("pre").textContent);
+    } else if (button.matches(".copy-answer")) {
+      copyText(button, button.closest(".msg").querySelector(".bubble").innerText);
+    } else if (button.matches(".tool-toggle, .sub-agent-toggle")) toggleOpen(button);
+    else if (button.matches(".cancel-queued")) this.withdraw(button);
     else if (button.matches(".edit-resend")) this.editAndResend(button);
     else if (button.matches(".regenerate")) this.regenerate(button);
     else if (button.matches(".revoke")) this.revoke(button);
@@ -452,6 +485,8 @@ class ChatPage {
     button.disabled = true;
     await this.post(text, "reject");
     button.disabled = false;
+    // The old turn's actions go once the new turn shows: the keyboard stays in the composer.
+    this.message.focus();
   }
 
   async send(onBusy) {
@@ -493,6 +528,18 @@ class ChatPage {
     }
   }
 
+  // A message waiting in line is withdrawn: its turn ends stopped without ever running.
+  async withdraw(button) {
+    button.disabled = true;
+    const result = await sendJSON("POST", this.urls.cancel, { turn: Number(button.dataset.turn) });
+    if (!result.ok) {
+      button.disabled = false;
+      this.showNotice(readableError(result));
+    }
+    // The button goes with the foot its turn's new status redraws: the composer has the focus.
+    this.message.focus();
+  }
+
   // Approvals
 
   currentArguments(card) {
@@ -528,7 +575,12 @@ class ChatPage {
     const url = template.replace("/0/", `/${card.dataset.approval}/`);
     const result = await sendJSON("POST", url, body);
     for (const button of buttons) button.disabled = false;
-    if (!result.ok) this.showCardError(card, readableError(result));
+    if (!result.ok) {
+      this.showCardError(card, readableError(result));
+      return;
+    }
+    // Decided, the card's controls go: the keyboard moves to the composer, not the page's top.
+    this.message.focus({ preventScroll: true });
   }
 
   // An approval sends the edited arguments while the editor is open, and the grant if chosen.

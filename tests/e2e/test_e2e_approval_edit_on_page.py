@@ -78,8 +78,11 @@ def test_it_runs_the_call_with_the_arguments_edited_on_the_card(
 
     def shows_both_versions():
         # The card keeps what the model asked for; the decision shows what ran, and who changed it.
+        # Decided, the card is inside the call's line, opened here.
+        page.locator(f".turn[data-turn='{turn.pk}'] .tool-toggle").click()
+        expect(card).to_be_visible()
         expect(card.locator("pre.requested-arguments")).to_contain_text('"to": "x@example.com"')
-        decision = page.locator(f".turn[data-turn='{turn.pk}'] .notice.decision")
+        decision = card.locator(".decision")
         expect(decision).to_have_count(1)
         expect(decision.locator(".decision-text")).to_have_text("Approved by carol")
         expect(decision.locator(".edited")).to_contain_text("Arguments changed by carol:")

@@ -22,12 +22,17 @@ def test_it_lets_an_approver_approve_on_the_page(login, approver, output_dir):
     card.locator("button.approve").click()
 
     expect(card).to_have_attribute("data-state", "approved")
-    expect(card.locator(".approval-state")).to_have_text("Approved by carol")
-    # The reason is told once, on the decision's own line.
-    decision = page.locator(f".turn[data-turn='{turn.pk}'] .notice.decision")
-    expect(decision).to_have_text("Approved by carol: looks fine")
-    expect(card.locator("button.approve")).to_be_hidden()
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
+    # The decided card folds into the call's one line, which says who approved it.
+    line = page.locator(f".turn[data-turn='{turn.pk}'] .tool-line")
+    expect(line).to_contain_text("send_email — approved by carol · ")
+    expect(card).to_be_hidden()
+    page.locator(f".turn[data-turn='{turn.pk}'] .tool-toggle").click()
+    # Opened, the line shows the card, with the decision and its reason told once, and the
+    # result.
+    expect(card.locator(".approval-state")).to_have_text("")
+    expect(card.locator(".decision")).to_have_text("Approved by carol: looks fine")
+    expect(card.locator("button.approve")).to_be_hidden()
     expect(page.locator(f".turn[data-turn='{turn.pk}'] .tool.result")).to_contain_text(
         "x@example.com"
     )
@@ -51,6 +56,9 @@ def test_it_lets_an_approver_reject_on_the_page(login, approver):
     card.locator("button.reject").click()
 
     expect(card).to_have_attribute("data-state", "rejected")
-    expect(card.locator(".approval-state")).to_have_text("Rejected by carol")
+    expect(card.locator(".decision")).to_have_text("Rejected by carol")
+    expect(page.locator(f".turn[data-turn='{turn.pk}'] .tool-line")).to_have_text(
+        "send_email — rejected by carol"
+    )
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
     assert ApprovalRequest.objects.get(turn=turn).status == ApprovalStatus.REJECTED

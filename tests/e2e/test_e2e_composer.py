@@ -57,7 +57,9 @@ def test_enter_sends_shift_enter_adds_a_line_and_escape_stops(login, user):
     expect(box).to_have_value("")
     turn = last_turn(session_id)
     assert turn.user_message == "first line\nsecond line"
-    expect(turn_locator(page, turn.pk).locator(".msg.user")).to_have_text("first line\nsecond line")
+    expect(turn_locator(page, turn.pk).locator(".msg.user .bubble")).to_have_text(
+        "first line\nsecond line"
+    )
     # Focus stays in the composer, ready for the next message.
     assert focused_id(page) == "message"
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
@@ -101,6 +103,8 @@ def test_edit_and_resend_and_regenerate_start_new_turns(login, user, output_dir)
     expect(actions).to_be_visible()
     actions.get_by_role("button", name="Regenerate").click()
     expect(page.locator(".timeline > .turn")).to_have_count(2)
+    # The keyboard is in the composer, not lost with the button that went.
+    expect(page.locator("#message")).to_be_focused()
     second = last_turn(session_id)
     assert second.pk != first.pk and second.user_message == "tell me a story"
     # Only the last turn offers to try again; the stopped one stays as it was.
@@ -142,7 +146,7 @@ def test_the_timeline_shows_without_javascript(login, browser, server, user):
     try:
         plain = context.new_page()
         plain.goto(f"{server}/sessions/{session_id}/")
-        expect(plain.locator(".msg.user")).to_have_text("tell me a story")
+        expect(plain.locator(".msg.user .bubble")).to_have_text("tell me a story")
         expect(plain.locator(".msg.assistant .bubble")).to_have_text(text)
         expect(interrupt_notices(plain, turn.pk)).to_have_count(1)
         expect(chip(plain, turn.pk)).to_have_text("Stopped")

@@ -42,7 +42,7 @@ def test_it_lists_a_grant_made_on_the_card_and_revokes_it(login, approver, outpu
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
     grant = SessionGrant.objects.get(session_id=session_id)
     assert (grant.match, grant.granted_by) == ({"to": "x@example.com"}, approver)
-    decision = page.locator(f".turn[data-turn='{turn.pk}'] .notice.decision")
+    decision = card.locator(".decision")
     expect(decision).to_have_text(
         'Approved by carol, and for the rest of this session when to is "x@example.com"'
     )

@@ -134,3 +134,23 @@ def test_it_deletes_a_streaming_session_after_confirmation(login, user, output_d
     expect(watcher.locator("#delete")).to_be_hidden()
     watcher.screenshot(path=output_dir / "deleted-in-other-tab.png", full_page=True)
     assert not AgentSession.objects.filter(pk=session_id).exists()
+
+
+def test_a_deletion_is_confirmed_in_red_and_told_after(login, user):
+    page = login("alice", "alice-password-1")
+    session_id = new_session(page, "Short lived")
+
+    page.locator("#delete").click()
+    confirm = page.locator("#confirm-delete")
+    expect(confirm).to_be_visible()
+    background = confirm.evaluate("(button) => getComputedStyle(button).backgroundColor")
+    red, green, blue = (int(n) for n in re.findall(r"\d+", background)[:3])
+    assert red > 150 and red > 2 * green and red > 2 * blue, background
+    confirm.click()
+
+    page.wait_for_url(re.compile(r"/sessions/$"))
+    expect(page.locator(".messages")).to_have_text("Deleted “Short lived”.")
+    assert not AgentSession.objects.filter(pk=session_id).exists()
+    # Told once: the next page does not repeat it.
+    page.reload()
+    expect(page.locator(".messages")).to_have_count(0)

@@ -39,7 +39,7 @@ def test_it_stops_inside_an_mcp_call_with_one_notice(server_log, login, user, ou
     send(page, 'call testsrv__slow {"label": "browser"}')
     turn = last_turn(session_id)
 
-    progress = page.locator(".tool.call .tool-progress")
+    progress = page.locator(".tool-use .tool-progress")
     expect(progress).to_have_text("Progress 1 of 10: browser: warming up")
     page.screenshot(path=output_dir / "running.png", full_page=True)
     page.locator("#stop").click()

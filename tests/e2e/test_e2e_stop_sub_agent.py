@@ -20,6 +20,13 @@ def test_it_stops_a_turn_and_its_sub_agent_with_one_notice_each(login, user, out
     child = wait_for(lambda: Turn.objects.filter(parent=parent).first(), timeout=30)
     child_text = page.locator(f".turn[data-turn='{child.pk}'] .msg.assistant .bubble")
     expect(child_text).to_contain_text("Chapter 1.")
+    # A sub-agent is one line with its status, like a tool use, and opens to its work.
+    toggle = page.locator(f".turn[data-turn='{child.pk}'] > .sub-agent-toggle")
+    expect(toggle).to_contain_text("Sub-agent")
+    expect(child_text).to_be_hidden()
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(child_text).to_be_visible()
 
     page.click("#stop")
 

@@ -27,7 +27,7 @@ def test_it_streams_the_answer_token_by_token(login, user, output_dir):
 
     send(page, "hello there")
     turn = last_turn(session_id)
-    expect(turn_locator(page, turn.pk).locator(".msg.user")).to_have_text("hello there")
+    expect(turn_locator(page, turn.pk).locator(".msg.user .bubble")).to_have_text("hello there")
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
 
     turn.refresh_from_db()

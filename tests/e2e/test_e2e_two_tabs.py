@@ -27,7 +27,7 @@ def test_it_updates_both_tabs_of_the_same_session(login, user, output_dir):
 
     send(first, "tell me a story")
     turn = last_turn(session_id)
-    expect(second.locator(".msg.user")).to_have_text("tell me a story")
+    expect(second.locator(".msg.user .bubble")).to_have_text("tell me a story")
     seen_in_first = wait_for_assistant_text(first, turn.pk, longer_than=60)
     seen_in_second = wait_for_assistant_text(second, turn.pk, longer_than=len(seen_in_first))
     assert seen_in_second.startswith(seen_in_first)

@@ -158,9 +158,11 @@ class ChatPage:
         event, html = message["event"], message.get("fragment")
         self.last_seq = max(self.last_seq, event["seq"])
         if event["turn"] is None:
-            target = self.timeline
+            turn_list = self.timeline
         else:
-            target = self.turn_list(event["turn"], message.get("shell"))
+            turn_list = self.turn_list(event["turn"], message.get("shell"))
+        place = message.get("place")
+        target = self.element(place) if place else turn_list
         node = fragment(html) if html else None
         if node is not None and target is not None:
             if event["kind"] == EventKind.STATUS:
@@ -173,10 +175,6 @@ class ChatPage:
                 insert_by_seq(target, node)
         for update in message.get("updates") or []:
             self.apply_update(fragment(update))
-        if event["kind"] == EventKind.APPROVAL_REQUESTED and target is not None:
-            call = self.tool_call(target, event["data"].get("tool_call_id"))
-            if call is not None and "has-approval" not in call.classes:
-                call.attrs["class"] = " ".join([*call.attrs["class"].split(), "has-approval"])
         set_hidden(self.empty, True)
 
     def element(self, element_id: str | None) -> Element | None:
@@ -191,26 +189,19 @@ class ChatPage:
             insert_by_seq(parent or self.timeline, turn)
         return by_id(self.document, f"turn-{turn_id}-events")
 
-    def tool_call(self, target: Element, call_id) -> Element | None:
-        if not call_id:
-            return None
-        return first(
-            target,
-            lambda e: has_classes(e, "tool", "call") and e.attrs.get("data-tool-call") == call_id,
-        )
-
     def place_foot(self, event: dict, node: Element) -> None:
         foot = by_id(self.document, node.attrs["id"])
         if foot is not None and seq_of(foot) < event["seq"]:
             replace_with(foot, node)
 
     def place_progress(self, target: Element, node: Element) -> None:
-        call = self.tool_call(target, node.attrs.get("data-tool-call"))
-        if call is None:
+        if not has_classes(target, "tool-progress-slot"):
+            if self.element(node.attrs.get("id")) is None:
+                insert_by_seq(target, node)
             return
-        shown = first(call, lambda e: has_classes(e, "tool-progress"))
+        shown = first(target, lambda e: has_classes(e, "tool-progress"))
         if shown is None:
-            append(call, node)
+            append(target, node)
         elif seq_of(shown) < seq_of(node):
             replace_with(shown, node)
 

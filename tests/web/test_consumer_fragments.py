@@ -41,7 +41,8 @@ def test_each_event_comes_with_its_fragment_and_turn(user):
     shell = parse(message["shell"]).by_id(f"turn-{turn.pk}")
     assert shell.by_id(f"turn-{turn.pk}-events").children == []
     item = parse(message["fragment"]).by_id(f"event-{message['event']['seq']}")
-    assert item.text == "hello <i>you</i>"
+    (bubble,) = item.by_class("bubble")
+    assert bubble.text == "hello <i>you</i>"
     [notice] = by_kind(messages, "interrupt")
     assert " ".join(parse(notice["fragment"]).text.split()) == "Stopped by the user."
     last_status = by_kind(messages, "status")[-1]
@@ -90,8 +91,14 @@ def test_approval_cards_and_their_updates_suit_the_viewer(
     assert " ".join(parse(decided["fragment"]).text.split()) == "Approved by carol: fine"
     [state] = card_states([decided], card_state)
     assert (state.attrs["data-state"], state.attrs["data-decidable"]) == ("approved", "0")
-    # The card says who decided; the reason is told once, by the decision's line.
-    assert state.text == "Approved by carol"
+    # Who decided, and why, is told once, by the decision's line inside the card, which the
+    # message places there; the call's line says it was approved.
+    assert state.text == ""
+    assert decided["place"] == f"approval-{approval.pk}-decisions"
+    lines = [parse(html) for html in decided["updates"] if "tool-line" in html]
+    assert [" ".join(line.text.split()) for line in lines] == [
+        "send_email — approved by carol, running…"
+    ]
     # A replay leaves the card as it stands now, without controls to decide again.
     last = card_states(messages, card_state)[-1]
     assert (last.attrs["data-state"], last.attrs["data-decidable"]) == ("approved", "0")

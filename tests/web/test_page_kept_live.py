@@ -24,6 +24,7 @@ from sessions_app.core import lifecycle, selectors, sessions
 from sessions_app.models import AgentSession, Turn
 from sessions_app.web.timeline import render
 from tests.conftest import ASK_FOR_EMAIL, wait_for
+from tests.html_tree import parse
 from tests.sockets import resumed_session_socket, session_cookie
 from tests.web.page_applier import ChatPage
 
@@ -220,12 +221,19 @@ def drawn(session: AgentSession, viewer, events: list[dict]) -> str:
     )
 
 
+# What a template's own syntax looks like, should any of it reach a person's screen.
+TEMPLATE_SYNTAX = ("{#", "#}", "{%", "%}", "{{", "}}")
+
+
 def fresh(session: AgentSession, viewer) -> list[str]:
     client = Client()
     client.force_login(viewer)
     response = client.get(f"/sessions/{session.pk}/")
     assert response.status_code == 200
-    return ChatPage(response.content.decode()).shown()
+    html = response.content.decode()
+    text = parse(html).visible_text
+    assert [syntax for syntax in TEMPLATE_SYNTAX if syntax in text] == [], "template syntax shown"
+    return ChatPage(html).shown()
 
 
 def replayed(session: AgentSession, cookie: bytes, after: int) -> list[dict]:

@@ -2,6 +2,7 @@
 script runs, or with JavaScript off."""
 
 import pytest
+from django.utils import timezone
 
 from agentproj.vocabulary import EventKind, TurnStatus
 from sessions_app.core import lifecycle, sessions
@@ -70,12 +71,16 @@ def test_the_html_holds_the_timeline_of_a_finished_session(client, llm, user, ru
 
     # The stopped turn: its message, the text streamed until the stop, one notice, a grey chip.
     events = page.by_id(f"turn-{stopped.pk}-events")
-    assert [b.text for b in events.by_class("user")] == ["tell me a story"]
+    assert [b.text for b in events.by_class("user")[0].by_class("bubble")] == ["tell me a story"]
+    # Each message says when it was written.
+    [written] = [e for e in events.by_class("user")[0].elements() if e.tag == "time"]
+    assert written.attrs["datetime"].startswith(f"{timezone.now():%Y-%m-%d}")
     kept = stopped.events.get(kind=EventKind.ASSISTANT_MESSAGE).data
     assert kept["streaming"] is False and kept["text"]
     [answer] = events.by_class("msg", "assistant")
     assert answer.attrs["data-streaming"] == "0"
-    assert words(answer.text) == words(kept["text"])
+    [bubble] = answer.by_class("bubble")
+    assert words(bubble.text) == words(kept["text"])
     notices = events.child_elements("notice", "interrupt")
     assert [words(n.text) for n in notices] == ["Stopped by the user."]
     foot = page.by_id(f"turn-{stopped.pk}-foot")

@@ -76,7 +76,7 @@ def test_its_rows_are_the_partial_the_list_socket_sends(client, user):
     client.force_login(user)
 
     page = client.get("/sessions/").content.decode()
-    row = fragments.session_row_html(user, session.pk)
+    row = fragments.session_fragments(user, session.pk)["html"]
 
     # The same row, but for the page's CSRF token, which a socket render cannot know.
     assert 'name="csrfmiddlewaretoken" value=""' in row
@@ -90,7 +90,7 @@ def test_its_rows_are_the_partial_the_list_socket_sends(client, user):
 
 def test_it_renders_no_row_of_another_users_session(user, other_user):
     theirs = sessions.session_create(owner=other_user, title="Bob's")
-    assert fragments.session_row_html(user, theirs.pk) is None
+    assert fragments.session_fragments(user, theirs.pk) is None
 
 
 def test_it_renames_a_session_from_its_row_without_javascript(client, user):

@@ -4,9 +4,10 @@ its events, and each socket keeps the fold of what it has sent to draw each live
 The fold keeps what an event's drawing depends on beyond the event itself: each turn's latest
 status (its foot, and whether its approval cards may be decided), a sub-agent turn's parent and
 task, each approval request with its decisions, the calls that were made (a progress line goes
-inside its call, an approval's call is marked) with their latest progress, and the session's
-grants as the events tell them. The kinds that draw only themselves (messages, results,
-notices) fold to nothing, so a socket seeds its fold with the ``STATE_KINDS`` events alone.
+inside its call) with their latest progress, what became of each call (its one line says whether
+it waits, ran, failed or was refused, and who approved it), and the session's grants as the
+events tell them. The kinds that draw only themselves (messages, notices) fold to nothing, so a
+socket seeds its fold with the ``STATE_KINDS`` events alone.
 
 Pure: no database, no templates. Folding an event twice, or two events in either order,
 gives the same state, since a socket can receive an event again (a replay meets the live
@@ -61,6 +62,22 @@ class GrantState:
         return self.created_at is not None
 
 
+@dataclass
+class CallState:
+    """A tool call as its one line on the page tells it: made (``seq`` of its tool_call event,
+    0 while only a later event about it has been folded), perhaps held for approval, then
+    answered by its result."""
+
+    seq: int = 0
+    tool: str = ""
+    made_at: datetime | None = None
+    approval: Any = None
+    # The decision of a call a grant let through (it has no request, so no card).
+    let_through: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    answered_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Card:
     """Where an approval request stands: ``state`` is pending, approved, rejected, expired or
@@ -75,6 +92,8 @@ class Card:
     # The names a grant may match on, from the requested arguments: the card's controls are
     # drawn once, with the request.
     fields: list[str]
+    # Who approved it, or who rejected it, once it is decided.
+    deciders: tuple[str, ...] = ()
 
     @property
     def arguments_json(self) -> str:
@@ -89,8 +108,8 @@ class Timeline:
     def __init__(self) -> None:
         self.turns: dict[int, TurnState] = {}
         self.approvals: dict[Any, ApprovalState] = {}
-        self.approval_calls: set[Any] = set()
-        self.calls: set[Any] = set()
+        # Each turn's calls by their id: models number calls afresh in every turn.
+        self.calls: dict[tuple[int, Any], CallState] = {}
         # The latest tool_progress event of each call.
         self.progress: dict[Any, EventPayload] = {}
         self.grants: dict[int, GrantState] = {}
@@ -101,6 +120,14 @@ class Timeline:
             fold(self, event)
 
     # Reads
+
+    def call(self, turn_id: int | None, call_id: Any) -> CallState | None:
+        """The call a tool event of ``turn_id`` is about, once its tool_call event is folded."""
+        call = self.calls.get((turn_id, call_id))
+        return call if call is not None and call.seq else None
+
+    def turn_calls(self, turn_id: int | None) -> list[CallState]:
+        return [call for (turn, _), call in self.calls.items() if turn == turn_id and call.seq]
 
     def turn(self, turn_id: int | None) -> TurnState | None:
         return self.turns.get(turn_id) if turn_id is not None else None
@@ -133,12 +160,25 @@ class Timeline:
             decidable=not final and status.get("status") == TurnStatus.WAITING_FOR_APPROVAL,
             arguments=arguments,
             fields=sorted(requested),
+            deciders=tuple(
+                dict.fromkeys(
+                    str(decision.get("decided_by"))
+                    for decision in decisions
+                    if final and decision.get("decision") == state
+                )
+            ),
         )
 
     def turn_cards(self, turn_id: int | None) -> list[Card]:
         turn = self.turn(turn_id)
         cards = (self.card(approval_id) for approval_id in (turn.approvals if turn else ()))
         return [card for card in cards if card is not None]
+
+    def call_line(self, turn_id: int | None, call: CallState) -> "CallLine":
+        card = self.card(call.approval) if call.approval is not None else None
+        turn = self.turn(turn_id)
+        status = ((turn.status if turn else None) or {}).get("status")
+        return call_line(call, card, ended=status in TERMINAL_STATUSES)
 
     def grants_made(self) -> list[GrantState]:
         """The session's grants, revoked ones too, oldest first."""
@@ -155,7 +195,13 @@ class Timeline:
         turn.task = turn.task or str(data.get("task") or "")
 
     def _tool_call(self, event: EventPayload) -> None:
-        self.calls.add(event["data"].get("tool_call_id"))
+        call = self._call(event)
+        call.seq, call.made_at = event["seq"], _time(event)
+        call.tool = str(event["data"].get("tool") or "")
+
+    def _tool_result(self, event: EventPayload) -> None:
+        call = self._call(event)
+        call.result, call.answered_at = event["data"], _time(event)
 
     def _tool_progress(self, event: EventPayload) -> None:
         call = event["data"].get("tool_call_id")
@@ -167,13 +213,15 @@ class Timeline:
         data = event["data"]
         approval = self._approval(data.get("approval"), event["turn"])
         approval.requested = data
-        self.approval_calls.add(data.get("tool_call_id"))
+        self._call(event).approval = data.get("approval")
 
     def _approval_decided(self, event: EventPayload) -> None:
         data = event["data"]
         # A call a grant let through has a decision of its own, and no request.
         if data.get("approval") is not None:
             self._approval(data["approval"], event["turn"]).decisions[event["seq"]] = data
+        elif data.get("tool_call_id") is not None:
+            self._call(event).let_through = data
         made = data.get("grant")
         if isinstance(made, dict):
             grant = self._grant(made.get("id"))
@@ -191,6 +239,12 @@ class Timeline:
             self.turns[turn_id] = TurnState(id=turn_id)
         return self.turns[turn_id]
 
+    def _call(self, event: EventPayload) -> CallState:
+        key = (event["turn"], event["data"].get("tool_call_id"))
+        if key not in self.calls:
+            self.calls[key] = CallState()
+        return self.calls[key]
+
     def _approval(self, approval_id: Any, turn_id: int | None) -> ApprovalState:
         if approval_id not in self.approvals:
             self.approvals[approval_id] = ApprovalState(id=approval_id, turn=turn_id)
@@ -204,10 +258,63 @@ class Timeline:
         return self.grants[grant_id]
 
 
+@dataclass(frozen=True)
+class CallLine:
+    """A tool use's one line: ``state`` (running, waiting, done, failed, not-run, unfinished)
+    styles it, ``text`` tells it."""
+
+    state: str
+    text: str
+
+
+def call_line(call: CallState, card: Card | None, *, ended: bool) -> CallLine:
+    """ "Used get_time · 0.2 s", "send_email — approved by carol · 1.4 s", "send_email —
+    rejected by carol", "send_email — waiting for approval"."""
+    tool = call.tool
+    deciders = _deciders(call, card)
+    result = call.result
+    if result is not None:
+        if result.get("not_run") == "rejected":
+            by = f" by {deciders}" if deciders else ""
+            return CallLine("not-run", f"{tool} — rejected{by}")
+        if result.get("not_run"):
+            return CallLine("not-run", f"{tool} — not run, the rules refused it")
+        if result.get("ok") is False:
+            return CallLine("failed", f"{tool} failed")
+        took = ""
+        if call.made_at and call.answered_at:
+            took = f" · {(call.answered_at - call.made_at).total_seconds():.1f} s"
+        if deciders:
+            return CallLine("done", f"{tool} — approved by {deciders}{took}")
+        return CallLine("done", f"Used {tool}{took}")
+    if card is not None and card.state == "pending" and not ended:
+        return CallLine("waiting", f"{tool} — waiting for approval")
+    if card is not None and card.state in ("rejected", "expired", "cancelled"):
+        verb = {"rejected": "rejected", "expired": "approval expired", "cancelled": "not run"}
+        by = f" by {deciders}" if card.state == "rejected" and deciders else ""
+        return CallLine("not-run", f"{tool} — {verb[card.state]}{by}")
+    if ended:
+        return CallLine("unfinished", f"{tool} — did not finish")
+    if deciders:
+        return CallLine("running", f"{tool} — approved by {deciders}, running…")
+    return CallLine("running", f"Using {tool}…")
+
+
+def _deciders(call: CallState, card: Card | None) -> str:
+    """Who approved or rejected the call: its card's deciders, or the granter whose grant let
+    it through."""
+    if card is not None:
+        return " and ".join(card.deciders)
+    if call.let_through is not None:
+        return f"{call.let_through.get('decided_by')}'s grant for this session"
+    return ""
+
+
 _FOLDS = {
     EventKind.STATUS: Timeline._status,
     EventKind.TOOL_CALL: Timeline._tool_call,
     EventKind.TOOL_PROGRESS: Timeline._tool_progress,
+    EventKind.TOOL_RESULT: Timeline._tool_result,
     EventKind.APPROVAL_REQUESTED: Timeline._approval_requested,
     EventKind.APPROVAL_DECIDED: Timeline._approval_decided,
     EventKind.APPROVAL_GRANT_REVOKED: Timeline._grant_revoked,

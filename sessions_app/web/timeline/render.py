@@ -11,6 +11,7 @@ its turn, the session's grants after one is made or revoked).
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -19,6 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from agentproj.vocabulary import (
     ACTIVE_STATUSES,
     PAGE_LIMITS,
+    PAGE_TEXTS,
     STOPPABLE_STATUSES,
     TURN_STATUS_LABELS,
     EventKind,
@@ -27,7 +29,7 @@ from agentproj.vocabulary import (
 from sessions_app.core import rendering
 from sessions_app.core.events import EventPayload
 from sessions_app.web.timeline import words
-from sessions_app.web.timeline.fold import Card, Timeline, TurnState, fold
+from sessions_app.web.timeline.fold import CallState, Card, Timeline, TurnState, fold
 
 S = TurnStatus
 
@@ -36,8 +38,9 @@ S = TurnStatus
 
 
 def foot_context(turn_id: int, status: dict[str, Any] | None, seq: int) -> dict[str, Any]:
-    """A turn's foot: its status chip, what it cost once it ended, and for a stopped or failed
-    top-level turn the actions that try again (the page offers them on the last turn only)."""
+    """A turn's foot: its status chip, what it cost once it ended, for a stopped or failed
+    top-level turn the actions that try again (the page offers them on the last turn only), and
+    for a message waiting in line its Cancel."""
     data = status or {"status": S.QUEUED}
     code = data.get("status", S.QUEUED)
     label = TURN_STATUS_LABELS.get(code, code)
@@ -60,6 +63,8 @@ def foot_context(turn_id: int, status: dict[str, Any] | None, seq: int) -> dict[
         "completion_tokens": completion_tokens,
         "seconds": None if duration_ms is None else f"{duration_ms / 1000:.1f}",
         "retry": code in (S.STOPPED, S.FAILED) and not data.get("parent"),
+        # A message waiting in line behind the running turn can be taken back before it runs.
+        "withdrawable": code == S.PENDING and not data.get("parent"),
     }
 
 
@@ -118,17 +123,63 @@ def render_progress(event: EventPayload) -> str:
     )
 
 
-def render_item(event: EventPayload, timeline: Timeline, *, can_decide: bool) -> str:
-    """One event's item, through its kind's partial, as the fold has it."""
+def place_of(event: EventPayload, timeline: Timeline) -> str | None:
+    """The id of the list an event is drawn into when it belongs inside another event's item
+    rather than in its turn: a call's result and approval card go into the call's one line, a
+    decision into its card. None for the turn's own list."""
+    kind, data = event["kind"], event["data"]
+    if kind == EventKind.APPROVAL_DECIDED and timeline.card(data.get("approval")) is not None:
+        return f"approval-{data['approval']}-decisions"
+    if kind not in CALL_KINDS:
+        return None
+    call = timeline.call(event["turn"], data.get("tool_call_id"))
+    if call is None:
+        return None
+    part = "progress" if kind == EventKind.TOOL_PROGRESS else "results"
+    if kind in (EventKind.APPROVAL_REQUESTED, EventKind.APPROVAL_DECIDED):
+        part = "cards"
+    return f"event-{call.seq}-{part}"
+
+
+# The kinds drawn inside their call's line, when the call is known.
+CALL_KINDS = frozenset(
+    {
+        EventKind.TOOL_PROGRESS,
+        EventKind.TOOL_RESULT,
+        EventKind.APPROVAL_REQUESTED,
+        EventKind.APPROVAL_DECIDED,
+    }
+)
+
+
+def render_call_line(timeline: Timeline, turn_id: int | None, call: CallState) -> str:
+    return render_to_string(
+        "sessions/_tool_line.html", {"seq": call.seq, "line": timeline.call_line(turn_id, call)}
+    )
+
+
+def render_item(
+    event: EventPayload,
+    timeline: Timeline,
+    *,
+    can_decide: bool,
+    nested: dict[str, list[str]] | None = None,
+) -> str:
+    """One event's item, through its kind's partial, as the fold has it. ``nested``: the items
+    already drawn that go inside it, by the id of the list they go into (see ``place_of``)."""
     kind, data = event["kind"], event["data"]
     if kind == EventKind.TOOL_PROGRESS:
         return render_progress(event)
+    inside = nested or {}
     context: dict[str, Any] = {
         "event": event,
         "data": data,
         "can_decide": can_decide,
         "limits": PAGE_LIMITS,
+        "texts": PAGE_TEXTS,
     }
+    if kind in (EventKind.USER_MESSAGE, EventKind.ASSISTANT_MESSAGE):
+        context["at"] = datetime.fromisoformat(event["created_at"])
     if kind == EventKind.ASSISTANT_MESSAGE:
         # A final message brings the HTML stored with it; a streaming one's text so far is
         # rendered here, each of its blocks once for every page that shows it.
@@ -139,16 +190,20 @@ def render_item(event: EventPayload, timeline: Timeline, *, can_decide: bool) ->
             )
         context["html"] = mark_safe(html)
     elif kind == EventKind.TOOL_CALL:
-        call = data.get("tool_call_id")
-        latest = timeline.progress.get(call)
+        call = timeline.call(event["turn"], data.get("tool_call_id"))
+        latest = timeline.progress.get(data.get("tool_call_id"))
         context["arguments"] = words.pretty(data.get("arguments"))
+        context["line"] = mark_safe(render_call_line(timeline, event["turn"], call))
         context["progress"] = mark_safe(render_progress(latest)) if latest else ""
-        context["has_approval"] = call in timeline.approval_calls
+        context["results"] = mark_safe("".join(inside.get(f"event-{event['seq']}-results", ())))
+        context["cards"] = mark_safe("".join(inside.get(f"event-{event['seq']}-cards", ())))
     elif kind == EventKind.APPROVAL_REQUESTED:
         card = timeline.card(data.get("approval"))
         context["arguments"] = words.pretty(data.get("arguments"))
         context["approval"] = card
         context["approval_state"] = mark_safe(render_card_state(card))
+        decisions = inside.get(f"approval-{data.get('approval')}-decisions", ())
+        context["decisions"] = mark_safe("".join(decisions))
     elif kind == EventKind.TOOL_RESULT:
         context["result"] = words.pretty(data.get("result"))
     elif kind == EventKind.APPROVAL_DECIDED:
@@ -182,8 +237,26 @@ class Page:
 
 def page(events: list[EventPayload], *, session_id, can_decide: bool) -> Page:
     """The timeline of a session's events (in seq order): turns with their items, a sub-agent's
-    turn inside its parent's, each turn's foot from its latest status; and its grants."""
+    turn inside its parent's, each turn's foot from its latest status, a call's result and
+    approval card inside its line; and its grants."""
     timeline = fold(events)
+    # Latest first, so that what goes inside an item is drawn before the item: a decision
+    # before its card, the card and the result before their call.
+    drawn: dict[int, str] = {}
+    nested: dict[str, list[str]] = {}
+    for event in reversed(events):
+        kind = event["kind"]
+        if kind == EventKind.STATUS:
+            continue
+        place = place_of(event, timeline)
+        if kind == EventKind.TOOL_PROGRESS and place is not None:
+            # Drawn inside its call, as the call's latest progress.
+            continue
+        item = render_item(event, timeline, can_decide=can_decide, nested=nested)
+        if place is None:
+            drawn[event["seq"]] = item
+        else:
+            nested.setdefault(place, []).insert(0, item)
     top: list[str | TurnNode] = []
     placed: dict[int, TurnNode] = {}
     for event in events:
@@ -196,14 +269,8 @@ def page(events: list[EventPayload], *, session_id, can_decide: bool) -> Page:
                 )
                 parent = placed.get(node.parent) if node.parent else None
                 (parent.items if parent is not None else top).append(node)
-        kind = event["kind"]
-        if kind == EventKind.STATUS or (
-            # Drawn inside its call, as the call's latest progress.
-            kind == EventKind.TOOL_PROGRESS and event["data"].get("tool_call_id") in timeline.calls
-        ):
-            continue
-        item = render_item(event, timeline, can_decide=can_decide)
-        (node.items if node is not None else top).append(item)
+        if event["seq"] in drawn:
+            (node.items if node is not None else top).append(drawn[event["seq"]])
     rendered = [item.render() if isinstance(item, TurnNode) else item for item in top]
     return Page(
         html=mark_safe("".join(rendered)),
@@ -221,20 +288,28 @@ def live_fragments(
 ) -> dict[str, Any]:
     """What the page needs to show ``event``, drawn from ``timeline`` with the event folded in:
     ``fragment`` (its item, or its turn's foot for a status, or the progress line inside its
-    call), ``shell`` (its turn, for a page that has not seen the turn yet) and ``updates`` (see
+    call), ``place`` (the id of the list it goes into, when not its turn's: see ``place_of``),
+    ``shell`` (its turn, for a page that has not seen the turn yet) and ``updates`` (see
     the module docstring)."""
     kind, data = event["kind"], event["data"]
-    fragments: dict[str, Any] = {"updates": []}
+    fragments: dict[str, Any] = {"updates": [], "place": place_of(event, timeline)}
     if event["turn"] is not None:
         fragments["shell"] = render_shell(timeline, event)
     if kind == EventKind.STATUS:
         fragments["fragment"] = render_foot(event["turn"], data, event["seq"])
         # A card may be decided only while its turn waits for approval, and one its turn ended
-        # undecided was cancelled or expired.
+        # undecided was cancelled or expired; a call the turn ended without answering says so.
         cards = timeline.turn_cards(event["turn"])
         fragments["updates"] = [render_card_state(card) for card in cards]
+        fragments["updates"] += [
+            render_call_line(timeline, event["turn"], call)
+            for call in timeline.turn_calls(event["turn"])
+        ]
     else:
         fragments["fragment"] = render_item(event, timeline, can_decide=can_decide)
+    call = timeline.call(event["turn"], data.get("tool_call_id"))
+    if kind in CALL_KINDS and kind != EventKind.TOOL_PROGRESS and call is not None:
+        fragments["updates"].append(render_call_line(timeline, event["turn"], call))
     if kind == EventKind.APPROVAL_DECIDED:
         card = timeline.card(data.get("approval"))
         if card is not None:

@@ -57,13 +57,14 @@ def decision_text(decision: dict[str, Any]) -> str:
 
 
 def card_text(state: str, latest: dict[str, Any] | None, requested: dict[str, Any]) -> str:
-    """An approval card's state line: its latest decision (who; the reason is told once, by the
-    decision's own line below), else how it ended without one, else that it waits — for whom,
-    who was told, and until when."""
+    """An approval card's state line: nothing once decided (each decision is told once, by its
+    own line in the card), how many approvals a quorum still waits for, how it ended without a
+    decision, else that it waits — for whom, who was told, and until when."""
     if latest is not None and state == "pending":
-        return f"{_decided_by(latest)} {_quorum(latest)}"
+        missing = int(latest.get("approvals_needed") or 1) - int(latest.get("approvals_given") or 0)
+        return f"Waiting for {missing} more approval{'s' if missing != 1 else ''}"
     if latest is not None:
-        return _decided_by(latest)
+        return ""
     if state == "expired":
         return "Expired"
     if state == "cancelled":
