@@ -280,7 +280,8 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # Per-user caps. Sockets open at once (session pages, session lists, approval queues), counted in
 # the database across every web process (sessions_app/socket_registry.py); turns active at once
 # over all of a user's sessions (queued, running, waiting for approval or stopping).
-MAX_SOCKETS_PER_USER = env.int("MAX_SOCKETS_PER_USER", default=20)
+# A chat tab holds two sockets (its session, and the sessions its sidebar lists): twenty tabs.
+MAX_SOCKETS_PER_USER = env.int("MAX_SOCKETS_PER_USER", default=40)
 MAX_ACTIVE_TURNS_PER_USER = env.int("MAX_ACTIVE_TURNS_PER_USER", default=10)
 
 # An open websocket re-checks its login and permission before forwarding, at most this often

@@ -113,9 +113,9 @@ class AgentSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # When its latest timeline event was written (its creation until then): the sidebar and the
-    # list put the sessions a user is busy with first. Set with ``last_seq``, in the same write;
-    # unlike ``updated_at``, a rename leaves it alone.
-    last_activity_at = models.DateTimeField(default=timezone.now)
+    # list put the sessions a user is busy with first. Set with ``last_seq``, in the same write
+    # (``events.append``), and nowhere else: unlike ``updated_at``, a rename leaves it alone.
+    last_activity_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["-updated_at"]

@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="agentsession",
             name="last_activity_at",
-            field=models.DateTimeField(default=django.utils.timezone.now),
+            field=models.DateTimeField(default=django.utils.timezone.now, editable=False),
         ),
         migrations.RunPython(from_the_timeline, migrations.RunPython.noop),
         migrations.AddIndex(

@@ -125,8 +125,10 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
         if self.counted:
             await sockets.closed(channel_name=self.channel_name)
 
-    async def still_allowed(self) -> bool:
-        """Re-check the login and permission (at most once per interval); close if gone."""
+    async def still_allowed(self, *, deleted_is_allowed: bool = False) -> bool:
+        """Re-check the login and permission (at most once per interval); close if gone.
+        ``deleted_is_allowed``: a session found gone (NOT_FOUND, with the login intact) does not
+        close the socket, whose ``session_deleted`` message comes next."""
         if self.ended:
             return False
         if time.monotonic() - self.login_checked_at < settings.WEBSOCKET_LOGIN_RECHECK_INTERVAL:
@@ -137,6 +139,8 @@ class LoginBoundConsumer(AsyncJsonWebsocketConsumer):
             refused = CloseCode.LOGIN_ENDED
         else:
             refused = await self.may_watch(user)
+        if refused == CloseCode.NOT_FOUND and deleted_is_allowed:
+            return True
         if refused is not None:
             await self.end(refused)
             return False
@@ -241,7 +245,10 @@ class SessionConsumer(LoginBoundConsumer):
             after = batch[-1]["seq"]
 
     async def timeline_event(self, message):
-        if await self.still_allowed():
+        # Deleting a session writes its last events (the stop of its active turn, with the one
+        # notice) while the session still existed; its owner, watching, sees them even when the
+        # check runs after the rows are gone.
+        if await self.still_allowed(deleted_is_allowed=True):
             await self.send_json(self.event_message(message["event"]))
 
     def event_message(self, event: events.EventPayload) -> dict:

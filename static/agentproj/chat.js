@@ -58,19 +58,26 @@ const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 const EXACT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const TIMES_EVERY_MS = 60000;
 
-// A message's time reads relative ("5 minutes ago"), older than a day as a date, and exact, in
-// the reader's own time zone, on hover.
+// How far a moment is from now, in words: "5 minutes ago", "in 2 hours", "now".
+function relative(at, now) {
+  const minutes = Math.round((at.getTime() - now) / 60000);
+  if (Math.abs(minutes) < 1) return RELATIVE.format(0, "second");
+  if (Math.abs(minutes) < 60) return RELATIVE.format(minutes, "minute");
+  if (Math.abs(minutes) < 24 * 60) return RELATIVE.format(Math.round(minutes / 60), "hour");
+  return null;
+}
+
+// A message's time reads relative, older than a day as a date; an approval's expiry counts
+// down. Both show the exact moment, in the reader's own time zone, on hover.
 function showTimes(root) {
   const now = Date.now();
-  for (const time of root.querySelectorAll("time.msg-time")) {
+  for (const time of root.querySelectorAll("time.msg-time, time.countdown")) {
     const at = new Date(time.dateTime);
     if (Number.isNaN(at.getTime())) continue;
-    const minutes = Math.round((at.getTime() - now) / 60000);
-    if (Math.abs(minutes) < 1) time.textContent = RELATIVE.format(0, "second");
-    else if (Math.abs(minutes) < 60) time.textContent = RELATIVE.format(minutes, "minute");
-    else if (Math.abs(minutes) < 24 * 60) {
-      time.textContent = RELATIVE.format(Math.round(minutes / 60), "hour");
-    } else time.textContent = EXACT.format(at);
+    const days = Math.round((at.getTime() - now) / 86400000);
+    const countdown = time.classList.contains("countdown");
+    const far = countdown ? RELATIVE.format(days, "day") : EXACT.format(at);
+    time.textContent = relative(at, now) || far;
     time.title = EXACT.format(at);
   }
 }
@@ -415,6 +422,7 @@ class ChatPage {
     const shown = document.getElementById(node.id);
     if (!shown) return;
     shown.replaceWith(node);
+    showTimes(node.parentElement);
     if (!node.classList.contains("approval-state")) return;
     const card = node.closest(".approval");
     card.dataset.state = node.dataset.state;

@@ -1,8 +1,10 @@
 """axe-core, run in the page, finds no serious or critical accessibility problem on the pages
-people use, in the light theme and in the dark one (``prefers-color-scheme``): the login page,
-the session list, a session while it streams, after a stop and while it waits for approval, and
-the admin approval queue and change page. Stop is reached with Tab and works with Enter and with
-Space, and every control Tab reaches shows a focus ring that stands out from the page.
+people use, in the light theme and in the dark one (``prefers-color-scheme``), on a 1280 px
+screen and a 420 px one: the login page, a page not found, the session list, a session while it
+streams, after a stop, with a tool use and a sub-agent opened, its shortcuts and delete dialogs,
+while it waits for approval, and the admin approval queue and change page. Stop is reached with
+Tab and works with Enter and with Space, and every control Tab reaches shows a focus ring that
+stands out from the page.
 
 axe comes from ``static/vendor/axe-core`` (``make vendor``); no page of the site loads it. The
 test evaluates its source through the browser's devtools protocol, which the page's
@@ -23,6 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases
 
 AXE = ROOT / "static" / "vendor" / "axe-core" / "axe.min.js"
 SCHEMES = ["light", "dark"]
+# A desktop screen and a phone's.
+WIDTHS = {"1280": {"width": 1280, "height": 800}, "420": {"width": 420, "height": 900}}
 # What axe rates as keeping some people from using the page (its "moderate" and "minor" are
 # left to review).
 BLOCKING = {"serious", "critical"}
@@ -88,10 +92,11 @@ class Audit:
         assert self.found == [], "\n".join(self.found)
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_it_finds_nothing_serious_on_the_login_page(browser, server, output_dir, scheme):
-    audit = Audit(output_dir, scheme)
-    context = browser.new_context(color_scheme=scheme)
+def test_it_finds_nothing_serious_on_the_login_page(browser, server, output_dir, scheme, width):
+    audit = Audit(output_dir, f"{scheme}-{width}")
+    context = browser.new_context(color_scheme=scheme, viewport=WIDTHS[width])
     page = context.new_page()
     page.goto(f"{server}/accounts/login/")
     audit.check(page, "login")
@@ -101,14 +106,17 @@ def test_it_finds_nothing_serious_on_the_login_page(browser, server, output_dir,
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_be_visible()
     audit.check(page, "login-refused")
+    page.goto(f"{server}/no-such-page/")
+    audit.check(page, "not-found")
     context.close()
     audit.assert_none()
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_it_finds_nothing_serious_on_the_chat_pages(login, approver, output_dir, scheme):
-    audit = Audit(output_dir, scheme)
-    page = login("carol", "carol-password-1")
+def test_it_finds_nothing_serious_on_the_chat_pages(login, approver, output_dir, scheme, width):
+    audit = Audit(output_dir, f"{scheme}-{width}")
+    page = login("carol", "carol-password-1", viewport=WIDTHS[width])
     page.emulate_media(color_scheme=scheme)
     audit.check(page, "sessions-empty")
 
@@ -125,6 +133,26 @@ def test_it_finds_nothing_serious_on_the_chat_pages(login, approver, output_dir,
     expect(chip(page, turn.pk)).to_have_attribute("data-status", "stopped")
     audit.check(page, "session-stopped")
 
+    # A tool use opened to its arguments and result, and a sub-agent opened to its work.
+    send(page, "what time is it?")
+    turn = last_turn(session_id)
+    expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
+    page.locator(f".turn[data-turn='{turn.pk}'] .tool-toggle").click()
+    send(page, "delegate say hello")
+    turn = last_turn(session_id)
+    expect(chip(page, turn.pk)).to_have_attribute("data-status", "completed")
+    page.locator(f".turn[data-turn='{turn.pk}'] .sub-agent-toggle").click()
+    audit.check(page, "session-tools-opened")
+
+    page.locator("#shortcuts-open").click()
+    expect(page.locator("#shortcuts-dialog")).to_be_visible()
+    audit.check(page, "shortcuts")
+    page.keyboard.press("Escape")
+    page.locator("#delete").click()
+    expect(page.locator("#delete-dialog")).to_be_visible()
+    audit.check(page, "delete-dialog")
+    page.keyboard.press("Escape")
+
     page.click(".back")
     session_id = new_session(page, "Email Bob")
     send(page, "send an email to bob@example.com saying hi")
@@ -140,13 +168,14 @@ def test_it_finds_nothing_serious_on_the_chat_pages(login, approver, output_dir,
     audit.assert_none()
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_it_finds_nothing_serious_in_the_approval_queue(
-    browser, server, user, approver, output_dir, scheme
+    browser, server, user, approver, output_dir, scheme, width
 ):
-    audit = Audit(output_dir, scheme)
+    audit = Audit(output_dir, f"{scheme}-{width}")
     made = requests_in_every_status(user, approver)
-    context = browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 800})
+    context = browser.new_context(color_scheme=scheme, viewport=WIDTHS[width])
     page = context.new_page()
     page.goto(f"{server}/admin/login/?next=/admin/approvals_app/approvalrequest/")
     page.fill("input[name=username]", "carol")

@@ -1,5 +1,7 @@
 """An approver decides a pending tool call right on the chat page; the turn goes on."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -17,6 +19,11 @@ def test_it_lets_an_approver_approve_on_the_page(login, approver, output_dir):
     turn = last_turn(session_id)
     card = page.locator(f".turn[data-turn='{turn.pk}'] .approval")
     expect(card.locator(".approval-state")).to_contain_text("Waiting for approval by")
+    # The expiry counts down, the exact moment on hover.
+    approval = ApprovalRequest.objects.get(turn=turn)
+    countdown = card.locator("time.countdown")
+    expect(countdown).to_have_text(re.compile(r"^(in \d+ (minutes?|hours?|days)|tomorrow)$"))
+    assert countdown.get_attribute("datetime") == approval.expires_at.isoformat()
 
     card.locator("input.reason").fill("looks fine")
     card.locator("button.approve").click()

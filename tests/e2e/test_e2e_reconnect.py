@@ -36,7 +36,8 @@ def test_it_reconnects_and_catches_up_after_a_drop(login, user):
         ws.connect_to_server()
         sockets.append(ws)
 
-    page.route_web_socket(re.compile(r"/ws/sessions/"), route)
+    # The session's own socket (the sidebar's list of sessions has one of its own).
+    page.route_web_socket(re.compile(r"/ws/sessions/[0-9a-f-]{36}/"), route)
     session_id = new_session(page, "Reconnect")
     send(page, "tell me a story")
     turn = last_turn(session_id)

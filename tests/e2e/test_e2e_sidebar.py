@@ -77,6 +77,8 @@ def test_it_lists_by_last_activity_and_keeps_the_list_live(login, user, approver
     expect(items(page).first).to_have_id(f"sidebar-session-{middle}")
     expect(item(page, middle).locator("a")).to_have_attribute("aria-current", "page")
     expect(page.locator("#sidebar a[aria-current]")).to_have_count(1)
+    # Its turn ends before the next step: its last events are activity too.
+    expect(item(page, middle)).to_have_attribute("data-status", "idle")
 
     # Typing filters the list by title; clearing it shows them all again.
     page.fill("#sidebar-search", "ELSE")

@@ -132,3 +132,32 @@ def test_a_session_made_elsewhere_appears_in_an_open_list(user, other_user):
 
     assert row["type"] == "row" and row["session"] == str(made[0].pk)
     assert "Made in another tab" in row["html"] and status_in(row["html"]) == "idle"
+
+
+def test_a_page_watching_a_deleted_session_sees_its_stop_then_that_it_is_gone(user, settings):
+    # Every message re-checks the login and the session: the check of the stop's events runs
+    # after the deletion took the rows, as it does whenever the page last checked long ago.
+    settings.WEBSOCKET_LOGIN_RECHECK_INTERVAL = 0
+    session = sessions.session_create(owner=user)
+    turn = lifecycle.turn_start(session=session, message="a long story", actor=user)
+    cookie = session_cookie(user)
+
+    async def scenario():
+        async with resumed_session_socket(session.pk, cookie) as socket:
+            while (await socket.receive_json_from(timeout=5))["type"] != "replayed":
+                pass
+            await database_sync_to_async(sessions.session_delete)(session=session, actor=user)
+            seen = []
+            while not seen or seen[-1]["type"] != "session_deleted":
+                seen.append(await socket.receive_json_from(timeout=10))
+            return seen, await socket.receive_output(timeout=5)
+
+    seen, closed = async_to_sync(scenario)()
+
+    kinds = [m["event"]["kind"] for m in seen if m["type"] == "event"]
+    assert kinds.count("interrupt") == 1
+    stopped = [m for m in seen if m["type"] == "event" and m["event"]["kind"] == "status"]
+    assert stopped[-1]["event"]["data"]["status"] == "stopped"
+    assert stopped[-1]["event"]["turn"] == turn.pk
+    assert seen[-1] == {"type": "session_deleted"}
+    assert closed == {"type": "websocket.close", "code": 4404}

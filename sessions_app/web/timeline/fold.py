@@ -94,6 +94,8 @@ class Card:
     fields: list[str]
     # Who approved it, or who rejected it, once it is decided.
     deciders: tuple[str, ...] = ()
+    # Until when it may be decided, while it waits.
+    expires_at: datetime | None = None
 
     @property
     def arguments_json(self) -> str:
@@ -160,6 +162,7 @@ class Timeline:
             decidable=not final and status.get("status") == TurnStatus.WAITING_FOR_APPROVAL,
             arguments=arguments,
             fields=sorted(requested),
+            expires_at=_expiry(approval.requested) if state == "pending" else None,
             deciders=tuple(
                 dict.fromkeys(
                     str(decision.get("decided_by"))
@@ -178,7 +181,7 @@ class Timeline:
         card = self.card(call.approval) if call.approval is not None else None
         turn = self.turn(turn_id)
         status = ((turn.status if turn else None) or {}).get("status")
-        return call_line(call, card, ended=status in TERMINAL_STATUSES)
+        return call_line(call, card, ended=status if status in TERMINAL_STATUSES else None)
 
     def grants_made(self) -> list[GrantState]:
         """The session's grants, revoked ones too, oldest first."""
@@ -267,7 +270,7 @@ class CallLine:
     text: str
 
 
-def call_line(call: CallState, card: Card | None, *, ended: bool) -> CallLine:
+def call_line(call: CallState, card: Card | None, *, ended: str | None) -> CallLine:
     """ "Used get_time · 0.2 s", "send_email — approved by carol · 1.4 s", "send_email —
     rejected by carol", "send_email — waiting for approval"."""
     tool = call.tool
@@ -293,6 +296,8 @@ def call_line(call: CallState, card: Card | None, *, ended: bool) -> CallLine:
         verb = {"rejected": "rejected", "expired": "approval expired", "cancelled": "not run"}
         by = f" by {deciders}" if card.state == "rejected" and deciders else ""
         return CallLine("not-run", f"{tool} — {verb[card.state]}{by}")
+    if ended == TurnStatus.STOPPED:
+        return CallLine("unfinished", f"{tool} — stopped")
     if ended:
         return CallLine("unfinished", f"{tool} — did not finish")
     if deciders:
@@ -320,6 +325,11 @@ _FOLDS = {
     EventKind.APPROVAL_GRANT_REVOKED: Timeline._grant_revoked,
 }
 STATE_KINDS = tuple(_FOLDS)
+
+
+def _expiry(requested: dict[str, Any]) -> datetime | None:
+    expires = requested.get("expires_at")
+    return datetime.fromisoformat(expires) if expires else None
 
 
 def _time(event: EventPayload) -> datetime:

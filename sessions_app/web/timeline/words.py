@@ -2,7 +2,6 @@
 a tool's progress, arguments and results. One wording each, for the page and the socket alike."""
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 
@@ -73,8 +72,8 @@ def card_text(state: str, latest: dict[str, Any] | None, requested: dict[str, An
 
 
 def waiting_text(requested: dict[str, Any]) -> str:
-    """ "Waiting for approval by the group ops (2 needed) · 3 approvers told by e-mail · expires
-    8 Dec 2026, 11:19 UTC"."""
+    """ "Waiting for approval by the group ops (2 needed) · 3 approvers told by e-mail"; the card
+    adds when it expires, as a time the page counts down to."""
     group = requested.get("deciders")
     needed = requested.get("approvals_needed") or 1
     text = "Waiting for approval by " + (f"the group {group}" if group else "an approver")
@@ -83,10 +82,6 @@ def waiting_text(requested: dict[str, Any]) -> str:
     notified = requested.get("notified")
     if notified:
         text += f" · {notified} approver{'s' if notified != 1 else ''} told by e-mail"
-    expires = requested.get("expires_at")
-    if expires:
-        at = datetime.fromisoformat(expires).astimezone(UTC)
-        text += f" · expires {at.day} {at:%b %Y, %H:%M} UTC"
     return text
 
 
