@@ -30,6 +30,8 @@ class TurnOutSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "usage",
+            "version_of",
+            "shown",
         ]
 
 
