@@ -1,6 +1,7 @@
 """Versions of a turn: Regenerate answers the last message again as a new version of its turn,
-and the user picks which version is shown. The page draws the others hidden, one click away, and
-the model's transcript leaves them out (``runtime.history``).
+Edit answers the message as the user changed it, in the same place, and the user picks which
+version is shown. The page draws the others hidden, one click away, and the model's transcript
+leaves them out (``runtime.history``).
 
 A group of versions is named by its first turn (``Turn.version_of`` of the others); exactly one
 of them is ``shown``, which the database enforces. Each change writes a ``version_shown`` event
@@ -45,8 +46,9 @@ def _top_level_turn(session: AgentSession, turn_id: int) -> Turn:
     return Turn.objects.select_for_update().get(session=session, pk=turn_id, parent__isnull=True)
 
 
-def turn_regenerate(*, session_id, owner, turn_id: int) -> Turn:
-    """Answer the message of ``turn_id`` again, as a new version of that turn, and show it.
+def turn_regenerate(*, session_id, owner, turn_id: int, message: str | None = None) -> Turn:
+    """Answer the message of ``turn_id`` again, as a new version of that turn, and show it;
+    with ``message``, the message as the user edited it instead.
 
     Only the session's last turn (any version of it) once it has ended: completed, stopped or
     failed. ``SessionBusy`` while a turn is active or waiting in line, ``NotLastTurn`` for an
@@ -70,7 +72,7 @@ def turn_regenerate(*, session_id, owner, turn_id: int) -> Turn:
             version = Turn.objects.create(
                 session=session,
                 index=line.next_index,
-                user_message=turn.user_message,
+                user_message=turn.user_message if message is None else message,
                 status=S.QUEUED,
                 version_of_id=first,
                 agent=session.agent,

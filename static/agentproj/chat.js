@@ -460,6 +460,9 @@ class ChatPage {
     else if (button.matches(".edit-resend")) this.editAndResend(button);
     else if (button.matches(".regenerate")) this.regenerate(button);
     else if (button.matches(".show-version")) this.showVersion(button);
+    else if (button.matches(".edit-message")) this.openEditor(button);
+    else if (button.matches(".save-edit")) this.saveEdit(button.closest(".message-editor"));
+    else if (button.matches(".cancel-edit")) this.closeEditor(button.closest(".message-editor"));
     else if (button.matches(".revoke")) this.revoke(button);
     else if (button.matches(".edit-arguments")) this.toggleEditor(button.closest(".approval"));
     else if (button.matches(".approve")) this.decide(button.closest(".approval"), "approve");
@@ -521,6 +524,82 @@ class ChatPage {
     const shown = foot && !foot.closest(".turn").hidden;
     const same = shown && foot.querySelector(`.show-version[aria-label="${button.ariaLabel}"]`);
     (same && !same.disabled ? same : this.message).focus({ preventScroll: true });
+  }
+
+  // The last message becomes a box in its place; saved, it is answered as the turn's next
+  // version, and the message as it was stays one click away ("‹ 1/2 ›").
+  openEditor(button) {
+    const item = button.closest(".msg");
+    const open = item.querySelector(".message-editor");
+    if (open) {
+      open.querySelector("textarea").focus();
+      return;
+    }
+    const bubble = item.querySelector(".bubble");
+    const editor = document.createElement("div");
+    editor.className = "message-editor";
+    editor.dataset.turn = button.dataset.turn;
+    const box = document.createElement("textarea");
+    box.value = bubble.textContent;
+    box.rows = Math.min(12, box.value.split("\n").length + 1);
+    box.setAttribute("aria-label", TEXTS.edited_message);
+    box.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        this.closeEditor(editor);
+      } else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.saveEdit(editor);
+      }
+    });
+    const actions = document.createElement("div");
+    actions.className = "message-editor-actions";
+    for (const [name, text] of [
+      ["cancel-edit", TEXTS.cancel_edit],
+      ["save-edit", TEXTS.save_edit],
+    ]) {
+      const control = document.createElement("button");
+      control.type = "button";
+      control.className = name;
+      control.textContent = text;
+      actions.append(control);
+    }
+    editor.append(box, actions);
+    bubble.hidden = true;
+    button.hidden = true;
+    bubble.after(editor);
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  closeEditor(editor) {
+    const item = editor.closest(".msg");
+    item.querySelector(".bubble").hidden = false;
+    const button = item.querySelector(".edit-message");
+    button.hidden = false;
+    editor.remove();
+    button.focus();
+  }
+
+  async saveEdit(editor) {
+    const text = editor.querySelector("textarea").value.trim();
+    if (!text) {
+      this.showNotice(TEXTS.empty);
+      return;
+    }
+    if (this.sending) return;
+    this.sending = true;
+    this.updateControls();
+    const result = await sendJSON("POST", this.turnUrl(this.urls.regenerate, editor), {
+      message: text,
+    });
+    this.sending = false;
+    this.showNotice(result.ok ? "" : readableError(result));
+    this.updateControls();
+    if (!result.ok) return;
+    // The edited message is the new version's; this one goes back as it was, hidden with it.
+    this.closeEditor(editor);
+    this.message.focus();
   }
 
   turnUrl(template, button) {

@@ -65,3 +65,31 @@ def test_regenerate_keeps_both_answers_one_click_apart(login, user, output_dir):
     turn_locator(page, first.pk).get_by_role("button", name="Next version").click()
     expect(turn_locator(page, second.pk)).to_be_visible()
     expect(version_count(page, second.pk)).to_have_text("2/2")
+
+
+def test_a_sent_message_is_edited_in_place(login, user):
+    page = login("alice", "alice-password-1")
+    session_id = new_session(page, "Edit in place")
+    send(page, "hello there")
+    first = last_turn(session_id)
+    expect(chip(page, first.pk)).to_have_attribute("data-status", "completed")
+    message = turn_locator(page, first.pk).locator(".msg.user")
+
+    message.get_by_role("button", name="Edit this message").click()
+    box = message.locator(".message-editor textarea")
+    expect(box).to_be_focused()
+    expect(box).to_have_value("hello there")
+    box.fill("hello again")
+    message.get_by_role("button", name="Save and send").click()
+
+    edited = wait_for(lambda: (turn := last_turn(session_id)).pk != first.pk and turn)
+    assert (edited.version_of_id, edited.user_message) == (first.pk, "hello again")
+    expect(turn_locator(page, edited.pk).locator(".msg.user .bubble")).to_have_text("hello again")
+    expect(chip(page, edited.pk)).to_have_attribute("data-status", "completed")
+    expect(version_count(page, edited.pk)).to_have_text("2/2")
+    expect(turn_locator(page, first.pk)).to_be_hidden()
+
+    turn_locator(page, edited.pk).get_by_role("button", name="Previous version").click()
+
+    expect(turn_locator(page, first.pk).locator(".msg.user .bubble")).to_have_text("hello there")
+    expect(turn_locator(page, first.pk).locator(".message-editor")).to_have_count(0)

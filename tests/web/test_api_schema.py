@@ -22,6 +22,7 @@ ENDPOINTS = {
     ("/api/sessions/{session_id}/turns/{turn_id}/", "get"): {"200", "403", "404"},
     ("/api/sessions/{session_id}/turns/{turn_id}/regenerate/", "post"): {
         "202",
+        "400",
         "403",
         "404",
         "409",
@@ -131,6 +132,7 @@ def patterns_in(node) -> list[str]:
     "component, field, one_line",
     [
         ("TurnInRequest", "message", False),
+        ("RegenerateInRequest", "message", False),
         ("SessionInRequest", "title", True),
         ("SessionRenameInRequest", "title", True),
         ("CancelInRequest", "reason", False),

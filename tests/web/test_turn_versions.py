@@ -149,3 +149,36 @@ def test_the_next_turn_sees_the_shown_version_only(api, llm, user):
     regenerated_input = "\n".join(str(m.get("content")) for m in llm.requests[1].body["messages"])
     assert "Blue is the first answer." not in regenerated_input
     assert second.version_of_id == first.pk
+
+
+def test_an_edited_message_is_a_new_version_of_its_turn(api, llm, user):
+    first = answered(llm, user, "name a colour", "Blue.")
+    llm.reply("A pear.")
+
+    response = api.post(
+        f"/api/sessions/{first.session_id}/turns/{first.pk}/regenerate/",
+        {"message": "  name a fruit  "},
+        format="json",
+    )
+
+    assert response.status_code == 202
+    edited = Turn.objects.get(pk=response.json()["id"])
+    assert (edited.user_message, edited.version_of_id, edited.shown) == (
+        "name a fruit",
+        first.pk,
+        True,
+    )
+    assert run_turn_to_end(edited.pk) == S.COMPLETED
+    answered(llm, user, "why?", "Because.", session=first.session)
+    sent = model_input(llm)
+    assert "name a fruit" in sent and "A pear." in sent
+    assert "name a colour" not in sent and "Blue." not in sent
+
+
+def test_an_edit_keeps_to_the_rules_of_a_message(api, llm, user):
+    first = answered(llm, user, "name a colour", "Blue.")
+    url = f"/api/sessions/{first.session_id}/turns/{first.pk}/regenerate/"
+
+    for refused in ("   ", "escape \x1b[0m", 5):
+        assert_error(api.post(url, {"message": refused}, format="json"), 400, "invalid")
+    assert Turn.objects.filter(session=first.session).count() == 1
