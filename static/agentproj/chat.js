@@ -522,7 +522,8 @@ class ChatPage {
     // the version shown now, once its event has arrived, else to the composer.
     const foot = document.getElementById(`turn-${button.dataset.turn}-foot`);
     const shown = foot && !foot.closest(".turn").hidden;
-    const same = shown && foot.querySelector(`.show-version[aria-label="${button.ariaLabel}"]`);
+    const label = button.getAttribute("aria-label");
+    const same = shown && foot.querySelector(`.show-version[aria-label="${label}"]`);
     (same && !same.disabled ? same : this.message).focus({ preventScroll: true });
   }
 

@@ -1,10 +1,10 @@
 """The chat page's timeline drawn through its partials, from the fold (``fold.Timeline``).
 
-Every event kind has its partial (``templates/sessions/events/<kind>.html``), but
-``version_shown``, which redraws the feet of its turn's versions. The page draws the
-fold of all its events (``page``); a socket draws each live event from the fold of what it has
-sent (``live_fragments``), through the same partials, so the page script only places what it is
-sent, appends live text deltas and drives the buttons.
+Every event kind but ``version_shown`` has its partial (``templates/sessions/events/<kind>.html``;
+that one redraws the feet of its turn's versions). The page draws the fold of all its events
+(``page``); a socket draws each live event from the fold of what it has sent
+(``live_fragments``), through the same partials, so the page script only places what it is sent,
+appends live text deltas and drives the buttons.
 
 What one event changes elsewhere on the page travels with it as ``updates``: fragments that
 replace the element with the same id (an approval card's state after a decision or a status of
