@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 SERVICE_ERROR_STATUS = {
     "session_busy": status.HTTP_409_CONFLICT,
     "no_active_turn": status.HTTP_409_CONFLICT,
+    "not_last_turn": status.HTTP_409_CONFLICT,
     "not_pending": status.HTTP_409_CONFLICT,
     "illegal_transition": status.HTTP_409_CONFLICT,
     "arguments_changed": status.HTTP_409_CONFLICT,

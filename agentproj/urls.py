@@ -27,6 +27,16 @@ api = [
         name="api-turn",
     ),
     path(
+        "sessions/<uuid:session_id>/turns/<int:turn_id>/regenerate/",
+        sessions_api.TurnRegenerateApi.as_view(),
+        name="api-turn-regenerate",
+    ),
+    path(
+        "sessions/<uuid:session_id>/turns/<int:turn_id>/show/",
+        sessions_api.TurnShowApi.as_view(),
+        name="api-turn-show",
+    ),
+    path(
         "sessions/<uuid:session_id>/cancel/",
         sessions_api.session_cancel,
         name="api-cancel",

@@ -64,6 +64,9 @@ class EventKind(models.TextChoices):
     # The model stopped seeing the oldest exchanges of the session: they no longer fit its
     # context window. Written once per turn that leaves something out.
     CONTEXT_TRIMMED = "context_trimmed"
+    # Which version of a turn the page and the model's transcript use: written when Regenerate
+    # makes a new version and when the user switches between them.
+    VERSION_SHOWN = "version_shown"
 
 
 # The statuses Stop applies to (DESIGN §5); a stopping turn is already on its way.
@@ -130,6 +133,7 @@ PAGE_TEXTS = {
     # Refusals the page words for its own buttons; any other answer's ``detail`` is shown.
     "refusals": {
         "session_busy": "A turn is still active. Use “Stop and send” or “Queue”.",
+        "not_last_turn": "Only the last answer can be regenerated.",
         "not_pending": "This request was already decided, cancelled or expired.",
         "not_authenticated": "Your login has expired. Reload the page to log in again.",
         "authentication_failed": "Your login has expired. Reload the page to log in again.",
@@ -143,6 +147,11 @@ PAGE_TEXTS = {
     "copy": "Copy",
     "copy_code": "Copy code",
     "copy_answer": "Copy this answer",
+    "edit": "Edit",
+    "edit_message": "Edit this message",
+    "save_edit": "Save and send",
+    "cancel_edit": "Cancel",
+    "edited_message": "Your message, edited",
     "copied": "Copied",
     "copy_failed": "Copy failed",
     "rename_failed": "The session could not be renamed.",

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agentproj.validators import one_line_text
@@ -164,6 +165,14 @@ class Turn(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="turns"
     )
     agent_snapshot = models.JSONField(default=dict, blank=True)
+    # Regenerate makes another version of a top-level turn: a new turn with the same message,
+    # linked to the group's first turn (null for that first turn itself). One version of each
+    # group is ``shown``: the page draws the others hidden and the model's transcript leaves
+    # them out.
+    version_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="versions"
+    )
+    shown = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["session", "index"]
@@ -189,6 +198,13 @@ class Turn(models.Model):
                 name="turn_stopped_has_reason",
             ),
             models.UniqueConstraint(fields=["session", "index"], name="turn_index_unique"),
+            # A group of versions is named by its first turn: the first's id, or the id the
+            # others link to. Two shown versions of one turn would give the model two answers.
+            models.UniqueConstraint(
+                Coalesce("version_of", "id"),
+                condition=Q(shown=True),
+                name="one_shown_version_per_turn",
+            ),
         ]
 
     def __str__(self):

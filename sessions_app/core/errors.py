@@ -21,6 +21,11 @@ class NoActiveTurn(ServiceError):
     detail = "This session has no active turn to cancel."
 
 
+class NotLastTurn(ServiceError):
+    code = "not_last_turn"
+    detail = "Only the session's last turn can be regenerated."
+
+
 class IllegalTransition(ServiceError):
     code = "illegal_transition"
     detail = "The turn cannot make that change from its current status."

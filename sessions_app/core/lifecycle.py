@@ -82,7 +82,7 @@ class _Line:
     owner_active: int
 
 
-def _line_of(session: AgentSession) -> _Line:
+def line_of(session: AgentSession) -> _Line:
     top_level_active = Q(parent__isnull=True, status__in=ACTIVE_STATUSES)
     this_session = Q(session_id=session.pk)
     counts = Turn.objects.filter(
@@ -141,8 +141,8 @@ def _turn_start(session_id, message: str, actor, on_busy: str, *, owner_id) -> T
     try:
         with transaction.atomic():
             locked = lock_session_with_agent(session_id, owner_id=owner_id)
-            _lock_owner(locked.owner_id)
-            line = _line_of(locked)
+            lock_owner(locked.owner_id)
+            line = line_of(locked)
             busy = line.active or line.waiting
             if busy:
                 if on_busy == "reject":
@@ -194,7 +194,7 @@ def _turn_start(session_id, message: str, actor, on_busy: str, *, owner_id) -> T
         raise SessionBusy() from exc
 
 
-def _lock_owner(owner_id: int) -> None:
+def lock_owner(owner_id: int) -> None:
     """Lock the user's row before counting their active turns.
 
     Two sends in two of their sessions lock two different session rows, and without it both

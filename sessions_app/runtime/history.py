@@ -10,8 +10,9 @@ from sessions_app.runtime.transcript import TRANSCRIPT_KINDS, PastTurn
 
 def turn_history(turn: Turn) -> tuple[list[PastTurn], dict[str, Any]]:
     """What the transcript builder needs of the session before ``turn``: the top-level turns
-    that had ended when ``turn`` first started, in the order they ended, and what the latest of
-    them learned of the model's context window (``ContextWindow.learned``).
+    that had ended when ``turn`` first started, less the versions not shown, in the order they
+    ended, and what the latest of them learned of the model's context window
+    (``ContextWindow.learned``).
 
     Bounded by the ``seq`` of the turn's first start, not by turn index: a turn sent with
     ``on_busy=interrupt`` runs before turns sent earlier, and a resumed turn reads the same
@@ -31,6 +32,14 @@ def turn_history(turn: Turn) -> tuple[list[PastTurn], dict[str, Any]]:
         .order_by("seq")
         .values_list("turn_id", flat=True)
     )
+    rows = {
+        pk: (message, status)
+        for pk, message, status in Turn.objects.filter(pk__in=ended, shown=True).values_list(
+            "pk", "user_message", "status"
+        )
+    }
+    # Of a turn's versions, the model sees the one the user chose (``core.versions``).
+    ended = [pk for pk in ended if pk in rows]
     if not ended:
         return [], {}
     told: dict[int, list[tuple[str, dict[str, Any]]]] = {turn_id: [] for turn_id in ended}
@@ -41,12 +50,6 @@ def turn_history(turn: Turn) -> tuple[list[PastTurn], dict[str, Any]]:
     ):
         if turn_id in told:
             told[turn_id].append((kind, data))
-    rows = {
-        pk: (message, status)
-        for pk, message, status in Turn.objects.filter(pk__in=ended).values_list(
-            "pk", "user_message", "status"
-        )
-    }
     learned = dict(
         Turn.objects.filter(pk__in=ended, checkpoint__has_key="context").values_list(
             "pk", "checkpoint__context"

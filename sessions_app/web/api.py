@@ -22,8 +22,8 @@ from agentproj.throttling import (
     SessionChangeThrottle,
 )
 from agentproj.vocabulary import TERMINAL_STATUSES
-from sessions_app.core import broadcast, lifecycle, selectors, sessions
-from sessions_app.models import AgentSession
+from sessions_app.core import broadcast, lifecycle, selectors, sessions, versions
+from sessions_app.models import AgentSession, Turn
 from sessions_app.web import views
 from sessions_app.web.serializers import (
     AgentOutSerializer,
@@ -32,6 +32,7 @@ from sessions_app.web.serializers import (
     CancelQuerySerializer,
     EventsOutSerializer,
     EventsQuerySerializer,
+    RegenerateInSerializer,
     SessionInSerializer,
     SessionOutSerializer,
     SessionRenameInSerializer,
@@ -237,6 +238,82 @@ class TurnCreateApi(APIView):
         except AgentSession.DoesNotExist as exc:
             raise Http404 from exc
         return Response(TurnOutSerializer(turn).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TurnRegenerateApi(APIView):
+    throttle_classes = [SendThrottle]
+
+    @extend_schema(
+        request=RegenerateInSerializer,
+        responses={
+            202: TurnOutSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
+        },
+        summary="Regenerate or edit the last message",
+        description="Answer the message of the session's last turn again, as a new version of "
+        "that turn: a new turn (202, `queued`) with the same message, or with `message` as the "
+        "user edited it, `version_of` the turn's first version, shown from now on; the earlier "
+        "versions stay, hidden (`POST .../show/` switches back), and the model's transcript "
+        "uses the shown one. Allowed once the last turn ended (completed, stopped or failed), "
+        "naming any of its versions. 409 `session_busy` while a turn is active or waiting, "
+        "409 `not_last_turn` for an earlier turn; 400 and 429 as for sending a message.",
+        examples=[
+            OpenApiExample("The same message again", value={}, request_only=True),
+            OpenApiExample(
+                "The message edited",
+                value={"message": "What time is it in Osaka?"},
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request, session_id, turn_id):
+        data = RegenerateInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        edited = data.validated_data.get("message")
+        try:
+            with broadcast.sent_together():
+                turn = versions.turn_regenerate(
+                    session_id=session_id,
+                    owner=request.user,
+                    turn_id=turn_id,
+                    message=None if edited is None else edited.strip(),
+                )
+        except (AgentSession.DoesNotExist, Turn.DoesNotExist) as exc:
+            raise Http404 from exc
+        return Response(TurnOutSerializer(turn).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TurnShowApi(APIView):
+    throttle_classes = [SessionChangeThrottle]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: TurnOutSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+            **AUTH_ERRORS,
+            **THROTTLED_ERRORS,
+        },
+        summary="Show a version of a turn",
+        description="Show this version of its turn instead of the others (made by "
+        "`POST .../regenerate/`): the page draws it and hides the others, and the next turn's "
+        "model input uses it. Showing the version already shown changes nothing. 409 "
+        "`session_busy` while a turn of the session is active or waiting.",
+    )
+    def post(self, request, session_id, turn_id):
+        try:
+            with broadcast.sent_together():
+                turn = versions.turn_version_show(
+                    session_id=session_id, owner=request.user, turn_id=turn_id
+                )
+        except (AgentSession.DoesNotExist, Turn.DoesNotExist) as exc:
+            raise Http404 from exc
+        return Response(TurnOutSerializer(turn).data)
 
 
 class TurnDetailApi(APIView):

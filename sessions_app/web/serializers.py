@@ -30,6 +30,8 @@ class TurnOutSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "usage",
+            "version_of",
+            "shown",
         ]
 
 
@@ -121,6 +123,17 @@ class TurnInSerializer(serializers.Serializer):
         validators=[plain_text_with_content],
     )
     on_busy = serializers.ChoiceField(choices=lifecycle.ON_BUSY_CHOICES, default="reject")
+
+
+class RegenerateInSerializer(serializers.Serializer):
+    # The rules of a sent message: an edit is the message sent again.
+    message = StrictCharField(
+        max_length=settings.AGENT_MAX_MESSAGE_CHARS,
+        required=False,
+        trim_whitespace=False,
+        validators=[plain_text_with_content],
+        help_text="The message as edited; left out, the turn's own message again.",
+    )
 
 
 class CancelInSerializer(serializers.Serializer):

@@ -120,6 +120,8 @@ class ChatPage {
       cancel: root.dataset.cancelUrl,
       approve: root.dataset.approveUrl,
       reject: root.dataset.rejectUrl,
+      regenerate: root.dataset.regenerateUrl,
+      showVersion: root.dataset.showVersionUrl,
     };
     this.head = new SessionHead(root.querySelector("#session-head"), TEXTS);
     this.timeline = root.querySelector("#timeline");
@@ -292,7 +294,7 @@ class ChatPage {
 
   // Events
 
-  onEvent({ event, fragment, shell, updates, place }) {
+  onEvent({ event, fragment, shell, updates, place, versions }) {
     this.lastSeq = Math.max(this.lastSeq, event.seq);
     const turnList = event.turn === null ? this.timeline : this.turnList(event.turn, shell);
     // What belongs inside another item (a call's result or card, a card's decision) goes
@@ -307,6 +309,7 @@ class ChatPage {
       showTimes(node);
     }
     for (const html of updates || []) this.applyUpdate(parse(html));
+    if (versions) this.showVersions(versions);
     this.empty.hidden = true;
     this.updateControls();
     this.keepInView();
@@ -430,6 +433,16 @@ class ChatPage {
     if (actions) actions.hidden = node.dataset.decidable !== "1";
   }
 
+  // One version of a turn is shown; the others stay on the page, hidden, one click away.
+  showVersions({ shown, hidden }) {
+    for (const id of hidden) {
+      const turn = document.getElementById(`turn-${id}`);
+      if (turn) turn.hidden = true;
+    }
+    const turn = document.getElementById(`turn-${shown}`);
+    if (turn) turn.hidden = false;
+  }
+
   // The top-level turn that is active, as its foot says.
   activeTurn() {
     const foot = this.timeline.querySelector(":scope > .turn > .turn-foot[data-active]");
@@ -454,6 +467,10 @@ class ChatPage {
     else if (button.matches(".cancel-queued")) this.withdraw(button);
     else if (button.matches(".edit-resend")) this.editAndResend(button);
     else if (button.matches(".regenerate")) this.regenerate(button);
+    else if (button.matches(".show-version")) this.showVersion(button);
+    else if (button.matches(".edit-message")) this.openEditor(button);
+    else if (button.matches(".save-edit")) this.saveEdit(button.closest(".message-editor"));
+    else if (button.matches(".cancel-edit")) this.closeEditor(button.closest(".message-editor"));
     else if (button.matches(".revoke")) this.revoke(button);
     else if (button.matches(".edit-arguments")) this.toggleEditor(button.closest(".approval"));
     else if (button.matches(".approve")) this.decide(button.closest(".approval"), "approve");
@@ -486,15 +503,116 @@ class ChatPage {
     this.message.setSelectionRange(this.message.value.length, this.message.value.length);
   }
 
-  // The same message again, as a new turn; the stopped or failed one stays in the timeline.
+  // The same message answered again, as the turn's next version; the earlier answer stays
+  // one click away ("‹ 1/2 ›").
   async regenerate(button) {
-    const text = this.userMessageOf(button);
-    if (!text || this.sending) return;
+    if (this.sending) return;
     button.disabled = true;
-    await this.post(text, "reject");
+    this.sending = true;
+    this.updateControls();
+    const result = await sendJSON("POST", this.turnUrl(this.urls.regenerate, button), {});
+    this.sending = false;
+    this.showNotice(result.ok ? "" : readableError(result));
+    this.updateControls();
     button.disabled = false;
-    // The old turn's actions go once the new turn shows: the keyboard stays in the composer.
+    // The old version hides once the new one shows: the keyboard stays in the composer.
     this.message.focus();
+  }
+
+  // The version the button names is shown; the version_shown event redraws the turns.
+  async showVersion(button) {
+    if (!button.dataset.turn) return;
+    button.disabled = true;
+    const result = await sendJSON("POST", this.turnUrl(this.urls.showVersion, button), {});
+    this.showNotice(result.ok ? "" : readableError(result));
+    if (!result.ok) button.disabled = false;
+    // The button's foot is hidden with its version: the keyboard goes to the same button of
+    // the version shown now, once its event has arrived, else to the composer.
+    const foot = document.getElementById(`turn-${button.dataset.turn}-foot`);
+    const shown = foot && !foot.closest(".turn").hidden;
+    const label = button.getAttribute("aria-label");
+    const same = shown && foot.querySelector(`.show-version[aria-label="${label}"]`);
+    (same && !same.disabled ? same : this.message).focus({ preventScroll: true });
+  }
+
+  // The last message becomes a box in its place; saved, it is answered as the turn's next
+  // version, and the message as it was stays one click away ("‹ 1/2 ›").
+  openEditor(button) {
+    const item = button.closest(".msg");
+    const open = item.querySelector(".message-editor");
+    if (open) {
+      open.querySelector("textarea").focus();
+      return;
+    }
+    const bubble = item.querySelector(".bubble");
+    const editor = document.createElement("div");
+    editor.className = "message-editor";
+    editor.dataset.turn = button.dataset.turn;
+    const box = document.createElement("textarea");
+    box.value = bubble.textContent;
+    box.rows = Math.min(12, box.value.split("\n").length + 1);
+    box.setAttribute("aria-label", TEXTS.edited_message);
+    box.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        this.closeEditor(editor);
+      } else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.saveEdit(editor);
+      }
+    });
+    const actions = document.createElement("div");
+    actions.className = "message-editor-actions";
+    for (const [name, text] of [
+      ["cancel-edit", TEXTS.cancel_edit],
+      ["save-edit", TEXTS.save_edit],
+    ]) {
+      const control = document.createElement("button");
+      control.type = "button";
+      control.className = name;
+      control.textContent = text;
+      actions.append(control);
+    }
+    editor.append(box, actions);
+    bubble.hidden = true;
+    button.hidden = true;
+    bubble.after(editor);
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  closeEditor(editor) {
+    const item = editor.closest(".msg");
+    item.querySelector(".bubble").hidden = false;
+    const button = item.querySelector(".edit-message");
+    button.hidden = false;
+    editor.remove();
+    button.focus();
+  }
+
+  async saveEdit(editor) {
+    const text = editor.querySelector("textarea").value.trim();
+    if (!text) {
+      this.showNotice(TEXTS.empty);
+      return;
+    }
+    if (this.sending) return;
+    this.sending = true;
+    this.updateControls();
+    const result = await sendJSON("POST", this.turnUrl(this.urls.regenerate, editor), {
+      message: text,
+    });
+    this.sending = false;
+    this.showNotice(result.ok ? "" : readableError(result));
+    this.updateControls();
+    if (!result.ok) return;
+    // The edited message is the new version's; this one goes back as it was, hidden with it.
+    this.closeEditor(editor);
+    this.message.focus();
+  }
+
+  turnUrl(template, button) {
+    return template.replace("/turns/0/", `/turns/${button.dataset.turn}/`);
   }
 
   async send(onBusy) {

@@ -1,6 +1,6 @@
 """The composer as in familiar chat apps: Enter sends, Shift+Enter adds a line, Esc stops; after a
-stop, "Edit and resend" and "Regenerate" start new turns and keep the old one; and the timeline
-is on the page even with JavaScript off."""
+stop, "Edit and resend" starts a new turn and "Regenerate" a new version of the stopped one,
+which stays one click away; and the timeline is on the page even with JavaScript off."""
 
 import pytest
 from playwright.sync_api import expect
@@ -92,7 +92,7 @@ def test_enter_sends_shift_enter_adds_a_line_and_escape_stops(login, user):
     assert focused_id(page) == "message"
 
 
-def test_edit_and_resend_and_regenerate_start_new_turns(login, user, output_dir):
+def test_edit_and_resend_and_regenerate_start_new_turns_and_versions(login, user, output_dir):
     page = login("alice", "alice-password-1")
     session_id = new_session(page, "Again")
     send_with_enter(page, "tell me a story")
@@ -107,7 +107,9 @@ def test_edit_and_resend_and_regenerate_start_new_turns(login, user, output_dir)
     expect(page.locator("#message")).to_be_focused()
     second = last_turn(session_id)
     assert second.pk != first.pk and second.user_message == "tell me a story"
-    # Only the last turn offers to try again; the stopped one stays as it was.
+    assert second.version_of_id == first.pk
+    # The stopped answer is the turn's first version, hidden and kept as it was.
+    expect(turn_locator(page, first.pk)).to_be_hidden()
     expect(actions).to_be_hidden()
     expect(interrupt_notices(page, first.pk)).to_have_count(1)
     stop_with_escape(page, second.pk)
@@ -122,7 +124,9 @@ def test_edit_and_resend_and_regenerate_start_new_turns(login, user, output_dir)
     third = last_turn(session_id)
     assert third.user_message == "hello there"
     expect(chip(page, third.pk)).to_have_attribute("data-status", "completed")
-    expect(turn_locator(page, third.pk).locator(".turn-actions")).to_have_count(0)
+    # A completed answer may be regenerated; there is nothing to edit and resend.
+    third_actions = turn_locator(page, third.pk).locator(".turn-actions")
+    expect(third_actions.get_by_role("button")).to_have_text(["Regenerate"])
 
     statuses = list(
         Turn.objects.filter(session_id=session_id).order_by("index").values_list("status")

@@ -175,7 +175,18 @@ class ChatPage:
                 insert_by_seq(target, node)
         for update in message.get("updates") or []:
             self.apply_update(fragment(update))
+        if message.get("versions"):
+            self.show_versions(message["versions"])
         set_hidden(self.empty, True)
+
+    def show_versions(self, versions: dict) -> None:
+        for turn_id in versions["hidden"]:
+            turn = self.element(f"turn-{turn_id}")
+            if turn is not None:
+                set_hidden(turn, True)
+        turn = self.element(f"turn-{versions['shown']}")
+        if turn is not None:
+            set_hidden(turn, False)
 
     def element(self, element_id: str | None) -> Element | None:
         """``document.getElementById``: no element for no id."""

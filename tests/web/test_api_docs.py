@@ -6,7 +6,8 @@ import json
 import pytest
 from django.test import Client
 
-from tests.turn_states import new_session, queued_turn, waiting_turn
+from agentproj.vocabulary import TurnStatus
+from tests.turn_states import new_session, queued_turn, turn_in, waiting_turn
 
 pytestmark = pytest.mark.django_db
 
@@ -62,10 +63,14 @@ def logged_in(user) -> Client:
 
 def real_path(template: str, owner) -> str:
     """The path with real ids: a session whose turn waits for approval of a send_email call
-    (what Stop, approve and reject act on), or an idle one to send a message to."""
+    (what Stop, approve and reject act on), an idle one to send a message to, or one whose last
+    turn ended, to regenerate."""
     if template.endswith("/turns/"):
         session = new_session(owner)
         turn, approval = None, None
+    elif template.endswith("/regenerate/"):
+        turn, approval = turn_in(TurnStatus.COMPLETED, owner), None
+        session = turn.session
     elif "{approval_id}" in template:
         turn, approval = waiting_turn(owner)
         session = turn.session
@@ -80,7 +85,10 @@ def real_path(template: str, owner) -> str:
     return template.format(**ids)
 
 
-def test_every_request_example_is_accepted(schema, user, approver):
+def test_every_request_example_is_accepted(schema, user, approver, settings):
+    # Each example gets a session of its own with a turn in it, active or ended: more than the
+    # limit of a user's active turns, which is not what this test is about.
+    settings.MAX_ACTIVE_TURNS_PER_USER = 1000
     owner, decider = logged_in(user), logged_in(approver)
     tried = []
     for template, method, operation in operations(schema):

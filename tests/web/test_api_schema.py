@@ -20,6 +20,15 @@ ENDPOINTS = {
     ("/api/agents/", "get"): {"200", "403"},
     ("/api/sessions/{session_id}/turns/", "post"): {"202", "400", "403", "404", "409", "429"},
     ("/api/sessions/{session_id}/turns/{turn_id}/", "get"): {"200", "403", "404"},
+    ("/api/sessions/{session_id}/turns/{turn_id}/regenerate/", "post"): {
+        "202",
+        "400",
+        "403",
+        "404",
+        "409",
+        "429",
+    },
+    ("/api/sessions/{session_id}/turns/{turn_id}/show/", "post"): {"200", "403", "404", "409"},
     ("/api/sessions/{session_id}/cancel/", "post"): {
         "200",
         "202",
@@ -123,6 +132,7 @@ def patterns_in(node) -> list[str]:
     "component, field, one_line",
     [
         ("TurnInRequest", "message", False),
+        ("RegenerateInRequest", "message", False),
         ("SessionInRequest", "title", True),
         ("SessionRenameInRequest", "title", True),
         ("CancelInRequest", "reason", False),

@@ -30,6 +30,8 @@ TURN_FIELDS = {
     "started_at",
     "finished_at",
     "usage",
+    "version_of",
+    "shown",
 }
 
 

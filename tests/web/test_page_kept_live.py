@@ -20,7 +20,7 @@ from django.utils import timezone
 from agentproj.vocabulary import EventKind, TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, Outcome, PolicyRule
-from sessions_app.core import lifecycle, selectors, sessions
+from sessions_app.core import lifecycle, selectors, sessions, versions
 from sessions_app.models import AgentSession, Turn
 from sessions_app.web.timeline import render
 from tests.conftest import ASK_FOR_EMAIL, wait_for
@@ -178,6 +178,13 @@ def context_trimmed(drive: Drive) -> None:
         drive.turn(f"message {n}: {'x' * 2_400}")
 
 
+def version_shown(drive: Drive) -> None:
+    first = drive.turn("name a colour")
+    regenerate = versions.turn_regenerate
+    drive.run(regenerate(session_id=drive.session.pk, owner=drive.owner, turn_id=first.pk))
+    versions.turn_version_show(session_id=drive.session.pk, owner=drive.owner, turn_id=first.pk)
+
+
 SCENARIOS = {
     "user_message": user_message,
     "assistant_message": assistant_message,
@@ -197,6 +204,7 @@ SCENARIOS = {
     "error": error,
     "tool_progress": tool_progress,
     "context_trimmed": context_trimmed,
+    "version_shown": version_shown,
 }
 
 

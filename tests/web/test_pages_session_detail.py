@@ -92,7 +92,8 @@ def test_the_html_holds_the_timeline_of_a_finished_session(client, llm, user, ru
         "Regenerate",
     ]
 
-    # The completed turn: its answer as Markdown, what it cost, and nothing to try again.
+    # The completed turn: its answer as Markdown, what it cost, and Regenerate (the page shows
+    # it on the last turn only).
     [rendered] = page.by_id(f"turn-{completed.pk}-events").by_class("bubble", "rendered")
     assert [h.text for h in rendered.elements() if h.tag == "h1"] == ["Plan"]
     assert [li.text for li in rendered.elements() if li.tag == "li"] == [
@@ -106,7 +107,7 @@ def test_the_html_holds_the_timeline_of_a_finished_session(client, llm, user, ru
     tokens = completed.usage["prompt_tokens"] + completed.usage["completion_tokens"]
     usage = words(foot.by_class("turn-usage")[0].text)
     assert usage.startswith(f"{tokens} tokens · ") and usage.endswith(" s")
-    assert not foot.by_class("turn-actions")
+    assert [words(b.text) for b in foot.by_class("turn-actions")[0].elements()] == ["Regenerate"]
 
 
 def test_an_active_turn_is_drawn_active_with_its_message(client, user):

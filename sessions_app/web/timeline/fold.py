@@ -5,9 +5,10 @@ The fold keeps what an event's drawing depends on beyond the event itself: each 
 status (its foot, and whether its approval cards may be decided), a sub-agent turn's parent and
 task, each approval request with its decisions, the calls that were made (a progress line goes
 inside its call) with their latest progress, what became of each call (its one line says whether
-it waits, ran, failed or was refused, and who approved it), and the session's grants as the
-events tell them. The kinds that draw only themselves (messages, notices) fold to nothing, so a
-socket seeds its fold with the ``STATE_KINDS`` events alone.
+it waits, ran, failed or was refused, and who approved it), the session's grants as the events
+tell them, and which version of a regenerated turn is shown. The kinds that draw only
+themselves (messages, notices) fold to nothing, so a socket seeds its fold with the
+``STATE_KINDS`` events alone.
 
 Pure: no database, no templates. Folding an event twice, or two events in either order,
 gives the same state, since a socket can receive an event again (a replay meets the live
@@ -34,6 +35,25 @@ class TurnState:
     status: dict[str, Any] | None = None
     status_seq: int = 0
     approvals: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class VersionGroup:
+    """A turn's versions as the latest ``version_shown`` event about them tells it."""
+
+    versions: list[int]
+    shown: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class VersionNav:
+    """Where a version stands among its turn's: "2/3", and the versions either side."""
+
+    position: int
+    count: int
+    previous: int | None
+    next: int | None
 
 
 @dataclass
@@ -115,6 +135,9 @@ class Timeline:
         # The latest tool_progress event of each call.
         self.progress: dict[Any, EventPayload] = {}
         self.grants: dict[int, GrantState] = {}
+        # Groups of versions by their first turn, and the group of each version.
+        self.version_groups: dict[int, VersionGroup] = {}
+        self.group_of: dict[int, int] = {}
 
     def apply(self, event: EventPayload) -> None:
         fold = _FOLDS.get(event["kind"])
@@ -183,6 +206,27 @@ class Timeline:
         status = ((turn.status if turn else None) or {}).get("status")
         return call_line(call, card, ended=status if status in TERMINAL_STATUSES else None)
 
+    def version_group(self, turn_id: int | None) -> VersionGroup | None:
+        first = self.group_of.get(turn_id) if turn_id is not None else None
+        return self.version_groups.get(first) if first is not None else None
+
+    def hidden(self, turn_id: int | None) -> bool:
+        """Whether another version of the turn is shown instead."""
+        group = self.version_group(turn_id)
+        return group is not None and group.shown != turn_id
+
+    def version_nav(self, turn_id: int | None) -> VersionNav | None:
+        group = self.version_group(turn_id)
+        if group is None or len(group.versions) < 2:
+            return None
+        at = group.versions.index(turn_id)
+        return VersionNav(
+            position=at + 1,
+            count=len(group.versions),
+            previous=group.versions[at - 1] if at > 0 else None,
+            next=group.versions[at + 1] if at + 1 < len(group.versions) else None,
+        )
+
     def grants_made(self) -> list[GrantState]:
         """The session's grants, revoked ones too, oldest first."""
         return sorted((g for g in self.grants.values() if g.made), key=lambda g: g.seq)
@@ -236,6 +280,20 @@ class Timeline:
         grant = self._grant(event["data"].get("grant"))
         grant.revoked_by = str(event["data"].get("revoked_by") or "")
         grant.revoked_at = _time(event)
+
+    def _version_shown(self, event: EventPayload) -> None:
+        versions = [int(turn) for turn in event["data"].get("versions") or ()]
+        if not versions:
+            return
+        first = versions[0]
+        known = self.version_groups.get(first)
+        if known is not None and known.seq >= event["seq"]:
+            return
+        self.version_groups[first] = VersionGroup(
+            versions=versions, shown=int(event["data"]["shown"]), seq=event["seq"]
+        )
+        for turn in versions:
+            self.group_of[turn] = first
 
     def _turn(self, turn_id: int) -> TurnState:
         if turn_id not in self.turns:
@@ -323,6 +381,7 @@ _FOLDS = {
     EventKind.APPROVAL_REQUESTED: Timeline._approval_requested,
     EventKind.APPROVAL_DECIDED: Timeline._approval_decided,
     EventKind.APPROVAL_GRANT_REVOKED: Timeline._grant_revoked,
+    EventKind.VERSION_SHOWN: Timeline._version_shown,
 }
 STATE_KINDS = tuple(_FOLDS)
 

@@ -1,13 +1,15 @@
 """The chat page's timeline drawn through its partials, from the fold (``fold.Timeline``).
 
-Every event kind has its partial (``templates/sessions/events/<kind>.html``). The page draws the
-fold of all its events (``page``); a socket draws each live event from the fold of what it has
-sent (``live_fragments``), through the same partials, so the page script only places what it is
-sent, appends live text deltas and drives the buttons.
+Every event kind but ``version_shown`` has its partial (``templates/sessions/events/<kind>.html``;
+that one redraws the feet of its turn's versions). The page draws the fold of all its events
+(``page``); a socket draws each live event from the fold of what it has sent
+(``live_fragments``), through the same partials, so the page script only places what it is sent,
+appends live text deltas and drives the buttons.
 
 What one event changes elsewhere on the page travels with it as ``updates``: fragments that
 replace the element with the same id (an approval card's state after a decision or a status of
-its turn, the session's grants after one is made or revoked).
+its turn, the session's grants after one is made or revoked, the feet of a turn's versions
+after another is shown), and for ``version_shown`` which turns to hide and which to show.
 """
 
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from agentproj.vocabulary import (
     PAGE_LIMITS,
     PAGE_TEXTS,
     STOPPABLE_STATUSES,
+    TERMINAL_STATUSES,
     TURN_STATUS_LABELS,
     EventKind,
     TurnStatus,
@@ -29,7 +32,14 @@ from agentproj.vocabulary import (
 from sessions_app.core import rendering
 from sessions_app.core.events import EventPayload
 from sessions_app.web.timeline import words
-from sessions_app.web.timeline.fold import CallState, Card, Timeline, TurnState, fold
+from sessions_app.web.timeline.fold import (
+    CallState,
+    Card,
+    Timeline,
+    TurnState,
+    VersionNav,
+    fold,
+)
 
 S = TurnStatus
 
@@ -37,10 +47,13 @@ S = TurnStatus
 # Turns
 
 
-def foot_context(turn_id: int, status: dict[str, Any] | None, seq: int) -> dict[str, Any]:
-    """A turn's foot: its status chip, what it cost once it ended, for a stopped or failed
-    top-level turn the actions that try again (the page offers them on the last turn only), and
-    for a message waiting in line its Cancel."""
+def foot_context(
+    turn_id: int, status: dict[str, Any] | None, seq: int, versions: VersionNav | None = None
+) -> dict[str, Any]:
+    """A turn's foot: its status chip, what it cost once it ended, for an ended top-level turn
+    Regenerate (and for a stopped or failed one Edit and resend; the page offers them on the
+    last turn only), the way to its other versions, and for a message waiting in line its
+    Cancel."""
     data = status or {"status": S.QUEUED}
     code = data.get("status", S.QUEUED)
     label = TURN_STATUS_LABELS.get(code, code)
@@ -50,6 +63,7 @@ def foot_context(turn_id: int, status: dict[str, Any] | None, seq: int) -> dict[
     prompt_tokens = int(usage.get("prompt_tokens") or 0)
     completion_tokens = int(usage.get("completion_tokens") or 0)
     duration_ms = data.get("duration_ms")
+    top_level = not data.get("parent")
     return {
         "turn_id": turn_id,
         "seq": seq,
@@ -62,14 +76,20 @@ def foot_context(turn_id: int, status: dict[str, Any] | None, seq: int) -> dict[
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "seconds": None if duration_ms is None else f"{duration_ms / 1000:.1f}",
-        "retry": code in (S.STOPPED, S.FAILED) and not data.get("parent"),
+        "regenerate": code in TERMINAL_STATUSES and top_level,
+        "edit": code in (S.STOPPED, S.FAILED) and top_level,
+        "versions": versions,
         # A message waiting in line behind the running turn can be taken back before it runs.
-        "withdrawable": code == S.PENDING and not data.get("parent"),
+        "withdrawable": code == S.PENDING and top_level,
     }
 
 
-def render_foot(turn_id: int, status: dict[str, Any] | None, seq: int) -> str:
-    return render_to_string("sessions/events/status.html", foot_context(turn_id, status, seq))
+def render_foot(
+    turn_id: int, status: dict[str, Any] | None, seq: int, versions: VersionNav | None = None
+) -> str:
+    return render_to_string(
+        "sessions/events/status.html", foot_context(turn_id, status, seq, versions)
+    )
 
 
 @dataclass
@@ -81,6 +101,19 @@ class TurnNode:
     seq: int
     state: TurnState | None
     items: list["str | TurnNode"] = field(default_factory=list)
+    # Another version of the turn is shown instead (``fold.Timeline.hidden``).
+    hidden: bool = False
+    versions: VersionNav | None = None
+
+    @classmethod
+    def of(cls, timeline: Timeline, turn_id: int, seq: int) -> "TurnNode":
+        return cls(
+            id=turn_id,
+            seq=seq,
+            state=timeline.turn(turn_id),
+            hidden=timeline.hidden(turn_id),
+            versions=timeline.version_nav(turn_id),
+        )
 
     @property
     def parent(self) -> int | None:
@@ -93,7 +126,8 @@ class TurnNode:
     def render(self) -> SafeString:
         items = [item.render() if isinstance(item, TurnNode) else item for item in self.items]
         status = self.state.status if self.state else None
-        foot = render_foot(self.id, status, self.state.status_seq if self.state else 0)
+        seq = self.state.status_seq if self.state else 0
+        foot = render_foot(self.id, status, seq, self.versions)
         return mark_safe(
             render_to_string("sessions/_turn.html", {"turn": self, "items": items, "foot": foot})
         )
@@ -102,7 +136,18 @@ class TurnNode:
 def render_shell(timeline: Timeline, event: EventPayload) -> str:
     """The turn of ``event``, without items, for the page to draw the event into when it has
     not seen the turn yet (the turn's first event is this one)."""
-    return TurnNode(id=event["turn"], seq=event["seq"], state=timeline.turn(event["turn"])).render()
+    return TurnNode.of(timeline, event["turn"], event["seq"]).render()
+
+
+def render_turn_foot(timeline: Timeline, turn_id: int) -> str:
+    """A turn's foot as the fold has it: its latest status and its versions."""
+    state = timeline.turn(turn_id)
+    status, seq = (state.status, state.status_seq) if state else (None, 0)
+    return render_foot(turn_id, status, seq, timeline.version_nav(turn_id))
+
+
+# The kinds drawn in a turn's foot rather than as items of their own.
+FOOT_KINDS = frozenset({EventKind.STATUS, EventKind.VERSION_SHOWN})
 
 
 # Items
@@ -246,7 +291,7 @@ def page(events: list[EventPayload], *, session_id, can_decide: bool) -> Page:
     nested: dict[str, list[str]] = {}
     for event in reversed(events):
         kind = event["kind"]
-        if kind == EventKind.STATUS:
+        if kind in FOOT_KINDS:
             continue
         place = place_of(event, timeline)
         if kind == EventKind.TOOL_PROGRESS and place is not None:
@@ -264,9 +309,7 @@ def page(events: list[EventPayload], *, session_id, can_decide: bool) -> Page:
         if event["turn"] is not None:
             node = placed.get(event["turn"])
             if node is None:
-                node = placed[event["turn"]] = TurnNode(
-                    id=event["turn"], seq=event["seq"], state=timeline.turn(event["turn"])
-                )
+                node = placed[event["turn"]] = TurnNode.of(timeline, event["turn"], event["seq"])
                 parent = placed.get(node.parent) if node.parent else None
                 (parent.items if parent is not None else top).append(node)
         if event["seq"] in drawn:
@@ -295,8 +338,21 @@ def live_fragments(
     fragments: dict[str, Any] = {"updates": [], "place": place_of(event, timeline)}
     if event["turn"] is not None:
         fragments["shell"] = render_shell(timeline, event)
-    if kind == EventKind.STATUS:
-        fragments["fragment"] = render_foot(event["turn"], data, event["seq"])
+    if kind == EventKind.VERSION_SHOWN:
+        # Nothing of its own to draw: the group's versions are hidden and shown, and their
+        # feet redrawn with the way to each other.
+        group = timeline.version_group(event["turn"])
+        fragments["fragment"] = None
+        if group is not None:
+            fragments["versions"] = {
+                "shown": group.shown,
+                "hidden": [turn for turn in group.versions if turn != group.shown],
+            }
+            fragments["updates"] = [render_turn_foot(timeline, turn) for turn in group.versions]
+    elif kind == EventKind.STATUS:
+        fragments["fragment"] = render_foot(
+            event["turn"], data, event["seq"], timeline.version_nav(event["turn"])
+        )
         # A card may be decided only while its turn waits for approval, and one its turn ended
         # undecided was cancelled or expired; a call the turn ended without answering says so.
         cards = timeline.turn_cards(event["turn"])
