@@ -107,12 +107,19 @@ def machine_registry() -> CollectorRegistry:
     return registry
 
 
-def may_scrape(remote_addr: str, authorization: str) -> bool:
+# Headers a reverse proxy adds: behind one on the same machine every client's address is
+# loopback, so a request that carries one is not taken for a loopback client.
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def may_scrape(remote_addr: str, authorization: str, *, proxied: bool) -> bool:
     """Loopback clients may read the metrics, and others that send the deployment's token."""
     if settings.METRICS_TOKEN:
         expected = f"Bearer {settings.METRICS_TOKEN}"
         if hmac.compare_digest(authorization.encode(), expected.encode()):
             return True
+    if proxied:
+        return False
     try:
         return ipaddress.ip_address(remote_addr).is_loopback
     except ValueError:
@@ -120,7 +127,11 @@ def may_scrape(remote_addr: str, authorization: str) -> bool:
 
 
 def request_may_scrape(request: HttpRequest) -> bool:
-    return may_scrape(request.META.get("REMOTE_ADDR", ""), request.headers.get("Authorization", ""))
+    return may_scrape(
+        request.META.get("REMOTE_ADDR", ""),
+        request.headers.get("Authorization", ""),
+        proxied=any(name in request.headers for name in PROXY_HEADERS),
+    )
 
 
 # The answer to anyone else, from the web view and from a worker machine's server alike.
@@ -145,7 +156,9 @@ def serve_http(port: int) -> WSGIServer:
     exposition = make_wsgi_app(machine_registry())
 
     def app(environ, start_response):
-        if may_scrape(environ.get("REMOTE_ADDR", ""), environ.get("HTTP_AUTHORIZATION", "")):
+        proxied = any("HTTP_" + name.upper().replace("-", "_") in environ for name in PROXY_HEADERS)
+        remote_addr = environ.get("REMOTE_ADDR", "")
+        if may_scrape(remote_addr, environ.get("HTTP_AUTHORIZATION", ""), proxied=proxied):
             return exposition(environ, start_response)
         start_response("403 Forbidden", [("Content-Type", "application/json")])
         return [json.dumps(REFUSAL).encode()]

@@ -1,5 +1,6 @@
 """``GET /metrics`` on a real ``serve``: what its web process and its worker processes record adds
-up in one scrape, a killed worker's gauges stop counting, and a restart starts from zero.
+up in one scrape, a killed worker's gauges stop counting, and a restart starts from zero. A
+machine that runs only workers (``qcluster --metrics-port``) serves its own.
 
 Everything goes through the HTTP API as people use it (a message, Stop, an approver's Approve),
 so that every observation is made in ``serve``'s own processes, none in the test's.
@@ -8,6 +9,7 @@ so that every observation is made in ``serve``'s own processes, none in the test
 import json
 import os
 import signal
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
@@ -18,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
 from agentproj.vocabulary import ACTIVE_STATUSES, EventKind, TurnStatus
+from sessions_app.core import lifecycle
 from sessions_app.models import Turn
 from tests.conftest import PROCESS_EXIT_TIMEOUT, subprocess_env, wait_for
 from tests.processes import (
@@ -28,6 +31,7 @@ from tests.processes import (
     stop_or_fail,
     wait_until_serving,
 )
+from tests.runtime.test_worker_host import start_stories
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -210,3 +214,48 @@ def test_one_scrape_counts_what_every_process_of_serve_saw(serve, llm, user, app
     ):
         assert again[family] == 0
     serve.stop()
+
+
+def test_a_worker_only_machine_serves_its_own_metrics(llm, user, worker_process, tmp_path):
+    port = free_port()
+    metrics_dir = tmp_path / "worker-metrics"
+    worker_process(
+        Q_WORKERS="1",
+        AGENT_TURNS_PER_WORKER=str(CAPACITY),
+        METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+
+    def scrape() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            text = response.read().decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if not sample.labels
+        }
+
+    def answering() -> dict | None:
+        try:
+            return scrape()
+        except OSError:
+            return None
+
+    wait_for(lambda: (answering() or {}).get("agentproj_host_capacity") == CAPACITY, timeout=90)
+    turn = start_stories(user, 1)[0]
+    wait_for(lambda: status_of(turn.pk) == TurnStatus.RUNNING, timeout=TURN_TIMEOUT)
+    lifecycle.turn_request_cancel(session=turn.session, actor=user)
+    wait_for(lambda: status_of(turn.pk) == TurnStatus.STOPPED, timeout=TURN_TIMEOUT)
+
+    seen = scrape()
+    assert seen["agentproj_queue_wait_seconds_count"] == 1
+    assert seen["agentproj_cancel_seconds_count"] == 1
+    # Through a proxy on the machine, a client is not taken for a loopback one.
+    proxied = urllib.request.Request(
+        f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": "203.0.113.7"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(proxied, timeout=30)
+    assert refused.value.code == 403
+    assert set(json.loads(refused.value.read())) == {"code", "detail"}

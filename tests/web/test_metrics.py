@@ -39,6 +39,23 @@ def test_it_answers_a_loopback_client(loopback):
     assert "no-store" in response["Cache-Control"]
 
 
+@pytest.mark.parametrize(
+    "proxy_header",
+    [
+        {"X-Forwarded-For": REMOTE},
+        {"Forwarded": f"for={REMOTE}"},
+        {"X-Real-IP": REMOTE},
+    ],
+)
+def test_it_refuses_a_client_behind_a_proxy_on_the_machine_without_the_token(
+    settings, proxy_header
+):
+    settings.METRICS_TOKEN = TOKEN
+
+    assert_error(scrape("127.0.0.1", **proxy_header), 403, "permission_denied")
+    assert scrape("127.0.0.1", Authorization=f"Bearer {TOKEN}", **proxy_header).status_code == 200
+
+
 def test_it_refuses_a_remote_client_without_the_token(settings):
     settings.METRICS_TOKEN = TOKEN
 
