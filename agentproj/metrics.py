@@ -150,7 +150,7 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def serve_http(port: int) -> WSGIServer:
+def serve_http(port: int) -> None:
     """Serve this machine's metrics on ``port`` (``METRICS_HOST``) from a thread, with the same
     rule as ``GET /metrics``: for a machine that runs workers and no web process."""
     exposition = make_wsgi_app(machine_registry())
@@ -171,4 +171,3 @@ def serve_http(port: int) -> WSGIServer:
         handler_class=_QuietHandler,
     )
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-    return server

@@ -54,6 +54,7 @@ class Serve:
             AGENTPROJ_ADMIN_PASSWORD="metrics-test-password",
             AGENT_TURNS_PER_WORKER=str(CAPACITY),
             PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),
+            LLM_RETRY_BASE_DELAY="0.05",
         )
         self.tmp_path = tmp_path
         self.runs = 0
@@ -148,6 +149,8 @@ def test_one_scrape_counts_what_every_process_of_serve_saw(serve, llm, user, app
     )
     serve.start()
 
+    # The first answer takes two requests: the model server fails the first.
+    llm.fail(500)
     answered = send(serve, user_token, "hello")
     wait_for(lambda: status_of(answered) == TurnStatus.COMPLETED, timeout=TURN_TIMEOUT)
 
@@ -178,11 +181,11 @@ def test_one_scrape_counts_what_every_process_of_serve_saw(serve, llm, user, app
     assert seen["agentproj_tool_call_seconds_count"] == {("send_email",): 1}
     # Four turn runs (the e-mail's twice: asked, then resumed after the decision).
     assert seen["agentproj_queue_wait_seconds_count"] == 4
-    # The stopped story's request was cut short by the stop: not counted.
-    assert seen["agentproj_llm_request_seconds_count"] == 3
+    # The failed one and the answers; the stopped story's request was cut short: not counted.
+    assert seen["agentproj_llm_request_seconds_count"] == 4
+    assert seen["agentproj_llm_errors_total"] == {("server_error",): 1}
     assert seen["agentproj_llm_tokens_total"][("input",)] > 0
     assert seen["agentproj_llm_tokens_total"][("output",)] > 0
-    assert "agentproj_llm_errors_total" not in seen
     assert seen["agentproj_turns_active"] == {(status,): 0 for status in ACTIVE_STATUSES}
     assert seen["agentproj_host_turns"] == 0
     assert seen["agentproj_host_capacity"] == CAPACITY
@@ -204,6 +207,7 @@ def test_one_scrape_counts_what_every_process_of_serve_saw(serve, llm, user, app
         "agentproj_approval_wait_seconds_count",
         "agentproj_tool_call_seconds_count",
         "agentproj_llm_tokens_total",
+        "agentproj_llm_errors_total",
     ):
         assert family not in again
     for family in (
