@@ -87,24 +87,27 @@ class Serve:
             return json.loads(response.read() or b"{}")
 
     def samples(self) -> dict:
-        """Every sample of a scrape from loopback: name -> value, or name -> {labels: value}
-        for a labelled one (labels as a sorted tuple of their values)."""
-        with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=30) as response:
-            text = response.read().decode()
-        found: dict = {}
-        labelled: dict = defaultdict(dict)
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = {k: v for k, v in sample.labels.items() if k != "le"}
-                if "le" in sample.labels:
-                    continue
-                if labels:
-                    labelled[sample.name][tuple(v for _, v in sorted(labels.items()))] = (
-                        sample.value
-                    )
-                else:
-                    found[sample.name] = sample.value
-        return {**found, **labelled}
+        return scraped(f"{self.base_url}/metrics")
+
+
+def scraped(url: str) -> dict:
+    """Every sample of a scrape from loopback: name -> value, or name -> {labels: value} for a
+    labelled one (labels as a tuple of their values, by label name)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    found: dict = {}
+    labelled: dict = defaultdict(dict)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "le" in sample.labels:
+                continue
+            if sample.labels:
+                labelled[sample.name][tuple(v for _, v in sorted(sample.labels.items()))] = (
+                    sample.value
+                )
+            else:
+                found[sample.name] = sample.value
+    return {**found, **labelled}
 
 
 def status_of(turn_id: int) -> str:
@@ -116,6 +119,12 @@ def send(serve: Serve, token: Token, message: str) -> int:
     return serve.api("POST", f"/api/sessions/{session['id']}/turns/", token, {"message": message})[
         "id"
     ]
+
+
+def counted_ends(samples: dict, turns: int) -> dict | None:
+    """``samples`` once they count ``turns`` ended turns."""
+    ended = samples.get("agentproj_turns_finished_total", {})
+    return samples if sum(ended.values()) == turns else None
 
 
 def turn_hosts(metrics_dir: Path) -> set[int]:
@@ -169,7 +178,8 @@ def test_one_scrape_counts_what_every_process_of_serve_saw(serve, llm, user, app
     serve.api("POST", f"/api/approvals/{approval.pk}/approve/", approver_token)
     wait_for(lambda: status_of(emailed) == TurnStatus.COMPLETED, timeout=TURN_TIMEOUT)
 
-    seen = serve.samples()
+    # A process counts a turn's end just after its commit, which the test may see first.
+    seen = wait_for(lambda: counted_ends(serve.samples(), 3), timeout=TURN_TIMEOUT)
     # In the web process: the three messages, the approver's decision.
     assert seen["agentproj_turns_started_total"] == 3
     assert seen["agentproj_approval_wait_seconds_count"] == {("approved",): 1}
@@ -230,19 +240,9 @@ def test_a_worker_only_machine_serves_its_own_metrics(llm, user, worker_process,
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
 
-    def scrape() -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
-            text = response.read().decode()
-        return {
-            sample.name: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if not sample.labels
-        }
-
     def answering() -> dict | None:
         try:
-            return scrape()
+            return scraped(f"http://127.0.0.1:{port}/")
         except OSError:
             return None
 
@@ -252,7 +252,7 @@ def test_a_worker_only_machine_serves_its_own_metrics(llm, user, worker_process,
     lifecycle.turn_request_cancel(session=turn.session, actor=user)
     wait_for(lambda: status_of(turn.pk) == TurnStatus.STOPPED, timeout=TURN_TIMEOUT)
 
-    seen = scrape()
+    seen = wait_for(lambda: counted_ends(scraped(f"http://127.0.0.1:{port}/"), 1), timeout=60)
     assert seen["agentproj_queue_wait_seconds_count"] == 1
     assert seen["agentproj_cancel_seconds_count"] == 1
     # Through a proxy on the machine, a client is not taken for a loopback one.
