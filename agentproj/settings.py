@@ -25,6 +25,20 @@ DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR))).resolve()
 # Never a key from the repository: without SECRET_KEY, the first process generates one and every
 # process of the deployment (web, workers, commands) reads the same file.
 SECRET_KEY = env("SECRET_KEY", default="") or secret_key.load_or_create(DATA_DIR)
+
+# prometheus-client's multiprocess mode (agentproj/metrics.py): every process of the deployment on
+# this machine writes its samples here, and GET /metrics adds them up. The variable is set here,
+# in every process before anything imports prometheus_client (it decides the mode on import), and
+# inherited by the processes `serve` and `qcluster` start.
+METRICS_DIR = Path(env("PROMETHEUS_MULTIPROC_DIR", default=str(DATA_DIR / "metrics"))).resolve()
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# GET /metrics answers loopback clients, and others with "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A machine that runs only workers serves their metrics itself (`qcluster --metrics-port`): on
+# METRICS_PORT (0: not at all) of METRICS_HOST, to the same clients as GET /metrics.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+METRICS_HOST = env("METRICS_HOST", default="0.0.0.0")
 # Off unless asked for: Django's debug pages show stack traces, and clients never see those.
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])

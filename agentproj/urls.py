@@ -10,6 +10,7 @@ from agentproj.static_files import serve_static
 from approvals_app import api as approvals_api
 from sessions_app.web import api as sessions_api
 from sessions_app.web import views
+from sessions_app.web.metrics import metrics_view
 
 api = [
     path("sessions/", sessions_api.SessionListApi.as_view(), name="api-sessions"),
@@ -81,6 +82,7 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/rename/", views.session_rename, name="session-rename"),
     path("sessions/<uuid:session_id>/delete/", views.session_delete, name="session-delete"),
     path("api/", include(api)),
+    path("metrics", metrics_view, name="metrics"),
     re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static),
 ]
 

@@ -10,10 +10,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
+from agentproj import metrics
 from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH, EventKind
 from approvals_app import notifications
 from approvals_app.errors import (
@@ -93,13 +96,15 @@ def requests_close(turn: Turn, *, status: str) -> int:
     """End the turn's pending requests as ``cancelled`` (its turn stopped) or ``expired``, and
     tell the approvers who were asked that nothing is left to decide."""
     pending = turn.approval_requests.filter(status=ApprovalStatus.PENDING)
-    approval_ids = list(pending.values_list("pk", flat=True))
-    for approval_id in approval_ids:
+    requested = list(pending.values_list("pk", "created_at"))
+    closed_at = timezone.now()
+    for approval_id, created_at in requested:
         notifications.notify_on_commit(approval_id=approval_id, status=status)
-    pending.update(status=status, decided_at=timezone.now())
-    if approval_ids:
+        _count_wait_on_commit(status, created_at, closed_at)
+    pending.update(status=status, decided_at=closed_at)
+    if requested:
         broadcast.approval_queue_changed_on_commit()
-    return len(approval_ids)
+    return len(requested)
 
 
 def requests_withdraw(session: AgentSession) -> int:
@@ -114,9 +119,16 @@ def requests_withdraw(session: AgentSession) -> int:
         approval.decided_at = timezone.now()
         approval.save(update_fields=["status", "decided_at"])
         notifications.notify_withdrawn_on_commit(approval)
+        _count_wait_on_commit(approval.status, approval.created_at, approval.decided_at)
     if withdrawn:
         broadcast.approval_queue_changed_on_commit()
     return len(withdrawn)
+
+
+def _count_wait_on_commit(outcome: str, requested_at: datetime, ended_at: datetime) -> None:
+    """How long a request waited for its outcome, counted once the outcome is committed."""
+    waited = (ended_at - requested_at).total_seconds()
+    transaction.on_commit(partial(metrics.APPROVAL_WAIT.labels(outcome).observe, waited))
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,7 @@ def decision_record(
         approval.reason = reason
         approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
         notifications.notify_on_commit(approval_id=approval.pk, status=approval.status)
+        _count_wait_on_commit(approval.status, approval.created_at, approval.decided_at)
     elif regrouped:
         # Other people may decide it now: they hear of it as of a new request.
         notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)

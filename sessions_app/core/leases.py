@@ -5,11 +5,13 @@ token so that a stale worker writes nothing."""
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from agentproj import metrics
 from agentproj.vocabulary import EventKind
 from sessions_app.core import events, rendering
 from sessions_app.core.errors import LeaseLost
@@ -52,6 +54,9 @@ def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:
             ]
         )
         status_event(session, turn)
+        if turn.enqueued_at is not None:
+            waited = (now - turn.enqueued_at).total_seconds()
+            transaction.on_commit(partial(metrics.QUEUE_WAIT.observe, waited))
         return turn.lease_token
 
 

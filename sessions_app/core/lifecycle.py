@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from agentproj import metrics
 from agentproj.validators import FORBIDDEN, NOT_FOR_READERS
 from agentproj.vocabulary import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, StopReason
 from sessions_app.core import broadcast, events, hooks
@@ -174,6 +175,7 @@ def _turn_start(session_id, message: str, actor, on_busy: str, *, owner_id) -> T
                 agent_snapshot=locked.agent.snapshot(),
                 enqueued_at=None if busy else timezone.now(),
             )
+            transaction.on_commit(metrics.TURNS_STARTED.inc)
             events.append_many(
                 session=locked,
                 turn=turn,
@@ -242,6 +244,7 @@ def child_turn_start(*, parent_id: int, lease_token, task: str) -> Turn:
             agent_id=parent.agent_id,
             agent_snapshot=parent.agent_snapshot,
         )
+        transaction.on_commit(metrics.TURNS_STARTED.inc)
         status_event(session, child, task=task)
         return child
 

@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Left
 
 from agentproj.vocabulary import ACTIVE_STATUSES, SESSION_STATUS_OF_TURN, EventKind
@@ -129,3 +129,14 @@ def turn_answer(turn_id: int) -> str:
     """The assistant text a turn produced, all of its model calls joined."""
     texts = Turn.objects.get(pk=turn_id).events.filter(kind=EventKind.ASSISTANT_MESSAGE)
     return "\n".join(t for t in (e.data.get("text", "") for e in texts) if t)
+
+
+def turns_active_by_status() -> dict[str, int]:
+    """How many turns (sub-agents' included) are in each active status now, zeros too."""
+    counts = dict(
+        Turn.objects.filter(status__in=ACTIVE_STATUSES)
+        .values_list("status")
+        .annotate(turns=Count("pk"))
+        .order_by()
+    )
+    return {status: counts.get(status, 0) for status in ACTIVE_STATUSES}

@@ -3,11 +3,13 @@
 same transaction (``status_event``). Ending a turn (``finalize_locked``) and stopping one
 (``cancel_locked``) live here too: every service that ends or stops a turn calls them."""
 
+from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from agentproj import metrics
 from agentproj.vocabulary import (
     CANCEL_REASON_MAX_LENGTH,
     INTERRUPT_TEXT,
@@ -178,6 +180,7 @@ def finalize_locked(
     turn.lease_token = None
     turn.worker_id = ""
     turn.save()
+    _count_ending_on_commit(turn)
 
     # A streaming assistant message of this turn is no longer streaming.
     for event in turn.events.filter(kind=EventKind.ASSISTANT_MESSAGE):
@@ -212,3 +215,12 @@ def finalize_locked(
     status_event(session, turn, **ending)
     if turn.parent_id is None and promote_next:
         _promote_next_pending(session)
+
+
+def _count_ending_on_commit(turn: Turn) -> None:
+    """The turn's end, and how long its stop took once asked for, counted once they are
+    committed: a transaction that rolls back ended nothing."""
+    transaction.on_commit(metrics.TURNS_FINISHED.labels(turn.status).inc)
+    if turn.status == S.STOPPED and turn.cancel_requested_at is not None:
+        stopping = (turn.finished_at - turn.cancel_requested_at).total_seconds()
+        transaction.on_commit(partial(metrics.CANCEL.observe, stopping))

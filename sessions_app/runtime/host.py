@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from channels.layers import channel_layers
 from django.conf import settings
 
+from agentproj import metrics
 from agentproj.vocabulary import StopReason
 from approvals_app.gate import ApprovalGate
 from sessions_app.core import broadcast, leases
@@ -107,6 +108,7 @@ class TurnHost:
             await self.db(registry.mcp_server_sync_declared)
         except Exception:
             logger.exception("the MCP servers of AGENT_MCP_SERVERS could not be recorded")
+        metrics.HOST_CAPACITY.inc(self.capacity)
         self._background = [
             asyncio.create_task(checkpointer.run()),
             asyncio.create_task(watch.listen_for_control()),
@@ -115,6 +117,7 @@ class TurnHost:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
+        metrics.HOST_CAPACITY.dec(self.capacity)
         await self._stop_accepting()
         await self.watch.leave()
         running = [hosted.task for hosted in self.turns.values() if hosted.task]
@@ -169,9 +172,11 @@ class TurnHost:
 
     async def _drive(self, hosted: HostedTurn) -> str:
         store = TurnStore(turn_id=hosted.turn_id, lease=hosted.lease, db=self.db)
+        metrics.HOST_TURNS.inc()
         try:
             return await TurnRunner(store=store, scope=hosted.scope, resources=self.resources).run()
         finally:
+            metrics.HOST_TURNS.dec()
             if self.turns.get(hosted.turn_id) is hosted:
                 del self.turns[hosted.turn_id]
 

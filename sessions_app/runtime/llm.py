@@ -19,17 +19,20 @@ import httpx
 from django.conf import settings
 from httpx_sse import EventSource, SSEError
 
+from agentproj import metrics
 from sessions_app.runtime.cancel import AgentStopped, CancelScope
 
 logger = logging.getLogger(__name__)
 
 
 class LLMError(Exception):
-    """A genuine model failure, after retries. ``user_message`` is safe to show to users."""
+    """A genuine model failure, after retries. ``user_message`` is safe to show to users;
+    ``code`` names its cause in the metrics (``agentproj_llm_errors_total``)."""
 
-    def __init__(self, user_message: str):
+    def __init__(self, user_message: str, *, code: str):
         super().__init__(user_message)
         self.user_message = user_message
+        self.code = code
 
 
 class ContextTooLong(LLMError):
@@ -41,7 +44,8 @@ class ContextTooLong(LLMError):
     def __init__(self, *, limit: int | None, prompt_tokens: int | None):
         super().__init__(
             "The conversation is too long for the model's context window, even with its oldest "
-            "messages left out."
+            "messages left out.",
+            code="context_too_long",
         )
         self.limit = limit
         self.prompt_tokens = prompt_tokens
@@ -56,9 +60,10 @@ STATED_PROMPT = re.compile(r"resulted in ([\d,]+) tokens|\(([\d,]+) in the messa
 
 
 class _Retryable(Exception):
-    def __init__(self, user_message: str, retry_after: float | None = None):
+    def __init__(self, user_message: str, *, code: str, retry_after: float | None = None):
         super().__init__(user_message)
         self.user_message = user_message
+        self.code = code
         self.retry_after = retry_after
 
 
@@ -150,13 +155,15 @@ async def stream_chat(
     for attempt in range(retries + 1):
         scope.raise_if_cancelled()
         request = _Request()
+        started = time.monotonic()
         try:
-            return await _stream_once(client, payload, scope, request, on_text, max_output_chars)
+            reply = await _stream_once(client, payload, scope, request, on_text, max_output_chars)
         except _Retryable as exc:
             if request.aborted_by_us or scope.cancelled:
                 raise AgentStopped(scope.reason) from None
+            _count_request(started, error_code=exc.code)
             if attempt == retries:
-                raise LLMError(exc.user_message) from None
+                raise LLMError(exc.user_message, code=exc.code) from None
             delay = _retry_delay(attempt, exc.retry_after)
             logger.warning(
                 "model call failed (%s); retry %d of %d in %.2fs",
@@ -167,7 +174,23 @@ async def stream_chat(
             )
             await scope.sleep(delay)
             await on_restart()
+            continue
+        except LLMError as exc:
+            _count_request(started, error_code=exc.code)
+            raise
+        _count_request(started)
+        metrics.LLM_TOKENS.labels("input").inc(reply.usage.get("prompt_tokens", 0))
+        metrics.LLM_TOKENS.labels("output").inc(reply.usage.get("completion_tokens", 0))
+        return reply
     raise AssertionError("unreachable")
+
+
+def _count_request(started: float, *, error_code: str = "") -> None:
+    """A request that ended with an answer or a failure; one a stop cut short is not counted,
+    its duration says nothing about the model."""
+    metrics.LLM_REQUEST.observe(time.monotonic() - started)
+    if error_code:
+        metrics.LLM_ERRORS.labels(error_code).inc()
 
 
 def _retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -230,17 +253,22 @@ async def _consume(
                 await response.aread()
                 raise _Retryable(
                     "The model server is rate limiting requests.",
-                    _parse_retry_after(response.headers.get("retry-after")),
+                    code="rate_limited",
+                    retry_after=_parse_retry_after(response.headers.get("retry-after")),
                 )
             if response.status_code >= 500:
                 await response.aread()
-                raise _Retryable(f"The model server failed (HTTP {response.status_code}).")
+                raise _Retryable(
+                    f"The model server failed (HTTP {response.status_code}).",
+                    code="server_error",
+                )
             if response.status_code >= 400:
                 refusal = _context_refusal(await response.aread())
                 if refusal is not None:
                     raise refusal
                 raise LLMError(
-                    f"The model server refused the request (HTTP {response.status_code})."
+                    f"The model server refused the request (HTTP {response.status_code}).",
+                    code="refused",
                 )
             # Lines the SSE format does not know (garbage, undecodable bytes, other fields) are
             # ignored as the format says, and so are chunks without ``choices``: only a ``data``
@@ -259,14 +287,18 @@ async def _consume(
                 if reply.output_chars > max_output_chars or len(kept) < len(text):
                     raise LLMError(
                         "The answer was longer than the limit of "
-                        f"{settings.AGENT_MAX_OUTPUT_CHARS:,} characters."
+                        f"{settings.AGENT_MAX_OUTPUT_CHARS:,} characters.",
+                        code="output_limit",
                     )
     except (httpx.TransportError, httpx.StreamError) as exc:
-        raise _Retryable(_describe_transport_error(exc)) from exc
+        raise _transport_failure(exc) from exc
     except (SSEError, json.JSONDecodeError, _NotAChatStream) as exc:
         # Not retried: a server (or a proxy in front of it) that answers something other than a
         # chat stream does so for every request, and each retry would pay for the answer again.
-        raise LLMError("The model server sent a response that is not a chat stream.") from exc
+        raise LLMError(
+            "The model server sent a response that is not a chat stream.",
+            code="not_a_chat_stream",
+        ) from exc
     reply.tool_calls = [
         ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments_json=c["arguments"] or "{}")
         for i, c in sorted(calls.items())
@@ -331,11 +363,16 @@ def _stated(match: re.Match | None) -> int | None:
     return int(next(group for group in match.groups() if group).replace(",", ""))
 
 
-def _describe_transport_error(exc: Exception) -> str:
+def _transport_failure(exc: Exception) -> _Retryable:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return "The model server could not be reached."
+        return _Retryable("The model server could not be reached.", code="unreachable")
     if isinstance(exc, httpx.ReadTimeout):
-        return f"The model server sent nothing for {settings.LLM_STREAM_IDLE_TIMEOUT:g} seconds."
+        return _Retryable(
+            f"The model server sent nothing for {settings.LLM_STREAM_IDLE_TIMEOUT:g} seconds.",
+            code="timeout",
+        )
     if isinstance(exc, httpx.TimeoutException):
-        return "The model server took too long to answer."
-    return "The connection to the model server was lost mid-answer."
+        return _Retryable("The model server took too long to answer.", code="timeout")
+    return _Retryable(
+        "The connection to the model server was lost mid-answer.", code="connection_lost"
+    )

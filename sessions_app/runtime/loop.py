@@ -11,12 +11,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
+from agentproj import metrics
 from agentproj.vocabulary import ErrorCode, EventKind, StopReason, TurnStatus
 from approvals_app.gate import ApprovalGate
 from sessions_app.core import agents, broadcast, errors
@@ -69,6 +72,8 @@ class TurnRunner:
         self.agent: dict[str, Any] = {}
         self.gate: ToolGate | None = None
         self.output: AssistantOutput | None = None
+        # When the user sent the message whose first answer this run has yet to send.
+        self.first_text_awaited_since: datetime | None = None
 
     async def run(self) -> str:
         """Run the turn to wherever it ends here; returns how it ended."""
@@ -136,6 +141,10 @@ class TurnRunner:
         self.session_id = turn.session_id
         self.is_sub_agent = turn.parent_id is not None
         self.agent = turn.agent_snapshot
+        # Only a turn's first run answers the message first: later runs resume after a tool's
+        # approval or a worker's drain, and a sub-agent's task comes from no user.
+        if not self.is_sub_agent and turn.attempts == 1:
+            self.first_text_awaited_since = turn.created_at
         self.gate = ToolGate(
             store=self.store,
             db=self.resources.db,
@@ -208,10 +217,17 @@ class TurnRunner:
             messages=sent.messages,
             tools=specs,
             scope=self.scope,
-            on_text=self.output.on_text,
+            on_text=self._on_text,
             on_restart=self.output.restart,
             max_output_chars=settings.AGENT_MAX_OUTPUT_CHARS - state.output_chars,
         )
+
+    async def _on_text(self, piece: str) -> None:
+        if self.first_text_awaited_since is not None:
+            waited = (timezone.now() - self.first_text_awaited_since).total_seconds()
+            metrics.TIME_TO_FIRST_TOKEN.observe(waited)
+            self.first_text_awaited_since = None
+        await self.output.on_text(piece)
 
     async def _handle_tool_calls(
         self, state: TurnState, calls: list[llm.ToolCall], available: dict[str, tools.Tool]
@@ -285,7 +301,7 @@ class TurnRunner:
         )
         try:
             result = await self.scope.run(
-                tool.run(arguments, context), interruptible=tool.interruptible
+                tools.run_timed(tool, arguments, context), interruptible=tool.interruptible
             )
         except tools.ToolError as exc:
             await self._tool_result(state, call_id, tool.name, str(exc), ok=False, note=note)

@@ -7,6 +7,7 @@ and receipts hash.
 """
 
 import json
+import time
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 from django.utils.module_loading import import_string
 
-from agentproj import email_addresses, json_limits
+from agentproj import email_addresses, json_limits, metrics
 from agentproj.validators import text_problem
 from sessions_app.core import tool_catalog
 
@@ -123,6 +124,15 @@ class Tool:
                 "parameters": self.parameters,
             },
         }
+
+
+async def run_timed(tool: Tool, arguments: dict[str, Any], context: ToolContext) -> str:
+    """Run one call of ``tool``, and count how long it took, stopped or failed ones too."""
+    started = time.monotonic()
+    try:
+        return await tool.run(arguments, context)
+    finally:
+        metrics.TOOL_CALL.labels(tool.name).observe(time.monotonic() - started)
 
 
 class GetTime(Tool):

@@ -32,6 +32,7 @@ from django_q.cluster import Sentinel, get_mp_context
 from django_q.conf import Conf
 from django_q.worker import worker as django_q_worker
 
+from agentproj import metrics
 from sessions_app.runtime.host import TurnHost
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ def hosting_worker(task_queue, result_queue, timer, timeout) -> None:
     ProcessHost.current()
     django_q_worker(LightlyLockedQueue(task_queue), result_queue, timer, timeout)
     ProcessHost.close_current()
+    # Its host's gauges count no more. (For a worker that died, django-q2's supervisor does the
+    # same when it replaces it.)
+    metrics.forget_process(os.getpid())
 
 
 class LightlyLockedQueue:

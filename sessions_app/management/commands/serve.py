@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from agentproj import metrics
 from agentproj.asgi import DEMO_LLM_PREFIX
 from agentproj.origins import host_allowed
 
@@ -52,6 +53,8 @@ class Command(BaseCommand):
         for database in settings.DATABASES:
             call_command("migrate", database=database, interactive=False, verbosity=0)
         self._ensure_login()
+        # Samples of an earlier run would count again (and a new process may reuse an old pid).
+        metrics.clean_directory()
         children = _start(host, port, env, web_processes=web_processes)
         self.stdout.write(
             f"agentproj is running at http://{loopback}:{port}/ "
@@ -165,5 +168,7 @@ def _start(host: str, port: int, env: dict, *, web_processes: int) -> dict[str, 
     # The daphne processes hold the socket now; this one only supervises.
     listening.close()
     manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-    children["worker"] = subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True)
+    children["worker"] = subprocess.Popen(
+        [*manage, "qcluster", "--keep-metrics"], env=env, start_new_session=True
+    )
     return children
