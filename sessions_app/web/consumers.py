@@ -260,7 +260,9 @@ class SessionConsumer(LoginBoundConsumer):
         return {"type": "event", "event": event, **fragments}
 
     async def timeline_delta(self, message):
-        if not await self.still_allowed():
+        # Likewise a delta still queued behind the deletion: its check must not close the socket
+        # before the deletion's events arrive.
+        if not await self.still_allowed(deleted_is_allowed=True):
             return
         self.pending_deltas.append((self.group, message))
         if self.delta_sender is None:
@@ -276,7 +278,7 @@ class SessionConsumer(LoginBoundConsumer):
             await self.send_json({"type": "delta", "delta": message["delta"]})
 
     async def session_title(self, message):
-        if await self.still_allowed():
+        if await self.still_allowed(deleted_is_allowed=True):
             await self.send_json(
                 {
                     "type": "session",
