@@ -22,9 +22,24 @@ from django.db import connections
 
 from sessions_app.core import lifecycle, sessions
 from tests.llm_server import LLMServer, ScriptedLLM
-from tests.processes import stop_or_fail
+from tests.processes import SharedServe, stop_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_SERVE = SharedServe(ROOT / "test-output" / "e2e", start_timeout=90.0, stop_timeout=40.0)
+
+
+def pytest_runtest_setup(item):
+    """A test that serves no page ends the browser tests' shared serve: idle, it would still
+    poll its queue and channel layer on the cores the other tests share."""
+    if "server" not in item.fixturenames:
+        SHARED_SERVE.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_serve(django_db_setup):
+    """The browser tests' ``SharedServe``, stopped before the test databases are dropped."""
+    yield SHARED_SERVE
+    SHARED_SERVE.stop()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -68,6 +83,9 @@ def database_url(alias: str = "default") -> str:
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a worker or web process that shares this test run's databases."""
     env = dict(os.environ)
+    # This test's own: its name (pytest's) and leave to touch the ORM beside Playwright's loop.
+    for own in ("PYTEST_CURRENT_TEST", "DJANGO_ALLOW_ASYNC_UNSAFE"):
+        env.pop(own, None)
     env["DATABASE_URL"] = database_url("default")
     if "channels" in settings.DATABASES:
         env["CHANNELS_DB_PATH"] = connections["channels"].settings_dict["NAME"]

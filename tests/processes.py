@@ -121,3 +121,48 @@ def start_serve(port: int, env: dict[str, str], log: Path, *args: str) -> subpro
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+class SharedServe:
+    """One ``manage.py serve`` that consecutive browser tests of a test process share: starting
+    one (daphne, a django-q2 cluster, the demo model) costs far more than most tests it serves.
+    Kept while the tests that follow ask for the same environment; stopped — and shown to exit —
+    when one asks for another, when a test without a server comes, and at the end."""
+
+    def __init__(self, log_dir: Path, start_timeout: float, stop_timeout: float):
+        self.log_dir = log_dir
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.process: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}
+        self.url = ""
+        self.log = log_dir / "serve.log"
+        self.started = 0
+
+    def url_for(self, env: dict[str, str]) -> str:
+        """The base URL of a serve running with ``env``: the running one if it has it."""
+        if self.process is not None and env != self.env:
+            self.stop()
+        if self.process is None:
+            self.started += 1
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.log = self.log_dir / f"serve-{os.getpid()}-{self.started}.log"
+            port = free_port()
+            self.process = start_serve(port, env, self.log)
+            self.env = dict(env)
+            self.url = f"http://127.0.0.1:{port}"
+            wait_until_serving(
+                self.process, f"{self.url}/accounts/login/", self.log, self.start_timeout
+            )
+        return self.url
+
+    def check_alive(self) -> None:
+        """Fail the current test if the serve it used has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            code, self.process = self.process.returncode, None
+            pytest.fail(f"serve exited with {code} during the test; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            process, self.process = self.process, None
+            stop_or_fail(process, timeout=self.stop_timeout, name="serve")

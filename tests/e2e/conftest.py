@@ -1,6 +1,7 @@
 """Browser tests: Debian's headless Chromium, driven by Playwright, against a real ``manage.py
 serve`` (daphne, a django-q2 cluster and the demo model) on a free loopback port, sharing this
-test run's databases.
+test run's databases. Consecutive browser tests of one test process share the serve while they
+need the same environment (``tests.processes.SharedServe``).
 
 Without /usr/bin/chromium these tests skip, saying how to install it; with REQUIRE_BROWSER=1 (CI)
 they fail instead. Screenshots go to ``test-output/e2e/<test name>/``.
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from sessions_app.core.sessions import session_delete
+from sessions_app.models import AgentSession
 from tests.conftest import ROOT, subprocess_env
-from tests.processes import free_port, start_serve, stop_or_fail, wait_until_serving
+from tests.e2e.approvals import in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -87,10 +90,12 @@ def output_dir(request) -> Path:
 
 
 @pytest.fixture
-def server(request, transactional_db, chromium_path, output_dir):
-    """``manage.py serve`` on this run's databases; yields its base URL, stops it with SIGTERM.
-    The demo model answers unless the test's ``serve_env`` marker says otherwise."""
-    port = free_port()
+def server(request, transactional_db, shared_serve, chromium_path, output_dir):
+    """``manage.py serve`` on this run's databases; yields its base URL. The demo model answers
+    unless the test's ``serve_env`` marker says otherwise. The serve is shared with the browser
+    tests this test process runs next (``SharedServe``): this test's sessions are deleted at its
+    end, as a user would delete them, stopping what still runs; the rows are then emptied. The
+    part of the serve's log written during the test is kept in its output folder."""
     marker = request.node.get_closest_marker("serve_env")
     env = subprocess_env(
         DEMO_LLM_TOKEN_DELAY=TOKEN_DELAY,
@@ -99,14 +104,21 @@ def server(request, transactional_db, chromium_path, output_dir):
     )
     env.pop("LLM_BASE_URL", None)
     env.update(marker.kwargs if marker else {})
-    log = output_dir / "serve.log"
-    process = start_serve(port, env, log)
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = shared_serve.url_for(env)
+    log, start = shared_serve.log, shared_serve.log.stat().st_size
     try:
-        wait_until_serving(process, f"{base_url}/accounts/login/", log, SERVER_START_TIMEOUT)
         yield base_url
     finally:
-        stop_or_fail(process, timeout=SERVER_STOP_TIMEOUT, name="serve")
+        with log.open("rb") as whole:
+            whole.seek(start)
+            (output_dir / "serve.log").write_bytes(whole.read())
+        shared_serve.check_alive()
+        in_thread(delete_every_session)
+
+
+def delete_every_session() -> None:
+    for session in AgentSession.objects.select_related("owner"):
+        session_delete(session=session, actor=session.owner)
 
 
 @pytest.fixture

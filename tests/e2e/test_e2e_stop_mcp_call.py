@@ -24,11 +24,13 @@ SLOW_SERVER = {
 
 
 @pytest.fixture
-def server_log():
+def server_log(shared_serve):
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     SERVER_LOG.unlink(missing_ok=True)
     log = ServerLog(SERVER_LOG)
     yield log
+    # The MCP servers a worker started end with it: stop the serve, not only this test.
+    shared_serve.stop()
     log.assert_every_server_exited()
 
 
