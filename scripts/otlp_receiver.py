@@ -192,7 +192,9 @@ def tree(spans: list[ReceivedSpan]) -> str:
     def walk(parent: str, depth: int) -> None:
         for span in children[parent]:
             shown = " ".join(
-                f"{key}={span.attributes[key]}" for key in SHOWN_ATTRIBUTES if key in span.attributes
+                f"{key}={span.attributes[key]}"
+                for key in SHOWN_ATTRIBUTES
+                if key in span.attributes
             )
             status = "" if span.status == "UNSET" else f" {span.status}"
             lines.append(
