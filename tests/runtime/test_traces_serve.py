@@ -8,6 +8,7 @@ own processes and reaches the receiver as a deployment's would.
 """
 
 import json
+import signal
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +20,14 @@ from agentproj.vocabulary import EventKind, TurnStatus
 from scripts.otlp_receiver import OtlpReceiver, ReceivedSpan
 from sessions_app.models import Turn
 from tests.conftest import ASK_FOR_EMAIL, PROCESS_EXIT_TIMEOUT, subprocess_env, wait_for
-from tests.processes import free_port, start_serve, stop_or_fail, wait_until_serving
+from tests.processes import (
+    alive,
+    descendants,
+    free_port,
+    start_serve,
+    stop_or_fail,
+    wait_until_serving,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -30,18 +38,21 @@ SPANS_TIMEOUT = 30
 
 
 class Serve:
-    def __init__(self, llm, receiver: OtlpReceiver, tmp_path: Path):
+    def __init__(self, llm, receiver: OtlpReceiver, tmp_path: Path, **extra_env: str):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = subprocess_env(
-            LLM_BASE_URL=llm.base_url,
-            LLM_RETRY_BASE_DELAY="0.05",
-            AGENTPROJ_ADMIN_PASSWORD="traces-test-password",
-            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
-            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
-            OTEL_SERVICE_NAME="agentproj-traces-test",
-            # Spans go out a tenth of a second after they end, not the default five.
-            OTEL_BSP_SCHEDULE_DELAY="100",
+            **{
+                "LLM_BASE_URL": llm.base_url,
+                "LLM_RETRY_BASE_DELAY": "0.05",
+                "AGENTPROJ_ADMIN_PASSWORD": "traces-test-password",
+                "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_SERVICE_NAME": "agentproj-traces-test",
+                # Spans go out a tenth of a second after they end, not the default five.
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                **extra_env,
+            }
         )
         log = tmp_path / "serve.log"
         self.process = start_serve(self.port, self.env, log, "--workers", "1")
@@ -73,10 +84,23 @@ def receiver():
 
 
 @pytest.fixture
-def serve(llm, receiver, tmp_path):
-    served = Serve(llm, receiver, tmp_path)
-    yield served
-    stop_or_fail(served.process, timeout=PROCESS_EXIT_TIMEOUT, name="serve")
+def start_serve_traced(llm, receiver, tmp_path):
+    """Start ``serve`` (with extra environment); after the test it must exit, with everything
+    it started, or the test fails."""
+    started: list[Serve] = []
+
+    def start(**extra_env: str) -> Serve:
+        started.append(Serve(llm, receiver, tmp_path, **extra_env))
+        return started[-1]
+
+    yield start
+    for served in started:
+        stop_or_fail(served.process, timeout=PROCESS_EXIT_TIMEOUT, name="serve")
+
+
+@pytest.fixture
+def serve(start_serve_traced):
+    return start_serve_traced()
 
 
 def status_of(turn: Turn) -> str:
@@ -213,3 +237,28 @@ def test_a_stopped_turn_is_no_error_and_a_failed_one_is(serve, receiver, llm, us
     assert call.attributes["error.type"] == "server_error"
     assert call.events == ["retry"] * settings.LLM_MAX_RETRIES
     assert call.parent_span_id == run.span_id
+
+
+def test_processes_send_the_spans_they_hold_when_they_stop(start_serve_traced, receiver, user):
+    # Nothing is sent on a schedule: only a process that ends sends what it holds.
+    serve = start_serve_traced(OTEL_BSP_SCHEDULE_DELAY="600000")
+    token = Token.objects.create(user=user)
+    turn = serve.send(token, "what time is it?")
+    wait_for(lambda: status_of(turn) == TurnStatus.COMPLETED, timeout=TURN_TIMEOUT)
+    trace_id, post_span_id = trace_of(turn)
+    assert receiver.trace(trace_id) == []
+
+    family = descendants(serve.process.pid)
+    serve.process.send_signal(signal.SIGTERM)
+    assert serve.process.wait(timeout=PROCESS_EXIT_TIMEOUT) == 0
+    assert alive(family) == set()
+
+    model = f"chat {settings.LLM_MODEL}"
+    names = ("queue wait", "invoke_agent Default", model, model, "execute_tool get_time")
+    spans = spans_of(receiver, trace_id, *names)
+    # From the web process, at its exit, and from the worker process, at the end of its drain.
+    (post,) = [span for span in receiver.trace(trace_id) if span.kind == "SERVER"]
+    assert post.span_id == post_span_id
+    (run,) = spans["invoke_agent Default"]
+    assert run.parent_span_id == post.span_id
+    assert spans["execute_tool get_time"][0].parent_span_id == run.span_id
