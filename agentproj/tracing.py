@@ -17,6 +17,8 @@ which puts it in a request's ``_meta``) is given one, for the duration of its ca
 Span names and attributes follow OpenTelemetry's GenAI semantic conventions.
 """
 
+import atexit
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -36,6 +38,10 @@ NO_SPAN = trace.INVALID_SPAN
 tracer = trace.get_tracer("agentproj")
 _propagator = TraceContextTextMapPropagator()
 _configured = False
+# How long a process that ends waits for its last spans to be sent: a collector that is down
+# (the exporter retries for up to OTEL_EXPORTER_OTLP_TIMEOUT) must not hold up a worker's drain
+# or a web process's exit past what ``serve`` allows them.
+FLUSH_TIMEOUT = 3.0
 
 # GenAI semantic conventions' attribute names.
 OPERATION = "gen_ai.operation.name"
@@ -61,8 +67,8 @@ def configure(*, instrument_requests: bool = False) -> bool:
     """Export this process's spans, if the deployment asks for traces; False when it does not.
 
     ``instrument_requests``: a web process also gets a SERVER span per request (Django's
-    instrumentation), the parent of the turn a request starts. Called once per process, after
-    a fork too: a provider inherited from the parent process would send from a dead thread.
+    instrumentation), the parent of the turn a request starts. A worker process calls it once
+    forked (``runtime.worker.hosting_worker``): the exporter's thread would not survive a fork.
     """
     global _configured
     if not settings.TRACES_ENABLED or _configured:
@@ -73,14 +79,28 @@ def configure(*, instrument_requests: bool = False) -> bool:
 
     install(settings.OTEL_SERVICE_NAME, instrument_requests=instrument_requests)
     _configured = True
+    # A web process ends through the interpreter's exit; a worker process calls it itself.
+    atexit.register(shutdown)
     return True
 
 
 def shutdown() -> None:
-    """Send the spans this process still holds, before it exits."""
+    """Send the spans this process still holds, before it exits, for at most
+    ``FLUSH_TIMEOUT`` seconds."""
+    global _configured
+    if not _configured:
+        return
+    _configured = False
     provider = trace.get_tracer_provider()
-    if _configured and hasattr(provider, "shutdown"):
+    sending = threading.Thread(target=provider.shutdown, name="spans-flush", daemon=True)
+    try:
+        sending.start()
+    except RuntimeError:
+        # An interpreter that is exiting may start no thread (Python 3.12 and later): send from
+        # here, as long as the exporter takes.
         provider.shutdown()
+        return
+    sending.join(FLUSH_TIMEOUT)
 
 
 def current_traceparent() -> str:

@@ -12,9 +12,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 def install(service_name: str, *, instrument_requests: bool) -> None:
     """The process's tracer provider. The sampler and the batching follow their ``OTEL_*``
-    variables; the provider sends what it holds when the interpreter exits, and sooner when
-    ``agentproj.tracing.shutdown`` asks."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    variables; what it holds at the end is sent by ``agentproj.tracing.shutdown``, which bounds
+    the wait (the SDK's own exit handler would not)."""
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: service_name}), shutdown_on_exit=False
+    )
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     if instrument_requests:
