@@ -30,8 +30,6 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["Context", "Span", "SpanKind"]
-
 # What a span is before it starts (a turn not loaded yet): it records nothing.
 NO_SPAN = trace.INVALID_SPAN
 # A proxy until ``configure`` installs the SDK's provider: the API's no-op tracer meanwhile.
