@@ -5,7 +5,12 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from agentproj import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentproj.settings")
+# Before Django builds its handler: with traces on, each request gets a SERVER span (the parent
+# of the turn it starts) from a middleware the instrumentation adds.
+tracing.configure(instrument_requests=True)
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

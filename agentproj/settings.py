@@ -39,6 +39,14 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # METRICS_PORT (0: not at all) of METRICS_HOST, to the same clients as GET /metrics.
 METRICS_PORT = env.int("METRICS_PORT", default=0)
 METRICS_HOST = env("METRICS_HOST", default="0.0.0.0")
+# OpenTelemetry traces (agentproj/tracing.py), exported over OTLP/HTTP only where the standard
+# OTEL_EXPORTER_OTLP_ENDPOINT (or its traces-only twin) names a collector: without one no process
+# records a span. The exporter reads the other OTEL_EXPORTER_OTLP_* variables itself.
+TRACES_ENABLED = bool(
+    env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+    or env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
+) and not env.bool("OTEL_SDK_DISABLED", default=False)
+OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="agentproj")
 # Off unless asked for: Django's debug pages show stack traces, and clients never see those.
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agentproj import metrics
+from agentproj import metrics, tracing
 from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH, EventKind
 from approvals_app import notifications
 from approvals_app.errors import (
@@ -96,11 +96,11 @@ def requests_close(turn: Turn, *, status: str) -> int:
     """End the turn's pending requests as ``cancelled`` (its turn stopped) or ``expired``, and
     tell the approvers who were asked that nothing is left to decide."""
     pending = turn.approval_requests.filter(status=ApprovalStatus.PENDING)
-    requested = list(pending.values_list("pk", "created_at"))
+    requested = list(pending.only("pk", "created_at", "tool_name", "tool_call_id"))
     closed_at = timezone.now()
-    for approval_id, created_at in requested:
-        notifications.notify_on_commit(approval_id=approval_id, status=status)
-        _count_wait_on_commit(status, created_at, closed_at)
+    for approval in requested:
+        notifications.notify_on_commit(approval_id=approval.pk, status=status)
+        _wait_ended_on_commit(approval, turn, outcome=status, ended_at=closed_at)
     pending.update(status=status, decided_at=closed_at)
     if requested:
         broadcast.approval_queue_changed_on_commit()
@@ -119,16 +119,38 @@ def requests_withdraw(session: AgentSession) -> int:
         approval.decided_at = timezone.now()
         approval.save(update_fields=["status", "decided_at"])
         notifications.notify_withdrawn_on_commit(approval)
-        _count_wait_on_commit(approval.status, approval.created_at, approval.decided_at)
+        _wait_ended_on_commit(
+            approval, approval.turn, outcome=approval.status, ended_at=approval.decided_at
+        )
     if withdrawn:
         broadcast.approval_queue_changed_on_commit()
     return len(withdrawn)
 
 
-def _count_wait_on_commit(outcome: str, requested_at: datetime, ended_at: datetime) -> None:
-    """How long a request waited for its outcome, counted once the outcome is committed."""
-    waited = (ended_at - requested_at).total_seconds()
+def _wait_ended_on_commit(
+    approval: ApprovalRequest, turn: Turn, *, outcome: str, ended_at: datetime
+) -> None:
+    """How long a request waited for its outcome, counted once the outcome is committed, and
+    the wait as an ``await_approval`` span in its turn's trace (linked to the trace of the
+    request that decided it, if one records)."""
+    waited = (ended_at - approval.created_at).total_seconds()
     transaction.on_commit(partial(metrics.APPROVAL_WAIT.labels(outcome).observe, waited))
+    transaction.on_commit(
+        partial(
+            tracing.record_span,
+            f"await_approval {approval.tool_name}",
+            traceparent=turn.traceparent,
+            start=approval.created_at,
+            end=ended_at,
+            attributes={
+                tracing.TOOL_NAME: approval.tool_name,
+                tracing.TOOL_CALL_ID: approval.tool_call_id,
+                tracing.APPROVAL_OUTCOME: outcome,
+                tracing.TURN_ID: turn.pk,
+            },
+            link_current=True,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -214,7 +236,7 @@ def decision_record(
         approval.reason = reason
         approval.save(update_fields=["status", "decided_by", "decided_at", "reason"])
         notifications.notify_on_commit(approval_id=approval.pk, status=approval.status)
-        _count_wait_on_commit(approval.status, approval.created_at, approval.decided_at)
+        _wait_ended_on_commit(approval, turn, outcome=approval.status, ended_at=approval.decided_at)
     elif regrouped:
         # Other people may decide it now: they hear of it as of a new request.
         notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)

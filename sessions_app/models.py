@@ -157,6 +157,10 @@ class Turn(models.Model):
     # Sent with on_busy=interrupt while the interrupted turn was still winding down: it starts
     # before the turns that were already waiting (DESIGN.md section 7).
     jumps_queue = models.BooleanField(default=False)
+    # The W3C traceparent of the request that started the turn (blank without traces): every run
+    # of the turn, in whichever worker and after however long a wait for approval, continues
+    # that request's trace (agentproj/tracing.py).
+    traceparent = models.CharField(max_length=128, blank=True)
     checkpoint = models.JSONField(default=dict, blank=True)
     usage = models.JSONField(default=dict, blank=True)
     # The profile the turn runs with, as it was when the turn was created (a sub-agent's turn

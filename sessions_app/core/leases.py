@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agentproj import metrics
+from agentproj import metrics, tracing
 from agentproj.vocabulary import EventKind
 from sessions_app.core import events, rendering
 from sessions_app.core.errors import LeaseLost
@@ -57,6 +57,16 @@ def turn_take_lease(*, turn_id: int, worker_id: str) -> uuid.UUID | None:
         if turn.enqueued_at is not None:
             waited = (now - turn.enqueued_at).total_seconds()
             transaction.on_commit(partial(metrics.QUEUE_WAIT.observe, waited))
+            transaction.on_commit(
+                partial(
+                    tracing.record_span,
+                    "queue wait",
+                    traceparent=turn.traceparent,
+                    start=turn.enqueued_at,
+                    end=now,
+                    attributes={tracing.TURN_ID: turn.pk},
+                )
+            )
         return turn.lease_token
 
 

@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from agentproj import metrics
+from agentproj import metrics, tracing
 from agentproj.validators import FORBIDDEN, NOT_FOR_READERS
 from agentproj.vocabulary import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, StopReason
 from sessions_app.core import broadcast, events, hooks
@@ -174,6 +174,7 @@ def _turn_start(session_id, message: str, actor, on_busy: str, *, owner_id) -> T
                 agent=locked.agent,
                 agent_snapshot=locked.agent.snapshot(),
                 enqueued_at=None if busy else timezone.now(),
+                traceparent=tracing.current_traceparent(),
             )
             transaction.on_commit(metrics.TURNS_STARTED.inc)
             events.append_many(

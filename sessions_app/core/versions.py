@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from agentproj import tracing
 from agentproj.vocabulary import EventKind
 from sessions_app.core import events
 from sessions_app.core.errors import NotLastTurn, SessionBusy, TooManyActiveTurns
@@ -78,6 +79,7 @@ def turn_regenerate(*, session_id, owner, turn_id: int, message: str | None = No
                 agent=session.agent,
                 agent_snapshot=session.agent.snapshot(),
                 enqueued_at=timezone.now(),
+                traceparent=tracing.current_traceparent(),
             )
             events.append_many(
                 session=session,

@@ -32,6 +32,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from agentproj import tracing
 from sessions_app.mcp import registry
 from sessions_app.mcp.tools import McpTool, ServerSpec, describe, logger, tools_of
 from sessions_app.models import McpServer, McpTransport
@@ -329,13 +330,18 @@ class McpConnections:
         arguments: dict[str, Any],
         *,
         record_progress: ProgressRecorder | None = None,
+        trace: tracing.Context,
     ) -> str:
+        """Call ``tool``; ``trace``: the call's span. The SDK makes its own span of the request
+        under the current context and sends that in the request's ``_meta`` (``traceparent``),
+        so the call's span is made current for the request."""
         connection = await self.connection(spec)
         relay = ProgressRelay(record_progress) if record_progress is not None else None
         try:
-            result = await connection.call(
-                tool, arguments, relay.on_progress if relay is not None else None
-            )
+            with tracing.current(trace):
+                result = await connection.call(
+                    tool, arguments, relay.on_progress if relay is not None else None
+                )
         except MCPError as exc:
             raise self._call_error(connection, exc) from None
         except Exception as exc:

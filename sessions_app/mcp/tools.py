@@ -120,7 +120,11 @@ class McpTool(Tool):
 
     async def run(self, arguments, context):
         return await self._connections.call(
-            self.server, self.remote_name, arguments, record_progress=context.record_progress
+            self.server,
+            self.remote_name,
+            arguments,
+            record_progress=context.record_progress,
+            trace=context.trace,
         )
 
 

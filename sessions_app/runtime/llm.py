@@ -19,7 +19,7 @@ import httpx
 from django.conf import settings
 from httpx_sse import EventSource, SSEError
 
-from agentproj import metrics
+from agentproj import metrics, tracing
 from sessions_app.runtime.cancel import AgentStopped, CancelScope
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ class _Request:
     aborted_by_us: bool = False
 
 
+# A model server's port when its URL names none (the chat span's ``server.port``).
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 OnText = Callable[[str], Awaitable[None]]
 OnRestart = Callable[[], Awaitable[None]]
 
@@ -129,8 +132,10 @@ async def stream_chat(
     on_text: OnText,
     on_restart: OnRestart,
     max_output_chars: int,
+    trace_parent: tracing.Context,
 ) -> ModelReply:
-    """Stream one completion, calling ``on_text`` with each piece of text.
+    """Stream one completion, calling ``on_text`` with each piece of text, as a ``chat <model>``
+    span under ``trace_parent`` (retries are its events; a stop is no error).
 
     Transport failures, 429 and 5xx are retried with exponential back-off and jitter (honouring
     ``Retry-After``); a retry after partial output calls ``on_restart`` first. A stop closes the
@@ -151,6 +156,38 @@ async def stream_chat(
     }
     if tools:
         payload["tools"] = tools
+    span = tracing.start_span(
+        f"chat {model}",
+        parent=trace_parent,
+        kind=tracing.SpanKind.CLIENT,
+        attributes={
+            tracing.OPERATION: "chat",
+            tracing.REQUEST_MODEL: model,
+            "server.address": client.base_url.host,
+            "server.port": client.base_url.port or DEFAULT_PORTS[client.base_url.scheme],
+        },
+    )
+    try:
+        reply = await _stream_retrying(
+            client, payload, scope, on_text, on_restart, max_output_chars, span
+        )
+    except LLMError as exc:
+        tracing.fail(span, exc.code, exc.user_message)
+        raise
+    finally:
+        span.end()
+    return reply
+
+
+async def _stream_retrying(
+    client: httpx.AsyncClient,
+    payload: dict[str, Any],
+    scope: CancelScope,
+    on_text: OnText,
+    on_restart: OnRestart,
+    max_output_chars: int,
+    span: tracing.Span,
+) -> ModelReply:
     retries = settings.LLM_MAX_RETRIES
     for attempt in range(retries + 1):
         scope.raise_if_cancelled()
@@ -165,6 +202,7 @@ async def stream_chat(
             if attempt == retries:
                 raise LLMError(exc.user_message, code=exc.code) from None
             delay = _retry_delay(attempt, exc.retry_after)
+            span.add_event("retry", {tracing.ERROR_TYPE: exc.code})
             logger.warning(
                 "model call failed (%s); retry %d of %d in %.2fs",
                 exc.user_message,
@@ -181,6 +219,15 @@ async def stream_chat(
         _count_request(started)
         metrics.LLM_TOKENS.labels("input").inc(reply.usage.get("prompt_tokens", 0))
         metrics.LLM_TOKENS.labels("output").inc(reply.usage.get("completion_tokens", 0))
+        if reply.finish_reason:
+            span.set_attribute(tracing.FINISH_REASONS, [reply.finish_reason])
+        if reply.usage:
+            span.set_attributes(
+                {
+                    tracing.INPUT_TOKENS: reply.usage["prompt_tokens"],
+                    tracing.OUTPUT_TOKENS: reply.usage["completion_tokens"],
+                }
+            )
         return reply
     raise AssertionError("unreachable")
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,10 +20,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from agentproj import metrics
+from agentproj import metrics, tracing
 from agentproj.vocabulary import ErrorCode, EventKind, StopReason, TurnStatus
 from approvals_app.gate import ApprovalGate
 from sessions_app.core import agents, broadcast, errors
+from sessions_app.models import Turn
 from sessions_app.runtime import llm, tools, transcript
 from sessions_app.runtime.cancel import LEASE_LOST, AgentStopped, CancelScope
 from sessions_app.runtime.db import DatabaseThreads
@@ -61,10 +63,27 @@ class HostResources:
 
 
 class TurnRunner:
-    def __init__(self, *, store: TurnStore, scope: CancelScope, resources: HostResources):
+    def __init__(
+        self,
+        *,
+        store: TurnStore,
+        scope: CancelScope,
+        resources: HostResources,
+        trace_parent: tracing.Context | None = None,
+    ):
+        """``trace_parent``: the parent of the run's ``invoke_agent`` span, for a sub-agent (its
+        parent's ``execute_tool`` span); a top-level turn's comes from its row, the request
+        that started it."""
         self.store = store
         self.scope = scope
         self.resources = resources
+        self.trace_parent = trace_parent
+        # The run's invoke_agent span, from when the turn is loaded, and its children's context.
+        self.span: tracing.Span = tracing.NO_SPAN
+        self.trace = tracing.Context()
+        self.started_ns = 0
+        # The turn as its end was recorded, once it was.
+        self.ended: Turn | None = None
         self.turn_id = store.turn_id
         self.session_id = None
         self.is_sub_agent = False
@@ -77,6 +96,29 @@ class TurnRunner:
 
     async def run(self) -> str:
         """Run the turn to wherever it ends here; returns how it ended."""
+        self.started_ns = time.time_ns()
+        outcome = ""
+        try:
+            outcome = await self._run_to_end()
+            return outcome
+        finally:
+            self._end_span(outcome)
+
+    def _end_span(self, outcome: str) -> None:
+        """End the run's span with how the run ended: the turn's end as recorded (a stop wins
+        over what the run was about to report), else what the run returned (waiting for
+        approval, handed back, lease lost). Only a failed turn's span is an error."""
+        ended = self.ended
+        status = ended.status if ended is not None else outcome
+        if status:
+            self.span.set_attribute(tracing.TURN_STATUS, status)
+        if ended is not None and ended.stop_reason:
+            self.span.set_attribute(tracing.STOP_REASON, ended.stop_reason)
+        if ended is not None and ended.status == TurnStatus.FAILED:
+            tracing.fail(self.span, ended.error_code or ErrorCode.INTERNAL_ERROR)
+        self.span.end()
+
+    async def _run_to_end(self) -> str:
         try:
             return await self._run()
         except AgentStopped as stop:
@@ -141,6 +183,7 @@ class TurnRunner:
         self.session_id = turn.session_id
         self.is_sub_agent = turn.parent_id is not None
         self.agent = turn.agent_snapshot
+        self._start_span(turn)
         # Only a turn's first run answers the message first: later runs resume after a tool's
         # approval or a worker's drain, and a sub-agent's task comes from no user.
         if not self.is_sub_agent and turn.attempts == 1:
@@ -160,6 +203,27 @@ class TurnRunner:
         )
         past, learned = ([], {}) if self.is_sub_agent else await self.store.history(turn)
         return TurnState.of(turn, past=past, learned=learned), available
+
+    def _start_span(self, turn: Turn) -> None:
+        """The run's ``invoke_agent`` span, from when the run began."""
+        parent = self.trace_parent
+        if parent is None:
+            parent = tracing.context_of(turn.traceparent)
+        name = self.agent.get("name", "")
+        self.span = tracing.start_span(
+            f"invoke_agent {name}".rstrip(),
+            parent=parent,
+            start_time=self.started_ns,
+            attributes={
+                tracing.OPERATION: "invoke_agent",
+                tracing.AGENT_NAME: name,
+                tracing.AGENT_ID: str(self.agent.get("id", "")),
+                tracing.CONVERSATION_ID: str(turn.session_id),
+                tracing.REQUEST_MODEL: agents.model_for(self.agent),
+                tracing.TURN_ID: turn.pk,
+            },
+        )
+        self.trace = tracing.inside(self.span)
 
     async def _call_model(self, state: TurnState, available: dict[str, tools.Tool]):
         """One streamed model call, its text checkpointed as it comes; the reply is recorded."""
@@ -220,6 +284,7 @@ class TurnRunner:
             on_text=self._on_text,
             on_restart=self.output.restart,
             max_output_chars=settings.AGENT_MAX_OUTPUT_CHARS - state.output_chars,
+            trace_parent=self.trace,
         )
 
     async def _on_text(self, piece: str) -> None:
@@ -293,35 +358,54 @@ class TurnRunner:
                 EventKind.TOOL_PROGRESS, {"tool_call_id": call_id, "tool": tool.name, **progress}
             )
 
+        span = tracing.start_span(
+            f"execute_tool {tool.name}",
+            parent=self.trace,
+            attributes={
+                tracing.OPERATION: "execute_tool",
+                tracing.TOOL_NAME: tool.name,
+                tracing.TOOL_CALL_ID: call_id,
+                tracing.TOOL_TYPE: "function",
+            },
+        )
+        inside = tracing.inside(span)
         context = tools.ToolContext(
             turn_id=self.turn_id,
             tool_call_id=call_id,
-            run_sub_agent=self._run_sub_agent,
+            run_sub_agent=partial(self._run_sub_agent, trace_parent=inside),
             record_progress=record_progress,
+            trace=inside,
         )
         try:
             result = await self.scope.run(
                 tools.run_timed(tool, arguments, context), interruptible=tool.interruptible
             )
         except tools.ToolError as exc:
+            tracing.fail(span, type(exc).__name__, str(exc))
             await self._tool_result(state, call_id, tool.name, str(exc), ok=False, note=note)
             return
         except AgentStopped:
             raise
-        except Exception:
+        except Exception as exc:
             logger.exception("turn %s: tool %s failed", self.turn_id, tool.name)
+            tracing.fail(span, type(exc).__name__)
             await self._tool_result(
                 state, call_id, tool.name, f"The tool {tool.name} failed.", ok=False, note=note
             )
             return
+        finally:
+            span.end()
         # A non-interruptible tool finished although a stop arrived meanwhile: record its
         # result whatever happens next, then the next boundary stops the turn.
         await self._tool_result(state, call_id, tool.name, result, ok=True, note=note, force=True)
 
-    async def _run_sub_agent(self, task: str) -> str:
+    async def _run_sub_agent(self, task: str, *, trace_parent: tracing.Context) -> str:
         child = await self.store.start_child(task)
         runner = TurnRunner(
-            store=child, scope=CancelScope(parent=self.scope), resources=self.resources
+            store=child,
+            scope=CancelScope(parent=self.scope),
+            resources=self.resources,
+            trace_parent=trace_parent,
         )
         outcome = await runner.run()
         if outcome == TurnStatus.STOPPED:
@@ -391,7 +475,7 @@ class TurnRunner:
         give_up_at = time.monotonic() + FINALIZE_RETRY_FOR
         while True:
             try:
-                await self.store.finalize(
+                self.ended = await self.store.finalize(
                     status,
                     partial_text=output.text if output else None,
                     event_id=output.event_id if output else None,

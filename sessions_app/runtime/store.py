@@ -96,8 +96,9 @@ class TurnStore:
         detail: str = "",
         partial_text: str | None = None,
         event_id: int | None = None,
-    ) -> None:
-        await self._db(
+    ) -> Turn:
+        """Record the turn's end; the turn as it ended (stopped, when a stop came first)."""
+        return await self._db(
             lifecycle.turn_finalize,
             turn_id=self.turn_id,
             status=status,

@@ -9,7 +9,7 @@ and receipts hash.
 import json
 import time
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -20,7 +20,7 @@ from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 from django.utils.module_loading import import_string
 
-from agentproj import email_addresses, json_limits, metrics
+from agentproj import email_addresses, json_limits, metrics, tracing
 from agentproj.validators import text_problem
 from sessions_app.core import tool_catalog
 
@@ -66,6 +66,8 @@ class ToolContext:
     run_sub_agent: SubAgentRunner
     # Puts a long call's progress in the timeline (a tool_progress event).
     record_progress: ProgressRecorder | None = None
+    # The call's execute_tool span, for what the tool calls in turn (an MCP server's request).
+    trace: tracing.Context = field(default_factory=tracing.Context)
 
 
 class Tool:

@@ -32,7 +32,7 @@ from django_q.cluster import Sentinel, get_mp_context
 from django_q.conf import Conf
 from django_q.worker import worker as django_q_worker
 
-from agentproj import metrics
+from agentproj import metrics, tracing
 from sessions_app.runtime.host import TurnHost
 
 logger = logging.getLogger(__name__)
@@ -222,6 +222,7 @@ def hosting_worker(task_queue, result_queue, timer, timeout) -> None:
     the process must not exit while it still hosts turns, and must not leave the waiting to the
     interpreter's shutdown, which refuses new work to every thread pool the turns rely on.
     """
+    tracing.configure()
     # Started before the first delivery, so that it is offered turns from the start.
     ProcessHost.current()
     django_q_worker(LightlyLockedQueue(task_queue), result_queue, timer, timeout)
@@ -229,6 +230,9 @@ def hosting_worker(task_queue, result_queue, timer, timeout) -> None:
     # Its host's gauges count no more. (For a worker that died, django-q2's supervisor does the
     # same when it replaces it.)
     metrics.forget_process(os.getpid())
+    # A worker process ends without the interpreter's exit handlers (multiprocessing leaves
+    # through os._exit): the spans it still holds are sent now.
+    tracing.shutdown()
 
 
 class LightlyLockedQueue:

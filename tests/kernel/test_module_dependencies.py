@@ -46,8 +46,12 @@ LAYER_OF_PREFIX = {
 # Only the processes that run turns import the MCP SDK, and only through this module.
 MCP_SDK_IMPORTERS = {"sessions_app.mcp.client"}
 # Imports made inside a function, by module. The MCP SDK costs about 25 MB in every process that
-# loads it: its client module is imported only once a worker has an MCP server to talk to.
-LOADED_ON_DEMAND = {"sessions_app.mcp.on_demand": ["sessions_app.mcp.client"]}
+# loads it: its client module is imported only once a worker has an MCP server to talk to. The
+# OpenTelemetry SDK and exporter cost about 35 MB: loaded only where traces are on.
+LOADED_ON_DEMAND = {
+    "sessions_app.mcp.on_demand": ["sessions_app.mcp.client"],
+    "agentproj.tracing": ["agentproj.tracing_export"],
+}
 
 
 def project_modules() -> dict[str, Path]:

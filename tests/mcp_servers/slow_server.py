@@ -4,7 +4,7 @@
 Its tools:
 - ``slow`` (read-only): reports progress, then would work for 10 s; it logs when it starts and
   when it is cancelled, with the request id;
-- ``echo`` (read-only): answers its text at once;
+- ``echo`` (read-only): answers its text at once, and logs the ``traceparent`` of its ``_meta``;
 - ``wipe`` (destructive) and ``note`` (no annotations): answer at once;
 - ``fail``: answers with ``isError``.
 
@@ -53,9 +53,11 @@ async def slow(label: str, ctx: Context) -> str:
 
 
 @server.tool(annotations=types.ToolAnnotations(read_only_hint=True))
-def echo(text: str) -> str:
+def echo(text: str, ctx: Context) -> str:
     """Answers its text."""
-    log("echo", text=text)
+    # The trace context the client sent along in the request's _meta.
+    meta = ctx.request_context.meta or {}
+    log("echo", text=text, traceparent=meta.get("traceparent"))
     return f"echo: {text}"
 
 
