@@ -87,8 +87,14 @@ def model_call_record(
 
 
 def format_cost(cost: Decimal) -> str:
-    """A cost as the API and the usage line give it: six decimals, a millionth of a unit."""
+    """A cost as the API gives it: six decimals, a millionth of a unit."""
     return f"{cost:.6f}"
+
+
+def readable_cost(cost: Decimal | str) -> str:
+    """A cost as people read it: at least two decimals, at most six (0.50, 0.001234)."""
+    whole, _, fraction = format_cost(Decimal(cost)).partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
 def turn_cost(turn_id: int) -> dict[str, str]:
@@ -109,6 +115,8 @@ def turn_cost(turn_id: int) -> dict[str, str]:
 @dataclass(frozen=True)
 class UsageRow:
     key: str
+    # The user's id, in a report by user.
+    user_id: int | None
     input_tokens: int
     output_tokens: int
     cached_tokens: int
@@ -153,8 +161,9 @@ def usage_report(
     if group_by == "day":
         zone = timezone.get_current_timezone()
         records = records.annotate(day=TruncDate("created_at", tzinfo=zone))
+    keys = [key, "user_id"] if group_by == "user" else [key]
     totals = (
-        records.values(key)
+        records.values(*keys)
         .annotate(
             sum_input=Sum("input_tokens"),
             sum_output=Sum("output_tokens"),
@@ -170,6 +179,7 @@ def usage_report(
     return [
         UsageRow(
             key=str(row[key]),
+            user_id=row.get("user_id"),
             input_tokens=row["sum_input"] or 0,
             output_tokens=row["sum_output"] or 0,
             cached_tokens=row["sum_cached"] or 0,
