@@ -7,7 +7,6 @@ the model, the outbox, the batched checkpoint, MCP servers' tools) it gets as ``
 """
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,12 +22,13 @@ from django.utils import timezone
 from agentproj import metrics
 from agentproj.vocabulary import ErrorCode, EventKind, StopReason, TurnStatus
 from approvals_app.gate import ApprovalGate
-from sessions_app.core import agents, broadcast, budgets, errors, usage
+from sessions_app.core import agents, broadcast, errors
 from sessions_app.runtime import llm, tools, transcript
 from sessions_app.runtime.cancel import LEASE_LOST, AgentStopped, CancelScope
 from sessions_app.runtime.db import DatabaseThreads
 from sessions_app.runtime.gate import Passage, ToolGate
 from sessions_app.runtime.output import AssistantOutput, Checkpointer
+from sessions_app.runtime.spending import Spending
 from sessions_app.runtime.state import TurnState
 from sessions_app.runtime.store import TurnStore
 
@@ -44,25 +44,6 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 # the turn to the reaper (its heartbeat stops with it), as a worker that died would.
 FINALIZE_RETRY_INTERVAL = 1.0
 FINALIZE_RETRY_FOR = 300.0
-
-
-@dataclass(frozen=True)
-class ModelCall:
-    """The model call under way: its model, its input's tokens (estimated: the server tells only
-    at the end) and what it may spend of its user's budgets."""
-
-    model: str
-    input_tokens: int
-    allowance: budgets.CallAllowance
-
-    def estimate(self, output_chars: int) -> usage.CallUsage:
-        """What it used so far, as far as its text tells."""
-        return usage.CallUsage(
-            model=self.model,
-            input_tokens=self.input_tokens,
-            output_tokens=usage.estimate_tokens(output_chars),
-            estimated=True,
-        )
 
 
 @dataclass(frozen=True)
@@ -87,14 +68,12 @@ class TurnRunner:
         self.resources = resources
         self.turn_id = store.turn_id
         self.session_id = None
-        # Whose budget the turn spends: its session's owner (a sub-agent's too).
-        self.owner_id: int | None = None
         self.is_sub_agent = False
         # The turn's snapshot of its agent profile (``agents.agent_snapshot``).
         self.agent: dict[str, Any] = {}
         self.gate: ToolGate | None = None
         self.output: AssistantOutput | None = None
-        self.call: ModelCall | None = None
+        self.spending: Spending | None = None
         # When the user sent the message whose first answer this run has yet to send.
         self.first_text_awaited_since: datetime | None = None
 
@@ -162,7 +141,7 @@ class TurnRunner:
         profile allows."""
         turn = await self.store.load()
         self.session_id = turn.session_id
-        self.owner_id = turn.session.owner_id
+        self.spending = Spending(store=self.store, scope=self.scope, owner_id=turn.session.owner_id)
         self.is_sub_agent = turn.parent_id is not None
         self.agent = turn.agent_snapshot
         # Only a turn's first run answers the message first: later runs resume after a tool's
@@ -188,7 +167,6 @@ class TurnRunner:
     async def _call_model(self, state: TurnState, available: dict[str, tools.Tool]):
         """One streamed model call, its text checkpointed as it comes; the reply and what it
         used are recorded."""
-        self.call = None
         self.output = AssistantOutput(
             store=self.store,
             session_id=self.session_id,
@@ -198,10 +176,10 @@ class TurnRunner:
         )
         specs = [tool.openai_spec() for tool in available.values()]
         sent = await self._model_input(state, specs)
-        allowance = await self._allowance()
+        await self.spending.before_call(agents.model_for(self.agent))
         try:
             try:
-                reply = await self._stream(state, sent, specs, allowance)
+                reply = await self._stream(state, sent, specs)
             except llm.ContextTooLong as refusal:
                 # The model's window is smaller than the budget assumed: leave more out, once.
                 state.window.refused(sent, limit=refusal.limit, prompt_tokens=refusal.prompt_tokens)
@@ -209,13 +187,13 @@ class TurnRunner:
                 if shorter.estimated_tokens >= sent.estimated_tokens:
                     raise
                 sent = shorter
-                reply = await self._stream(state, sent, specs, allowance)
+                reply = await self._stream(state, sent, specs)
         except (AgentStopped, llm.LLMError) as cut:
-            await self._record_cut_short(state, cut)
+            await self.spending.cut_short(state.usage, cut, self.output.text)
             raise
         state.window.observe(sent, reply.usage.get("prompt_tokens", 0))
         state.add_reply(reply)
-        await self._record_usage(state, self._used(reply))
+        await self.spending.answered(state.usage, reply)
         self.output.flush_delta()
         await self.output.persist(streaming=False)
         await self._checkpoint(state)
@@ -240,34 +218,14 @@ class TurnRunner:
             await self._checkpoint(state)
         return sent
 
-    async def _allowance(self) -> budgets.CallAllowance:
-        """What the next model call may spend; a user whose budget is used up gets none, and
-        the whole turn stops (its sub-agents' parent too)."""
-        allowance = await self.store.call_allowance(
-            user_id=self.owner_id, model=agents.model_for(self.agent)
-        )
-        if allowance.state.exhausted:
-            self.scope.root.cancel(StopReason.BUDGET_EXHAUSTED)
-            self.scope.raise_if_cancelled()
-        return allowance
-
     async def _stream(
-        self,
-        state: TurnState,
-        sent: transcript.ModelInput,
-        specs: list[dict[str, Any]],
-        allowance: budgets.CallAllowance,
+        self, state: TurnState, sent: transcript.ModelInput, specs: list[dict[str, Any]]
     ) -> llm.ModelReply:
-        self.call = ModelCall(
-            model=agents.model_for(self.agent),
-            input_tokens=usage.estimate_tokens(
-                len(json.dumps(sent.messages)) + len(json.dumps(specs))
-            ),
-            allowance=allowance,
-        )
+        model = agents.model_for(self.agent)
+        self.spending.sending(model=model, messages=sent.messages, specs=specs)
         return await llm.stream_chat(
             self.resources.client,
-            model=self.call.model,
+            model=model,
             messages=sent.messages,
             tools=specs,
             scope=self.scope,
@@ -282,48 +240,7 @@ class TurnRunner:
             metrics.TIME_TO_FIRST_TOKEN.observe(waited)
             self.first_text_awaited_since = None
         await self.output.on_text(piece)
-        self._stop_at_budget()
-
-    def _stop_at_budget(self) -> None:
-        """Stop the whole turn once the text streamed so far uses up a budget of its user: as a
-        user's stop would, the stream is closed at once and the text kept. Checked with every
-        piece of text, from what the call started with, without a query."""
-        call = self.call
-        estimate = call.estimate(len(self.output.text))
-        if call.allowance.crossed_by(
-            input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens
-        ):
-            self.scope.root.cancel(StopReason.BUDGET_EXHAUSTED)
-
-    def _used(self, reply: llm.ModelReply) -> usage.CallUsage:
-        """The call's tokens as its server reported them, else as estimated."""
-        if not reply.usage:
-            return self.call.estimate(reply.output_chars)
-        return usage.CallUsage(
-            model=self.call.model,
-            input_tokens=reply.usage["prompt_tokens"],
-            output_tokens=reply.usage["completion_tokens"],
-            cached_tokens=reply.usage["cached_tokens"],
-        )
-
-    async def _record_usage(self, state: TurnState, call: usage.CallUsage) -> None:
-        call.add_to(state.usage)
-        await self.store.record_usage(call=call, turn_usage=state.usage)
-
-    async def _record_cut_short(self, state: TurnState, cut: Exception) -> None:
-        """A call that was stopped, or failed after it had written something, used tokens its
-        server never reported: record them as estimated. Its stop or failure goes on whatever
-        happens here: a turn whose record failed still stops."""
-        if self.call is None or (isinstance(cut, AgentStopped) and cut.reason == LEASE_LOST):
-            return
-        if isinstance(cut, llm.LLMError) and not self.output.text:
-            return
-        try:
-            await self._record_usage(state, self.call.estimate(len(self.output.text)))
-        except Exception:
-            logger.warning(
-                "turn %s: a model call's usage went unrecorded", self.turn_id, exc_info=True
-            )
+        self.spending.streamed(len(self.output.text))
 
     async def _handle_tool_calls(
         self, state: TurnState, calls: list[llm.ToolCall], available: dict[str, tools.Tool]
