@@ -458,5 +458,5 @@ class Budget(models.Model):
         ]
 
     def __str__(self):
-        whose = self.user or self.group
-        return f"{whose}: {self.amount} {self.currency or self.unit} per {self.period}"
+        amount = f"{self.amount.normalize():f}"
+        return f"{self.user or self.group}: {amount} {self.currency or self.unit} per {self.period}"
