@@ -9,6 +9,7 @@ from typing import Any
 
 from agentproj.vocabulary import StopReason
 from sessions_app.core import budgets, usage
+from sessions_app.core.errors import LeaseLost
 from sessions_app.runtime import llm
 from sessions_app.runtime.cancel import LEASE_LOST, AgentStopped, CancelScope
 from sessions_app.runtime.store import TurnStore
@@ -96,6 +97,10 @@ class Spending:
             return
         try:
             await self._record(turn_usage, self.call.estimate(len(text)))
+        except LeaseLost:
+            # The turn went with its deleted session, or another worker has it: its records
+            # are no longer this runner's to write.
+            return
         except Exception:
             logger.warning(
                 "turn %s: a model call's usage went unrecorded", self.store.turn_id, exc_info=True

@@ -14,8 +14,6 @@ from rest_framework.views import APIView
 from agentproj.api import AUTH_ERRORS, ErrorSerializer, query_params
 from sessions_app.core import usage
 
-# The longest period one answer covers: a year of days, a row each at most.
-MAX_DAYS = 366
 VIEW_EVERYONES_USAGE = "sessions_app.view_usage"
 
 
@@ -26,10 +24,13 @@ def can_view_everyones_usage(user) -> bool:
 
 class UsageQuerySerializer(serializers.Serializer):
     start = serializers.DateField(
-        required=False, help_text="First day (ISO date); default the first of this month."
+        required=False,
+        help_text="First day (ISO date); default the first of the month of `to`, or of this month.",
     )
     to = serializers.DateField(
-        required=False, help_text="Last day, included (ISO date); default the end of this month."
+        required=False,
+        help_text="Last day, included (ISO date); default the last of the month of `from`, or "
+        "of this month.",
     )
     group_by = serializers.ChoiceField(choices=usage.GROUPINGS, default="day")
     user = serializers.IntegerField(
@@ -45,14 +46,16 @@ class UsageQuerySerializer(serializers.Serializer):
         return fields
 
     def validate(self, data):
-        today = timezone.localdate()
-        first = today.replace(day=1)
-        start = data.get("from") or first
-        end = data.get("to") or (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        # A period given by one end is that end's month; by neither, this month. The answer has
+        # a row per user, agent, model or day that has usage, however long the period.
+        start, end = data.get("from"), data.get("to")
+        month_of = end or start or timezone.localdate()
+        start = start or month_of.replace(day=1)
+        end = end or (month_of.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(
+            days=1
+        )
         if end < start:
             raise serializers.ValidationError({"to": "The last day comes before the first."})
-        if (end - start).days >= MAX_DAYS:
-            raise serializers.ValidationError({"to": f"At most {MAX_DAYS} days at once."})
         return {**data, "from": start, "to": end}
 
 
