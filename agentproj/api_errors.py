@@ -33,6 +33,7 @@ SERVICE_ERROR_STATUS = {
     "invalid_grant": status.HTTP_400_BAD_REQUEST,
     "policy_denied": status.HTTP_409_CONFLICT,
     "too_many_active_turns": status.HTTP_429_TOO_MANY_REQUESTS,
+    "budget_exceeded": status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 
@@ -51,7 +52,11 @@ def exception_handler(exc, context):
             "too_large", TOO_LARGE_DETAIL, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         )
     if isinstance(exc, ServiceError):
-        return error_response(exc.code, exc.detail, SERVICE_ERROR_STATUS.get(exc.code, 409))
+        response = error_response(exc.code, exc.detail, SERVICE_ERROR_STATUS.get(exc.code, 409))
+        response.data.update(exc.extra())
+        if exc.retry_after() is not None:
+            response["Retry-After"] = str(exc.retry_after())
+        return response
     if isinstance(exc, Http404 | ObjectDoesNotExist):
         return error_response("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):

@@ -13,7 +13,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF
 
-from agentproj import secret_key
+from agentproj import budget_default, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -431,6 +431,11 @@ APPROVAL_WEBHOOK_TIMEOUT = env.float("APPROVAL_WEBHOOK_TIMEOUT", default=10.0)
 APPROVAL_WEBHOOK_ATTEMPTS = env.int("APPROVAL_WEBHOOK_ATTEMPTS", default=4)
 APPROVAL_WEBHOOK_RETRY_DELAY = env.float("APPROVAL_WEBHOOK_RETRY_DELAY", default=1.0)
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.05)
+# The usage budget of every user without one in the admin (their own or a group's), e.g.
+# "tokens=200000/day" or "usd=20/month"; unset, no limit. Checked here so that a wrong value stops
+# the deployment from starting rather than letting everyone spend without a limit.
+BUDGET_DEFAULT = env("BUDGET_DEFAULT", default="")
+budget_default.parse(BUDGET_DEFAULT)
 
 LOGGING = {
     "version": 1,

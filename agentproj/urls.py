@@ -11,6 +11,8 @@ from approvals_app import api as approvals_api
 from sessions_app.web import api as sessions_api
 from sessions_app.web import views
 from sessions_app.web.metrics import metrics_view
+from sessions_app.web.usage_api import UsageApi
+from sessions_app.web.usage_page import usage_csv, usage_page
 
 api = [
     path("sessions/", sessions_api.SessionListApi.as_view(), name="api-sessions"),
@@ -53,6 +55,7 @@ api = [
         name="api-session-grant-revoke",
     ),
     path("agents/", sessions_api.AgentListApi.as_view(), name="api-agents"),
+    path("usage/", UsageApi.as_view(), name="api-usage"),
     path("approvals/", approvals_api.ApprovalListApi.as_view(), name="api-approvals"),
     path(
         "approvals/<int:approval_id>/approve/",
@@ -81,6 +84,8 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/", views.session_detail, name="session-detail"),
     path("sessions/<uuid:session_id>/rename/", views.session_rename, name="session-rename"),
     path("sessions/<uuid:session_id>/delete/", views.session_delete, name="session-delete"),
+    path("usage/", usage_page, name="usage"),
+    path("usage/usage.csv", usage_csv, name="usage-csv"),
     path("api/", include(api)),
     path("metrics", metrics_view, name="metrics"),
     re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static),

@@ -38,6 +38,8 @@ class StopReason(models.TextChoices):
     WORKER_DRAIN = "worker_drain"
     PARENT_STOPPED = "parent_stopped"
     APPROVAL_EXPIRED = "approval_expired"
+    # The user's usage budget ran out while the turn ran (DESIGN §6b).
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 class ErrorCode(models.TextChoices):
@@ -119,7 +121,19 @@ INTERRUPT_TEXT = {
     StopReason.WORKER_DRAIN: "Stopped because its worker shut down.",
     StopReason.PARENT_STOPPED: "Stopped because the turn that started it was stopped.",
     StopReason.APPROVAL_EXPIRED: "Stopped because an approval was not given in time.",
+    StopReason.BUDGET_EXHAUSTED: "Stopped because your usage budget ran out.",
 }
+
+
+class BudgetUnit(models.TextChoices):
+    TOKENS = "tokens", "tokens"
+    MONEY = "money", "money"
+
+
+class BudgetPeriod(models.TextChoices):
+    DAY = "day", "a day"
+    MONTH = "month", "a month"
+
 
 # What the chat page's script says in its own words: refusals it cannot take from an answer's
 # ``detail`` (no answer at all), and the states of its connection.

@@ -8,7 +8,16 @@ from agentproj.admin_access import SuperuserOnlyAdmin
 from agentproj.forms import BOUNDED_JSON_FIELDS
 from sessions_app.core import sessions
 from sessions_app.mcp.admin import McpServerAdmin
-from sessions_app.models import Agent, AgentSession, McpServer, TimelineEvent, Turn
+from sessions_app.models import (
+    Agent,
+    AgentSession,
+    Budget,
+    McpServer,
+    ModelPrice,
+    TimelineEvent,
+    Turn,
+    UsageRecord,
+)
 from sessions_app.runtime import tools
 
 
@@ -89,6 +98,48 @@ class TimelineEventAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in TimelineEvent._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(SuperuserOnlyAdmin):
+    """Prices decide what budgets in money allow, so superusers set them."""
+
+    list_display = ["model", "input_price", "output_price", "currency"]
+    search_fields = ["model"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(SuperuserOnlyAdmin):
+    list_display = ["__str__", "user", "group", "unit", "amount", "currency", "period"]
+    list_filter = ["unit", "period"]
+    autocomplete_fields = ["user", "group"]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """The records are facts of what was spent: read, never written here."""
+
+    list_display = [
+        "created_at",
+        "user",
+        "agent_name",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "estimated",
+        "cost",
+        "currency",
+    ]
+    list_filter = ["model", "estimated"]
+    search_fields = ["user__username", "agent_name", "model"]
+    readonly_fields = [f.name for f in UsageRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

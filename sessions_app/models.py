@@ -2,6 +2,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -13,6 +14,8 @@ from agentproj.vocabulary import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     TITLE_MAX_LENGTH,
+    BudgetPeriod,
+    BudgetUnit,
     EventKind,
     StopReason,
     TurnStatus,
@@ -332,3 +335,132 @@ class OpenSocket(models.Model):
 
     def __str__(self):
         return self.channel_name
+
+
+currency_code = RegexValidator(
+    r"^[A-Z]{3}$", message="A three-letter currency code, e.g. USD.", code="invalid_currency"
+)
+
+
+class ModelPrice(models.Model):
+    """What a model's tokens cost, per million. A call is priced when it is recorded
+    (``core.usage``), at the price of that moment."""
+
+    model = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="A model name as the LLM server is sent it (gpt-4o-mini), or a pattern with * "
+        "and ? (gpt-4o*). An exact name wins over patterns; of several patterns, the longest.",
+    )
+    input_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        validators=[MinValueValidator(0)],
+        help_text="Per million input tokens (cached ones included).",
+    )
+    output_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        validators=[MinValueValidator(0)],
+        help_text="Per million output tokens.",
+    )
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_code])
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self):
+        return self.model
+
+
+class UsageRecord(models.Model):
+    """One model call's tokens, whose they are and what they cost: the rows budgets and the
+    usage page add up. Kept when the session goes (its spending happened): ``turn`` is then
+    null, and the agent's name stays."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    turn = models.ForeignKey(
+        Turn, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent_name = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    # Of the input tokens, those the server read from its prompt cache, where it says.
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    # The server reported no usage (or the stream was stopped before it could): the counts are
+    # estimated from the text's length.
+    estimated = models.BooleanField(default=False)
+    # Null when no price matched the model.
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        # A budget check sums one user's rows since the start of a period: one range scan.
+        indexes = [models.Index(fields=["user", "created_at"], name="usage_user_time")]
+        permissions = [("view_usage", "Can view everyone's usage")]
+
+    def __str__(self):
+        return f"{self.model}: {self.input_tokens} in, {self.output_tokens} out"
+
+
+class Budget(models.Model):
+    """A limit on what one user (``user``), or each member of a group (``group``), may spend in
+    a day or a month. A user's own budget replaces every other; without one, each budget of
+    their groups applies; without any, ``BUDGET_DEFAULT``."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Each member may spend this much, on their own.",
+    )
+    unit = models.CharField(max_length=8, choices=BudgetUnit.choices, default=BudgetUnit.TOKENS)
+    amount = models.DecimalField(
+        max_digits=16,
+        decimal_places=4,
+        validators=[MinValueValidator(0)],
+        help_text="Tokens (input and output together), or money in the currency below.",
+    )
+    currency = models.CharField(
+        max_length=3,
+        blank=True,
+        validators=[currency_code],
+        help_text="For a budget in money: what the model prices in this currency add up to.",
+    )
+    period = models.CharField(max_length=8, choices=BudgetPeriod.choices)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True)
+                | Q(user__isnull=True, group__isnull=False),
+                name="budget_for_a_user_or_a_group",
+            ),
+            models.UniqueConstraint(fields=["user"], name="one_budget_per_user"),
+            models.UniqueConstraint(fields=["group"], name="one_budget_per_group"),
+            models.CheckConstraint(
+                condition=Q(unit=BudgetUnit.TOKENS, currency="")
+                | Q(unit=BudgetUnit.MONEY) & ~Q(currency=""),
+                name="budget_currency_only_for_money",
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="budget_amount_not_negative"),
+        ]
+
+    def __str__(self):
+        amount = f"{self.amount.normalize():f}"
+        return f"{self.user or self.group}: {amount} {self.currency or self.unit} per {self.period}"

@@ -3,9 +3,9 @@
 By default it answers like the built-in demo model (the same ``demo_llm.chunks``), streamed with
 chunked transfer encoding at ``token_delay`` per word. Tests queue behaviours for the next
 requests (``fail(500)``, ``rate_limit(retry_after)``, ``refuse_as_too_long(...)``,
-``drop_after(n)``, ``stall()``, ``reply(...)``, ``cut_in_tool_call(...)``, ``insert_raw(...)``,
-``stream_text(...)``) and read
-back what the server saw: every request, and whether the client closed its stream early.
+``drop_after(n)``, ``stall()``, ``reply(...)`` (with the usage it reports, or none),
+``cut_in_tool_call(...)``, ``insert_raw(...)``, ``stream_text(...)``) and read back what the
+server saw: every request, and whether the client closed its stream early.
 """
 
 import json
@@ -45,6 +45,8 @@ class Behaviour:
     raw: bytes = b""
     total_chars: int | None = None
     payload: dict[str, Any] | None = None  # the JSON body of a "status" answer
+    # A "reply"'s usage chunk: the demo model's (None), this one instead, or none at all (False).
+    usage: dict[str, Any] | bool | None = None
 
 
 @dataclass
@@ -83,11 +85,17 @@ class ScriptedLLM:
         client hangs up (a hung model server)."""
         self.queue.extend(Behaviour("stall") for _ in range(times))
 
-    def reply(self, text: str = "", tool_call: dict[str, Any] | None = None) -> None:
+    def reply(
+        self,
+        text: str = "",
+        tool_call: dict[str, Any] | None = None,
+        usage: dict[str, Any] | bool | None = None,
+    ) -> None:
         """The next answer: ``text`` streamed word by word, then an optional tool call
         ``{"name": ..., "arguments": {...}}``; arguments given as a string are sent as that
-        text, as a model may write it (``1e999``, ``NaN``, deep nesting)."""
-        self.queue.append(Behaviour("reply", text=text, tool_call=tool_call))
+        text, as a model may write it (``1e999``, ``NaN``, deep nesting). ``usage``: the usage
+        chunk's ``usage`` at its end, or False for a server that reports none."""
+        self.queue.append(Behaviour("reply", text=text, tool_call=tool_call, usage=usage))
 
     def cut_in_tool_call(self, tool_call: dict[str, Any]) -> None:
         """Start answering with ``tool_call``, then vanish after the first half of its
@@ -146,6 +154,13 @@ def _make_handler(llm: ScriptedLLM):
                 else None
             )
             items = _answer_chunks(body, answer)
+            if behaviour.usage is False:
+                items = [item for item in items if "usage" not in item]
+            elif behaviour.usage:
+                items = [
+                    {**item, "usage": behaviour.usage} if "usage" in item else item
+                    for item in items
+                ]
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")

@@ -1,5 +1,10 @@
 """What the core's services refuse, as ``{"code", "detail"}`` answers (``agentproj.api_errors``)."""
 
+import math
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
 from agentproj.errors import ServiceError
 
 
@@ -36,3 +41,24 @@ class LeaseLost(ServiceError):
 
     code = "lease_lost"
     detail = "This worker no longer owns the turn."
+
+
+class BudgetExceeded(ServiceError):
+    """The user has used up a budget of theirs (``core.budgets``) until ``resets_at``."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, *, resets_at: datetime):
+        super().__init__(resets_at)
+        self.resets_at = resets_at
+        local = timezone.localtime(resets_at)
+        self.detail = (
+            "You have used up your usage budget. You can send messages again from "
+            f"{local:%Y-%m-%d %H:%M} {local.tzname()}."
+        )
+
+    def extra(self) -> dict:
+        return {"resets_at": self.resets_at.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+
+    def retry_after(self) -> int:
+        return max(0, math.ceil((self.resets_at - timezone.now()).total_seconds()))

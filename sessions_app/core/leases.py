@@ -98,7 +98,7 @@ def turn_save_progress(
     turn_id: int,
     lease_token,
     checkpoint: dict[str, Any] | None = None,
-    usage: dict[str, int] | None = None,
+    usage: dict[str, Any] | None = None,
     assistant_event_id: int | None = None,
     assistant_text: str | None = None,
     streaming: bool = True,

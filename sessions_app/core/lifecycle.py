@@ -18,7 +18,7 @@ from django.utils import timezone
 from agentproj import metrics, tracing
 from agentproj.validators import FORBIDDEN, NOT_FOR_READERS
 from agentproj.vocabulary import ACTIVE_STATUSES, TERMINAL_STATUSES, EventKind, StopReason
-from sessions_app.core import broadcast, events, hooks
+from sessions_app.core import broadcast, budgets, events, hooks
 from sessions_app.core.errors import (
     IllegalTransition,
     NoActiveTurn,
@@ -112,6 +112,8 @@ def turn_start(*, session: AgentSession, message: str, actor, on_busy: str = "re
     A turn that would start now is refused with ``TooManyActiveTurns`` while the session's owner
     has ``MAX_ACTIVE_TURNS_PER_USER`` active turns over all their sessions. A turn left waiting
     in line is not: it starts only when its session's active turn ends, so the count is the same.
+    Any message of an owner who has used up a budget is refused with ``BudgetExceeded``, before
+    anything changes (an active turn it would interrupt goes on).
 
     Before refusing a busy session, the turns of it whose worker died are reaped (the one lazy
     repair the contract allows on a request): the session may be free once they are.
@@ -138,11 +140,14 @@ def _turn_start_or_reap(session_id, message: str, actor, on_busy: str, *, owner_
 
 def _turn_start(session_id, message: str, actor, on_busy: str, *, owner_id) -> Turn:
     """``turn_start`` in one transaction. A sent message's hot path: on an idle session it reads
-    and writes in six queries (``tests/web/test_api_turn_post_queries.py`` counts them)."""
+    and writes in seven queries, eight when the owner has a budget
+    (``tests/web/test_api_turn_post_queries.py`` counts them)."""
     try:
         with transaction.atomic():
             locked = lock_session_with_agent(session_id, owner_id=owner_id)
             lock_owner(locked.owner_id)
+            # Under the owner's lock, so two messages sent at once are judged one after the other.
+            budgets.budget_check(user_id=locked.owner_id)
             line = line_of(locked)
             busy = line.active or line.waiting
             if busy:

@@ -19,7 +19,7 @@ from agentproj.vocabulary import (
     StopReason,
     TurnStatus,
 )
-from sessions_app.core import broadcast, delivery, events, hooks
+from sessions_app.core import broadcast, delivery, events, hooks, usage
 from sessions_app.core.errors import IllegalTransition
 from sessions_app.core.selectors import session_active_turn as active_turn
 from sessions_app.models import AgentSession, TimelineEvent, Turn
@@ -179,6 +179,9 @@ def finalize_locked(
     turn.finished_at = timezone.now()
     turn.lease_token = None
     turn.worker_id = ""
+    if turn.usage:
+        # What its model calls cost, at the prices they were recorded with.
+        turn.usage = {**turn.usage, **usage.turn_cost(turn.pk)}
     turn.save()
     _count_ending_on_commit(turn)
 

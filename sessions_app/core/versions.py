@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from agentproj import tracing
 from agentproj.vocabulary import EventKind
-from sessions_app.core import events
+from sessions_app.core import budgets, events
 from sessions_app.core.errors import NotLastTurn, SessionBusy, TooManyActiveTurns
 from sessions_app.core.lifecycle import line_of, lock_owner
 from sessions_app.core.locks import lock_session_with_agent
@@ -52,13 +52,14 @@ def turn_regenerate(*, session_id, owner, turn_id: int, message: str | None = No
     with ``message``, the message as the user edited it instead.
 
     Only the session's last turn (any version of it) once it has ended: completed, stopped or
-    failed. ``SessionBusy`` while a turn is active or waiting in line, ``NotLastTurn`` for an
-    earlier turn, ``Turn.DoesNotExist`` for no top-level turn of the owner's session
-    (``AgentSession.DoesNotExist`` for no such session)."""
+    failed. ``BudgetExceeded`` for an owner over budget, ``SessionBusy`` while a turn is active
+    or waiting in line, ``NotLastTurn`` for an earlier turn, ``Turn.DoesNotExist`` for no
+    top-level turn of the owner's session (``AgentSession.DoesNotExist`` for no such session)."""
     try:
         with transaction.atomic():
             session = lock_session_with_agent(session_id, owner_id=owner.pk)
             lock_owner(session.owner_id)
+            budgets.budget_check(user_id=session.owner_id)
             turn = _top_level_turn(session, turn_id)
             line = line_of(session)
             if line.active or line.waiting:

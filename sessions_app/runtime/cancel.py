@@ -25,11 +25,17 @@ class CancelScope:
     def __init__(self, parent: "CancelScope | None" = None):
         self._event = asyncio.Event()
         self._children: list[CancelScope] = []
+        self.parent = parent
         self.reason = ""
         if parent is not None:
             parent._children.append(self)
             if parent.cancelled:
                 self.cancel(StopReason.PARENT_STOPPED)
+
+    @property
+    def root(self) -> "CancelScope":
+        """The scope of the top-level turn: what stops the whole turn, sub-agents included."""
+        return self if self.parent is None else self.parent.root
 
     @property
     def cancelled(self) -> bool:

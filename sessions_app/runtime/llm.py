@@ -364,9 +364,13 @@ def _apply_chunk(chunk: Any, reply: ModelReply, calls: dict[int, dict[str, str]]
 
 def _apply_chat_chunk(chunk: dict, reply: ModelReply, calls: dict[int, dict[str, str]]) -> str:
     if chunk.get("usage"):
+        usage = chunk["usage"]
+        # OpenAI's and vLLM's servers say how much of the input came from their prompt cache.
+        details = usage.get("prompt_tokens_details") or {}
         reply.usage = {
-            "prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
-            "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0),
+            "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0),
+            "cached_tokens": int(details.get("cached_tokens") or 0),
         }
     text = ""
     for choice in chunk.get("choices") or []:

@@ -30,6 +30,7 @@ from sessions_app.runtime.cancel import LEASE_LOST, AgentStopped, CancelScope
 from sessions_app.runtime.db import DatabaseThreads
 from sessions_app.runtime.gate import Passage, ToolGate
 from sessions_app.runtime.output import AssistantOutput, Checkpointer
+from sessions_app.runtime.spending import Spending
 from sessions_app.runtime.state import TurnState
 from sessions_app.runtime.store import TurnStore
 
@@ -91,6 +92,7 @@ class TurnRunner:
         self.agent: dict[str, Any] = {}
         self.gate: ToolGate | None = None
         self.output: AssistantOutput | None = None
+        self.spending: Spending | None = None
         # When the user sent the message whose first answer this run has yet to send.
         self.first_text_awaited_since: datetime | None = None
 
@@ -181,6 +183,7 @@ class TurnRunner:
         profile allows."""
         turn = await self.store.load()
         self.session_id = turn.session_id
+        self.spending = Spending(store=self.store, scope=self.scope, owner_id=turn.session.owner_id)
         self.is_sub_agent = turn.parent_id is not None
         self.agent = turn.agent_snapshot
         self._start_span(turn)
@@ -226,7 +229,8 @@ class TurnRunner:
         self.trace = tracing.inside(self.span)
 
     async def _call_model(self, state: TurnState, available: dict[str, tools.Tool]):
-        """One streamed model call, its text checkpointed as it comes; the reply is recorded."""
+        """One streamed model call, its text checkpointed as it comes; the reply and what it
+        used are recorded."""
         self.output = AssistantOutput(
             store=self.store,
             session_id=self.session_id,
@@ -236,18 +240,24 @@ class TurnRunner:
         )
         specs = [tool.openai_spec() for tool in available.values()]
         sent = await self._model_input(state, specs)
+        await self.spending.before_call(agents.model_for(self.agent))
         try:
-            reply = await self._stream(state, sent, specs)
-        except llm.ContextTooLong as refusal:
-            # The model's window is smaller than the budget assumed: leave more out, once.
-            state.window.refused(sent, limit=refusal.limit, prompt_tokens=refusal.prompt_tokens)
-            shorter = await self._model_input(state, specs)
-            if shorter.estimated_tokens >= sent.estimated_tokens:
-                raise
-            sent = shorter
-            reply = await self._stream(state, sent, specs)
+            try:
+                reply = await self._stream(state, sent, specs)
+            except llm.ContextTooLong as refusal:
+                # The model's window is smaller than the budget assumed: leave more out, once.
+                state.window.refused(sent, limit=refusal.limit, prompt_tokens=refusal.prompt_tokens)
+                shorter = await self._model_input(state, specs)
+                if shorter.estimated_tokens >= sent.estimated_tokens:
+                    raise
+                sent = shorter
+                reply = await self._stream(state, sent, specs)
+        except (AgentStopped, llm.LLMError) as cut:
+            await self.spending.cut_short(state.usage, cut, self.output.text)
+            raise
         state.window.observe(sent, reply.usage.get("prompt_tokens", 0))
         state.add_reply(reply)
+        await self.spending.answered(state.usage, reply)
         self.output.flush_delta()
         await self.output.persist(streaming=False)
         await self._checkpoint(state)
@@ -275,9 +285,11 @@ class TurnRunner:
     async def _stream(
         self, state: TurnState, sent: transcript.ModelInput, specs: list[dict[str, Any]]
     ) -> llm.ModelReply:
+        model = agents.model_for(self.agent)
+        self.spending.sending(model=model, messages=sent.messages, specs=specs)
         return await llm.stream_chat(
             self.resources.client,
-            model=agents.model_for(self.agent),
+            model=model,
             messages=sent.messages,
             tools=specs,
             scope=self.scope,
@@ -293,6 +305,7 @@ class TurnRunner:
             metrics.TIME_TO_FIRST_TOKEN.observe(waited)
             self.first_text_awaited_since = None
         await self.output.on_text(piece)
+        self.spending.streamed(len(self.output.text))
 
     async def _handle_tool_calls(
         self, state: TurnState, calls: list[llm.ToolCall], available: dict[str, tools.Tool]

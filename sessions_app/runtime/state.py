@@ -21,7 +21,8 @@ class TurnState:
     model_calls: int = 0
     output_chars: int = 0
     awaiting_approval: list[dict[str, Any]] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=dict)
+    # What its model calls used (``usage.CallUsage.add_to``), saved with each one's record.
+    usage: dict[str, Any] = field(default_factory=dict)
     history: list[list[dict[str, Any]]] = field(default_factory=list)
     context_trimmed: bool = False
 
@@ -52,11 +53,9 @@ class TurnState:
         return state
 
     def add_reply(self, reply: llm.ModelReply) -> None:
-        """A model call's reply joins the conversation, and its cost the turn's."""
+        """A model call's reply joins the conversation."""
         self.model_calls += 1
         self.output_chars += reply.output_chars
-        for key, value in reply.usage.items():
-            self.usage[key] = self.usage.get(key, 0) + value
         assistant: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
         if reply.tool_calls:
             assistant["tool_calls"] = [

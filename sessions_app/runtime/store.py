@@ -8,7 +8,7 @@ token, so a runner whose turn was taken over writes nothing (``LeaseLost``).
 import uuid
 from typing import Any
 
-from sessions_app.core import leases, lifecycle, selectors
+from sessions_app.core import budgets, leases, lifecycle, selectors, usage
 from sessions_app.models import TimelineEvent, Turn
 from sessions_app.runtime import history
 from sessions_app.runtime.db import DatabaseThreads
@@ -38,7 +38,21 @@ class TurnStore:
             data=data,
         )
 
-    async def save_progress(self, *, checkpoint: dict[str, Any], usage: dict[str, int]) -> None:
+    async def record_usage(self, *, call: usage.CallUsage, turn_usage: dict[str, Any]) -> None:
+        """A model call's tokens, and the turn's usage with them."""
+        await self._db(
+            usage.model_call_record,
+            turn_id=self.turn_id,
+            lease_token=self.lease,
+            call=call,
+            turn_usage=turn_usage,
+        )
+
+    async def call_allowance(self, *, user_id: int, model: str) -> budgets.CallAllowance:
+        """What the next model call may spend of the user's budgets."""
+        return await self._db(budgets.call_allowance, user_id=user_id, model=model)
+
+    async def save_progress(self, *, checkpoint: dict[str, Any], usage: dict[str, Any]) -> None:
         await self._db(
             leases.turn_save_progress,
             turn_id=self.turn_id,

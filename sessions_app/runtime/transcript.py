@@ -46,6 +46,7 @@ STOP_NOTES = {
     StopReason.APPROVAL_EXPIRED: (
         "[This answer ends here: an approval it waited for was not given in time.]"
     ),
+    StopReason.BUDGET_EXHAUSTED: "[This answer was cut off here: the user's budget ran out.]",
 }
 FAILURE_NOTE = "This answer ends here: the turn failed."
 OMITTED_NOTE = (

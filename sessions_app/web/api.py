@@ -210,7 +210,9 @@ class TurnCreateApi(APIView):
         "session_busy), `interrupt` "
         "(stop the active turn, then start this one) or `enqueue` (start when it ends). "
         "429 `throttled` beyond the user's rate; 429 `too_many_active_turns` when the turn "
-        "would start while the user has MAX_ACTIVE_TURNS_PER_USER turns active.",
+        "would start while the user has MAX_ACTIVE_TURNS_PER_USER turns active; 429 "
+        "`budget_exceeded` (with `resets_at`, ISO 8601 UTC) while the user has used up a usage "
+        "budget, and nothing is queued.",
         examples=[
             OpenApiExample(
                 "A message",

@@ -122,5 +122,9 @@ def test_it_conforms_to_its_schema(case, api_data):
     # rightly refused (400), as an unknown id is.
     agent = case.body.get("agent") if isinstance(case.body, dict) else None
     unknown_agent = type(agent) is int and not Agent.objects.filter(pk=agent).exists()
-    refusable = call_specific or unknown_agent
+    # Any two dates fit the usage query's schema, and a last day before the first is rightly
+    # refused (400).
+    query = case.query or {}
+    backwards = "from" in query and "to" in query and str(query["to"]) < str(query["from"])
+    refusable = call_specific or unknown_agent or backwards
     case.call_and_validate(excluded_checks=[positive_data_acceptance] if refusable else None)

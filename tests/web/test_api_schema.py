@@ -18,6 +18,7 @@ ENDPOINTS = {
     ("/api/sessions/{session_id}/", "patch"): {"200", "400", "403", "404"},
     ("/api/sessions/{session_id}/", "delete"): {"204", "403", "404"},
     ("/api/agents/", "get"): {"200", "403"},
+    ("/api/usage/", "get"): {"200", "400", "403"},
     ("/api/sessions/{session_id}/turns/", "post"): {"202", "400", "403", "404", "409", "429"},
     ("/api/sessions/{session_id}/turns/{turn_id}/", "get"): {"200", "403", "404"},
     ("/api/sessions/{session_id}/turns/{turn_id}/regenerate/", "post"): {

@@ -13,9 +13,10 @@ from tests.turn_states import new_session
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
 # The login's session and user, the session locked (with its agent), the owner locked (on
-# PostgreSQL), the session's line of turns and the owner's active turns in one read, the turn,
-# the session's sequence, the two events, and the broker's row on the embedded default.
-TURN_POST_QUERIES = 8
+# PostgreSQL), the owner's budgets (none here: no sum of their usage follows), the session's line
+# of turns and the owner's active turns in one read, the turn, the session's sequence, the two
+# events, and the broker's row on the embedded default.
+TURN_POST_QUERIES = 9
 
 TRANSACTION_CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT")
 
@@ -28,7 +29,7 @@ def statements(queries: CaptureQueriesContext) -> list[str]:
     ]
 
 
-def test_a_message_to_an_idle_session_takes_at_most_eight_queries(client, user):
+def test_a_message_to_an_idle_session_takes_at_most_nine_queries(client, user):
     client.force_login(user)
     session = new_session(user)
     with CaptureQueriesContext(connection) as queries:

@@ -31,6 +31,7 @@ from agentproj.vocabulary import (
 )
 from sessions_app.core import rendering
 from sessions_app.core.events import EventPayload
+from sessions_app.core.usage import readable_cost
 from sessions_app.web.timeline import words
 from sessions_app.web.timeline.fold import (
     CallState,
@@ -50,7 +51,8 @@ S = TurnStatus
 def foot_context(
     turn_id: int, status: dict[str, Any] | None, seq: int, versions: VersionNav | None = None
 ) -> dict[str, Any]:
-    """A turn's foot: its status chip, what it cost once it ended, for an ended top-level turn
+    """A turn's foot: its status chip, what it used and cost once it ended (its tokens marked
+    when estimated), for an ended top-level turn
     Regenerate (and for a stopped or failed one Edit and resend; the page offers them on the
     last turn only), the way to its other versions, and for a message waiting in line its
     Cancel."""
@@ -62,6 +64,7 @@ def foot_context(
     usage = data.get("usage") or {}
     prompt_tokens = int(usage.get("prompt_tokens") or 0)
     completion_tokens = int(usage.get("completion_tokens") or 0)
+    cost = usage.get("cost")
     duration_ms = data.get("duration_ms")
     top_level = not data.get("parent")
     return {
@@ -75,6 +78,10 @@ def foot_context(
         "tokens": prompt_tokens + completion_tokens,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
+        "cached_tokens": int(usage.get("cached_tokens") or 0),
+        "estimated": bool(usage.get("estimated")),
+        "cost": readable_cost(cost) if cost else "",
+        "currency": usage.get("currency", ""),
         "seconds": None if duration_ms is None else f"{duration_ms / 1000:.1f}",
         "regenerate": code in TERMINAL_STATUSES and top_level,
         "edit": code in (S.STOPPED, S.FAILED) and top_level,
