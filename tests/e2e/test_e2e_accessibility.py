@@ -170,6 +170,10 @@ def test_it_finds_nothing_serious_on_the_chat_pages(login, approver, output_dir,
     page.click(".back")
     expect(page.locator("#sessions .chip")).to_have_count(2)
     audit.check(page, "sessions")
+
+    page.get_by_role("link", name="Usage").click()
+    expect(page.locator(".usage-chart")).to_be_visible()
+    audit.check(page, "usage")
     audit.assert_none()
 
 
