@@ -24,11 +24,13 @@ def _living_processes() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, process group) of every process that has not ended (a zombie has
     ended; it only waits to be reaped)."""
     table = {}
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+    # Listed by name, each read on its own: a process can end between the listing and the read
+    # (ESRCH), which pathlib's glob does not forgive.
+    for name in filter(str.isdigit, os.listdir("/proc")):
         with contextlib.suppress(OSError):
-            state, ppid, pgrp = stat_file.read_text().rsplit(")", 1)[1].split()[:3]
+            state, ppid, pgrp = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[:3]
             if state != "Z":
-                table[int(stat_file.parent.name)] = (int(ppid), int(pgrp))
+                table[int(name)] = (int(ppid), int(pgrp))
     return table
 
 
