@@ -135,9 +135,35 @@ STREAMING_KEPT = 1024
 
 
 @dataclass(frozen=True)
+class StreamingParts:
+    """A streaming answer's HTML in its parts: the closed blocks as rendered, each piece with the
+    length of text it ends at (``chunks``), and the open block at the end (``open_html``).
+    ``closed`` is the length of the text the chunks cover."""
+
+    closed: int
+    chunks: tuple[tuple[int, str], ...]
+    open_html: str
+
+    @property
+    def closed_html(self) -> str:
+        return joined(*(html for _, html in self.chunks))
+
+    def closed_after(self, length: int) -> str | None:
+        """The HTML of the chunks closed after ``length`` of the text, for a page that has the
+        chunks up to there; None when ``length`` is not where a chunk ends (the page's chunks
+        were cut elsewhere: it needs them all)."""
+        if length == 0:
+            return self.closed_html
+        ends = [end for end, _ in self.chunks]
+        if length not in ends:
+            return None
+        return joined(*(html for end, html in self.chunks if end > length))
+
+
+@dataclass(frozen=True)
 class _Rendered:
     closed: str
-    closed_html: str
+    chunks: tuple[tuple[int, str], ...] = ()
     tail: str = ""
     tail_html: str = ""
 
@@ -161,30 +187,34 @@ class StreamingRenders:
         self._lock = threading.Lock()
 
     def html(self, key: Hashable, text: str) -> str:
+        parts = self.parts(key, text)
+        return joined(parts.closed_html, parts.open_html)
+
+    def parts(self, key: Hashable, text: str) -> StreamingParts:
         with self._lock:
             rendered = self._rendered.get(key)
         if rendered is None or not text.startswith(rendered.closed):
-            rendered = _Rendered(closed="", closed_html="")
+            rendered = _Rendered(closed="")
         start = len(rendered.closed)
         closed = start + closed_length(text[start:])
         tail = text[closed:]
-        if closed == start and tail == rendered.tail:
-            return _joined(rendered.closed_html, rendered.tail_html)
         if closed > start:
-            added = assistant_html(text[start:closed])
-            rendered = _Rendered(
-                closed=text[:closed], closed_html=_joined(rendered.closed_html, added)
-            )
-        rendered = replace(rendered, tail=tail, tail_html=assistant_html(tail) if tail else "")
-        with self._lock:
-            self._rendered[key] = rendered
-            self._rendered.move_to_end(key)
-            while len(self._rendered) > self._kept:
-                self._rendered.popitem(last=False)
-        return _joined(rendered.closed_html, rendered.tail_html)
+            added = (closed, assistant_html(text[start:closed]))
+            rendered = _Rendered(closed=text[:closed], chunks=(*rendered.chunks, added))
+        if closed > start or tail != rendered.tail:
+            rendered = replace(rendered, tail=tail, tail_html=assistant_html(tail) if tail else "")
+            with self._lock:
+                self._rendered[key] = rendered
+                self._rendered.move_to_end(key)
+                while len(self._rendered) > self._kept:
+                    self._rendered.popitem(last=False)
+        return StreamingParts(
+            closed=len(rendered.closed), chunks=rendered.chunks, open_html=rendered.tail_html
+        )
 
 
-def _joined(*parts: str) -> str:
+def joined(*parts: str) -> str:
+    """HTML blocks one after the other, as markdown-it separates them."""
     return "\n".join(part for part in parts if part)
 
 

@@ -44,6 +44,7 @@ from approvals_app.services import can_decide
 from sessions_app.core import broadcast, events, selectors, sockets
 from sessions_app.web.fragments import session_fragments, session_title_html
 from sessions_app.web.timeline import fold, render
+from sessions_app.web.timeline.streams import StreamsOnPage
 
 # Long sessions replay in batches, so one resume never loads the whole timeline at once.
 REPLAY_BATCH = 500
@@ -195,6 +196,7 @@ class SessionConsumer(LoginBoundConsumer):
         self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
         self.group = broadcast.session_group(self.session_id)
         self.pending_deltas: list[tuple[str, dict]] = []
+        self.streams = StreamsOnPage()
 
     async def disconnect(self, code):
         if self.delta_sender is not None:
@@ -222,6 +224,7 @@ class SessionConsumer(LoginBoundConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         # What the page drew through ``after`` is folded unsent: only the kinds the fold reads.
         self.timeline = fold.Timeline()
+        self.streams = StreamsOnPage()
         async for event in self.persisted(0, through_seq=after, kinds=fold.STATE_KINDS):
             self.timeline.apply(event)
         last_seq = after
@@ -252,11 +255,16 @@ class SessionConsumer(LoginBoundConsumer):
             await self.send_json(self.event_message(message["event"]))
 
     def event_message(self, event: events.EventPayload) -> dict:
-        """The event as the API has it, folded in, and its fragments drawn for this viewer."""
+        """The event as the API has it, folded in, and its fragments drawn for this viewer; or,
+        for a streaming answer the page shows already, what it lacks (``streams``)."""
         self.timeline.apply(event)
+        checkpoint = self.streams.checkpoint(event)
+        if checkpoint is not None:
+            return checkpoint
         fragments = render.live_fragments(
             self.timeline, event, session_id=self.session_id, can_decide=self.decides
         )
+        self.streams.sent_whole(event)
         return {"type": "event", "event": event, **fragments}
 
     async def timeline_delta(self, message):
@@ -275,7 +283,9 @@ class SessionConsumer(LoginBoundConsumer):
         for _, message in broadcast.coalesce_deltas(pending):
             if self.ended:
                 return
-            await self.send_json({"type": "delta", "delta": message["delta"]})
+            delta = self.streams.delta(message["delta"])
+            if delta is not None:
+                await self.send_json({"type": "delta", "delta": delta})
 
     async def session_title(self, message):
         if await self.still_allowed(deleted_is_allowed=True):

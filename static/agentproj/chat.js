@@ -23,6 +23,29 @@ function parse(html) {
   return template.content.firstElementChild;
 }
 
+function parseAll(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  return [...template.content.childNodes];
+}
+
+// The server counts text in code points (Python's), a string's length in UTF-16 units: an
+// emoji is one of the first and two of the second.
+function codePoints(text) {
+  return Array.from(text).length;
+}
+
+// Where code point `position` of `text` (`length` code points) starts, counted from the end:
+// the positions asked for lie near it.
+function unitIndex(text, length, position) {
+  let index = text.length;
+  for (let left = length - position; left > 0 && index > 0; left--) {
+    const unit = text.charCodeAt(index - 1);
+    index -= unit >= 0xdc00 && unit <= 0xdfff && index > 1 ? 2 : 1;
+  }
+  return index;
+}
+
 function seqOf(node) {
   return Number(node.dataset.seq || 0);
 }
@@ -144,8 +167,9 @@ class ChatPage {
     this.lastSeq = Number(root.dataset.lastSeq || 0);
     // The raw text of each streaming assistant message, as the socket has it (seq -> text),
     // and how much of it the bubble shows rendered (seq -> length).
-    this.streamed = new Map();
-    this.renderedUpTo = new Map();
+    // Per streaming answer: its text so far, that text's length in code points, and where in
+    // it the server's rendering ends (the raw text after that is shown as it is).
+    this.streams = new Map();
     this.stopRequestedFor = null;
     this.sending = false;
     this.socket = null;
@@ -234,6 +258,7 @@ class ChatPage {
         return;
       }
       if (message.type === "event") this.onEvent(message);
+      else if (message.type === "checkpoint") this.onCheckpoint(message);
       else if (message.type === "delta") this.onDelta(message.delta);
       else if (message.type === "session") this.head.applyTitle(message);
       else if (message.type === "session_deleted") this.sessionGone();
@@ -354,8 +379,11 @@ class ChatPage {
     if (!shown) {
       insertBySeq(list, node);
       if (streaming) {
-        this.streamed.set(event.seq, text);
-        this.renderedUpTo.set(event.seq, text.trimEnd().length);
+        this.streams.set(event.seq, {
+          text,
+          length: codePoints(text),
+          rendered: text.trimEnd().length,
+        });
         this.showRawTail(event.seq, node.querySelector(".bubble"));
       }
       addCopyButtons(node);
@@ -368,8 +396,7 @@ class ChatPage {
     // The same elements take the new rendering, so nothing else of the message is redrawn.
     bubble.replaceChildren(...node.querySelector(".bubble").childNodes);
     if (!streaming) {
-      this.streamed.delete(event.seq);
-      this.renderedUpTo.delete(event.seq);
+      this.streams.delete(event.seq);
       shown.className = node.className;
       shown.dataset.streaming = "0";
       shown.removeAttribute("aria-busy");
@@ -378,24 +405,51 @@ class ChatPage {
     }
     // A checkpoint is written while the stream goes on, so its broadcast can arrive after
     // deltas that already carried more: it never takes text back.
-    const known = this.streamed.get(event.seq);
-    const ahead = known !== undefined && known.length > text.length && known.startsWith(text);
-    if (!ahead) this.streamed.set(event.seq, text);
+    const known = this.streams.get(event.seq);
+    const ahead = known !== undefined && known.text.length > text.length && known.text.startsWith(text);
+    const stream = ahead ? known : { text, length: codePoints(text) };
     // Rendering drops the whitespace a checkpoint ends with; the raw tail keeps it, so the
     // next delta does not run into the last word.
-    this.renderedUpTo.set(event.seq, text.trimEnd().length);
+    stream.rendered = text.trimEnd().length;
+    this.streams.set(event.seq, stream);
     this.showRawTail(event.seq, bubble);
     addCopyButtons(shown);
   }
 
+  // A later checkpoint of an answer this socket has shown brings only what the page lacks:
+  // the HTML of the blocks closed since (or of all closed blocks, with `replace`), the open
+  // block at the end, redrawn, and the text the deltas did not bring, from where it ends.
+  onCheckpoint(checkpoint) {
+    const item = document.getElementById(`event-${checkpoint.seq}`);
+    const stream = this.streams.get(checkpoint.seq);
+    if (!item || item.dataset.streaming !== "1" || !stream) return;
+    if (checkpoint.text !== undefined) {
+      if (checkpoint.offset !== stream.length) return;
+      stream.text += checkpoint.text;
+      stream.length += codePoints(checkpoint.text);
+    }
+    stream.rendered = unitIndex(stream.text, stream.length, checkpoint.rendered);
+    const bubble = item.querySelector(".bubble");
+    bubble.querySelector(".tail")?.remove();
+    bubble.querySelector(":scope > .open-block")?.remove();
+    if (checkpoint.replace) bubble.replaceChildren();
+    // Blocks are separated by a line break, as in the server's rendering of the whole.
+    const added = [checkpoint.html, checkpoint.open_html].filter(Boolean).join("\n");
+    if (added) bubble.append(...parseAll(bubble.lastChild ? `\n${added}` : added));
+    this.showRawTail(checkpoint.seq, bubble);
+    addCopyButtons(item);
+    this.keepInView();
+  }
+
   onDelta(delta) {
-    const known = this.streamed.get(delta.seq);
+    const stream = this.streams.get(delta.seq);
     // A delta that does not start where the text ends is stale or early: the next checkpoint
-    // replaces the text wholesale anyway.
-    if (known === undefined || delta.offset !== known.length) return;
+    // brings what is missing.
+    if (stream === undefined || delta.offset !== stream.length) return;
     const item = document.getElementById(`event-${delta.seq}`);
     if (!item || item.dataset.streaming !== "1") return;
-    this.streamed.set(delta.seq, known + delta.text);
+    stream.text += delta.text;
+    stream.length += codePoints(delta.text);
     this.showRawTail(delta.seq, item.querySelector(".bubble"));
     this.keepInView();
   }
@@ -403,7 +457,8 @@ class ChatPage {
   // The text not rendered yet, raw, after the rendering. It continues the last paragraph or
   // list item, so the line does not jump at the next checkpoint.
   showRawTail(seq, bubble) {
-    const text = this.streamed.get(seq).slice(this.renderedUpTo.get(seq));
+    const stream = this.streams.get(seq);
+    const text = stream.text.slice(stream.rendered);
     let tail = bubble.querySelector(".tail");
     if (!tail) {
       if (!text) return;
@@ -411,7 +466,7 @@ class ChatPage {
       tail.className = "tail";
       let host = bubble;
       for (let last = bubble.lastElementChild; last; last = last.lastElementChild) {
-        if (!CONTINUED.has(last.tagName)) break;
+        if (!CONTINUED.has(last.tagName) && !last.classList.contains("open-block")) break;
         host = last;
       }
       (LISTS.has(host.tagName) ? bubble : host).append(tail);

@@ -1,6 +1,7 @@
 """The chat page's script (``static/agentproj/chat.js``), what it does with the socket's messages,
-in Python: a page drawn by the server, kept live by applying ``event`` and ``delta`` messages as
-the script does, then read back as a normalised tree to compare with a page drawn fresh.
+in Python: a page drawn by the server, kept live by applying ``event``, ``checkpoint`` and
+``delta`` messages as the script does, then read back as a normalised tree to compare with a page
+drawn fresh.
 
 Each method mirrors the script's method of the same name (``onEvent`` -> ``on_event``), step by
 step; a change to one belongs in the other. Only the timeline's part of the page is kept:
@@ -142,6 +143,8 @@ class ChatPage:
         for message in messages:
             if message["type"] == "event":
                 self.on_event(message)
+            elif message["type"] == "checkpoint":
+                self.on_checkpoint(message)
             elif message["type"] == "delta":
                 self.on_delta(message["delta"])
 
@@ -255,6 +258,35 @@ class ChatPage:
         self.show_raw_tail(seq, bubble)
         add_copy_buttons(shown)
 
+    def on_checkpoint(self, checkpoint: dict) -> None:
+        seq = checkpoint["seq"]
+        item = by_id(self.document, f"event-{seq}")
+        if item is None or item.attrs.get("data-streaming") != "1" or seq not in self.streamed:
+            return
+        if "text" in checkpoint:
+            if checkpoint["offset"] != len(self.streamed[seq]):
+                return
+            self.streamed[seq] += checkpoint["text"]
+        self.rendered_up_to[seq] = checkpoint["rendered"]
+        bubble = first(item, lambda e: has_classes(e, "bubble"))
+        for stale in (
+            first(bubble, lambda e: has_classes(e, "tail")),
+            next((e for e in element_children(bubble) if has_classes(e, "open-block")), None),
+        ):
+            if stale is not None:
+                detach(stale)
+        if checkpoint.get("replace"):
+            bubble.children = []
+        added = "\n".join(html for html in (checkpoint["html"], checkpoint["open_html"]) if html)
+        if added:
+            for child in parse(f"\n{added}" if bubble.children else added).children:
+                if isinstance(child, Element):
+                    append(bubble, child)
+                else:
+                    bubble.children.append(child)
+        self.show_raw_tail(seq, bubble)
+        add_copy_buttons(item)
+
     def on_delta(self, delta: dict) -> None:
         known = self.streamed.get(delta["seq"])
         if known is None or delta["offset"] != len(known):
@@ -274,7 +306,7 @@ class ChatPage:
             tail = Element("span", {"class": "tail"})
             host = bubble
             last = (element_children(bubble) or [None])[-1]
-            while last is not None and last.tag in CONTINUED:
+            while last is not None and (last.tag in CONTINUED or has_classes(last, "open-block")):
                 host = last
                 last = (element_children(last) or [None])[-1]
             append(bubble if host.tag in LISTS else host, tail)

@@ -58,8 +58,9 @@ def test_each_checkpoint_is_rendered_once_for_all_sockets_and_the_final_text_who
         seen = []
         while len(seen) < count:
             message = await socket.receive_json_from(timeout=10)
-            if message["type"] == "event" and message["event"]["kind"] == (
-                EventKind.ASSISTANT_MESSAGE
+            if message["type"] == "checkpoint" or (
+                message["type"] == "event"
+                and message["event"]["kind"] == EventKind.ASSISTANT_MESSAGE
             ):
                 seen.append(message)
         return seen
@@ -73,20 +74,20 @@ def test_each_checkpoint_is_rendered_once_for_all_sockets_and_the_final_text_who
             sockets = [first, second, third]
             for socket in sockets:
                 assert (await socket.receive_json_from(timeout=5))["type"] == "replayed"
-            renders_per_checkpoint = []
+            renders_per_checkpoint, frames = [], []
             event_id = None
             for text, _ in CHECKPOINTS:
                 before = len(rendered)
                 event = await database_sync_to_async(checkpoint)(event_id, text)
                 event_id = event.pk
                 for socket in sockets:
-                    await assistant_messages(socket, 1)
+                    frames.extend(await assistant_messages(socket, 1))
                 renders_per_checkpoint.append(len(rendered) - before)
             await database_sync_to_async(checkpoint)(event_id, FINAL, streaming=False)
             finals = [(await assistant_messages(socket, 1))[0] for socket in sockets]
-            return renders_per_checkpoint, finals
+            return renders_per_checkpoint, frames, finals
 
-    renders_per_checkpoint, finals = async_to_sync(scenario)()
+    renders_per_checkpoint, frames, finals = async_to_sync(scenario)()
 
     # The open block at the end once, and the blocks closed since the checkpoint before (if
     # any) once: never once per socket.
@@ -100,6 +101,22 @@ def test_each_checkpoint_is_rendered_once_for_all_sockets_and_the_final_text_who
         "```py\nx = 1\n\ny = 2\n```\n\n",
         "Done",
     ]
+    # The first checkpoint goes whole; each later one only with what the page lacks: the text
+    # since the one before, the HTML of the blocks closed since, and the open block.
+    first_frames, later_frames = frames[:WATCHING_SOCKETS], frames[WATCHING_SOCKETS:]
+    assert all(frame["type"] == "event" for frame in first_frames)
+    for index, frame in enumerate(later_frames):
+        text, closed = CHECKPOINTS[1 + index // WATCHING_SOCKETS]
+        before = CHECKPOINTS[index // WATCHING_SOCKETS][0]
+        assert frame["type"] == "checkpoint"
+        assert (frame["offset"], frame["text"]) == (len(before), text[len(before) :])
+        assert frame["rendered"] == len(text.rstrip())
+        assert "replace" not in frame
+        closed_before = rendering.closed_length(before)
+        closed_now = rendering.closed_length(text)
+        assert frame["html"] == (whole(text[closed_before:closed_now]) if closed else "")
+        tail = whole(text[closed_now:])
+        assert frame["open_html"] == f'<div class="open-block">{tail}</div>'
     for final in finals:
         assert final["event"]["data"] == {"text": FINAL, "streaming": False}
         assert final["event"]["html"] == whole(FINAL)

@@ -237,9 +237,7 @@ def render_item(
         # rendered here, each of its blocks once for every page that shows it.
         html = event.get("html")
         if html is None:
-            html = rendering.streaming.html(
-                (event["turn"], event["seq"]), str(data.get("text") or "")
-            )
+            html = streaming_html(event)
         context["html"] = mark_safe(html)
     elif kind == EventKind.TOOL_CALL:
         call = timeline.call(event["turn"], data.get("tool_call_id"))
@@ -328,6 +326,21 @@ def page(events: list[EventPayload], *, session_id, can_decide: bool) -> Page:
         last_seq=events[-1]["seq"] if events else 0,
         empty=not events,
     )
+
+
+def streaming_parts(event: EventPayload) -> rendering.StreamingParts:
+    return rendering.streaming.parts((event["turn"], event["seq"]), str(event["data"]["text"]))
+
+
+def streaming_html(event: EventPayload) -> str:
+    """A streaming answer's text so far: its closed blocks, then its open block apart, which the
+    page redraws alone at the next checkpoint (``checkpoint_frame``)."""
+    parts = streaming_parts(event)
+    return rendering.joined(parts.closed_html, open_block(parts.open_html))
+
+
+def open_block(html: str) -> str:
+    return f'<div class="open-block">{html}</div>' if html else ""
 
 
 # Live events
