@@ -10,12 +10,14 @@ text reaches the socket; the others stream to the end. It reports per run:
   own first-token delay (the app's overhead), p50/p99; turns that never started within
   ``--start-timeout`` are counted, not waited for;
 - delta lag: for every token, the model server's send time -> the moment the client first held
-  that text (through a delta, or an assistant-message checkpoint event), p50/p99;
+  that text (through a delta, a checkpoint message, or an assistant-message event), p50/p99;
 - cancel -> ``stopped``: sending ``POST /cancel/`` -> the ``stopped`` status event on the socket;
-- integrity: each turn's deltas, placed by offset, against the final stored assistant text
-  (``GET /events/``): characters lost (never in a delta) and duplicated (in more than one delta,
-  or in one that disagrees with the stored text); and whether the text a page would show
-  (checkpoint events replacing, deltas appending) ends equal to the stored text;
+- integrity: each turn's live text (the first streaming event of its answer, then deltas and
+  the text of checkpoint messages), placed by
+  offset, against the final stored assistant text (``GET /events/``): characters lost (never
+  sent live) and duplicated (sent live more than once, or disagreeing with the stored text); and
+  whether the text a page would show (whole events replacing, live text written at its offset)
+  ends equal to the stored text;
 - memory of the web (daphne) and worker (qcluster and its children) process trees, RSS and PSS
   (``/proc/<pid>/smaps_rollup``), the highest sum seen while the turns ran;
 - CPU seconds (user + system, reaped children included) of the whole ``serve`` tree during the
@@ -438,6 +440,8 @@ class Client:
                 if kind == "delta":
                     delta = message["delta"]
                     self.text_arrived(probe, now, "delta", delta["offset"], delta["text"])
+                elif kind == "checkpoint" and "text" in message:
+                    self.text_arrived(probe, now, "checkpoint", message["offset"], message["text"])
                 elif kind == "event":
                     self.event_arrived(probe, now, message["event"])
                 elif kind == "replayed":
@@ -453,7 +457,8 @@ class Client:
     def event_arrived(self, probe: Probe, now: float, event: dict) -> None:
         data = event.get("data") or {}
         if event["kind"] == "assistant_message" and data.get("text"):
-            self.text_arrived(probe, now, "event", 0, data["text"])
+            via = "streaming event" if data.get("streaming") else "event"
+            self.text_arrived(probe, now, via, 0, data["text"])
         elif event["kind"] == "status":
             status = data.get("status")
             probe.statuses.append((now, status))
@@ -578,12 +583,18 @@ def ms_pair(values: list[float]) -> str:
 
 
 def integrity(probe: Probe) -> dict[str, int]:
-    """Deltas placed by offset against the stored text, and the text a page ends up showing."""
+    """Live text placed by offset against the stored text, and the text a page ends up showing."""
     stored = probe.stored_text or ""
     covered: dict[int, str] = {}
     duplicated = wrong = 0
     for _, via, offset, text in probe.pieces:
-        if via != "delta":
+        if via == "event":
+            continue
+        if via == "streaming event":
+            # The text so far, whole, the first time the socket shows the answer: live, and
+            # not sent again by deltas (nor counted twice when an event is replayed).
+            for i, char in enumerate(text):
+                covered.setdefault(i, char)
             continue
         for i, char in enumerate(text):
             position = offset + i
@@ -593,10 +604,10 @@ def integrity(probe: Probe) -> dict[str, int]:
                 wrong += 1
             covered.setdefault(position, char)
     lost = sum(1 for position in range(len(stored)) if position not in covered)
-    # The page: a checkpoint event replaces the text, a delta writes at its offset.
+    # The page: a whole event replaces the text, live text is written at its offset.
     shown = ""
     for _, via, offset, text in probe.pieces:
-        if via == "event":
+        if via in ("event", "streaming event"):
             shown = text
         else:
             shown = shown[:offset].ljust(offset, "\0") + text + shown[offset + len(text) :]
@@ -998,7 +1009,7 @@ def report_details(result: dict) -> None:
         line(f"  cancel -> model stream closed ms: {ms_pair(a['stream_closed'])}")
         t = a["integrity"]
         line(
-            f"integrity: {t['chars']} stored chars, {t['delta_chars']} of them by delta; "
+            f"integrity: {t['chars']} stored chars, {t['delta_chars']} of them sent live; "
             f"lost {t['lost']}, duplicated {t['duplicated']}, not as stored {t['wrong']}"
         )
         line(f"  turns whose page text ends != stored: {t['page_differs']} {a['page_differs']}")

@@ -31,6 +31,8 @@ class PageCopy:
 class StreamsOnPage:
     def __init__(self) -> None:
         self._copies: dict[int, PageCopy] = {}
+        # Answers the page holds whole: their deltas still in flight are not sent.
+        self._final: set[int] = set()
 
     def sent_whole(self, event: EventPayload) -> None:
         """``event`` went to the page whole (its item with all its HTML)."""
@@ -38,6 +40,7 @@ class StreamsOnPage:
             return
         if not event["data"].get("streaming"):
             self._copies.pop(event["seq"], None)
+            self._final.add(event["seq"])
             return
         text = str(event["data"].get("text") or "")
         self._copies[event["seq"]] = PageCopy(
@@ -80,7 +83,7 @@ class StreamsOnPage:
         does not reach where its text ends (the next checkpoint brings it)."""
         copy = self._copies.get(delta["seq"])
         if copy is None:
-            return delta
+            return None if delta["seq"] in self._final else delta
         end = delta["offset"] + len(delta["text"])
         if delta["offset"] > copy.length or end <= copy.length:
             return None
