@@ -111,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "agentproj.context_processors.vocabulary",
+                "approvals_app.inbox.context.approvals_waiting",
             ],
         },
     },

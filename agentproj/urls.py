@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from agentproj.api_errors import api_not_found
 from agentproj.static_files import serve_static
 from approvals_app import api as approvals_api
+from approvals_app.inbox import views as inbox_views
 from sessions_app.web import api as sessions_api
 from sessions_app.web import views
 from sessions_app.web.metrics import metrics_view
@@ -84,6 +85,13 @@ urlpatterns = [
     path("sessions/<uuid:session_id>/", views.session_detail, name="session-detail"),
     path("sessions/<uuid:session_id>/rename/", views.session_rename, name="session-rename"),
     path("sessions/<uuid:session_id>/delete/", views.session_delete, name="session-delete"),
+    path("approvals/", inbox_views.inbox, name="approval-inbox"),
+    path("approvals/<int:approval_id>/", inbox_views.approval_link, name="approval-link"),
+    path(
+        "approvals/<int:approval_id>/decide/",
+        inbox_views.inbox_decide,
+        name="approval-inbox-decide",
+    ),
     path("usage/", usage_page, name="usage"),
     path("usage/usage.csv", usage_csv, name="usage-csv"),
     path("api/", include(api)),

@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django_q.tasks import async_task
 
+from approvals_app import links
 from approvals_app.models import ApprovalRequest, ApprovalStatus, Decision
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def notice_send(notice: Notice) -> str:
 # E-mail
 
 
-def mail_recipients(approval: ApprovalRequest) -> list[str]:
+def mail_recipients_of(approval: ApprovalRequest) -> QuerySet:
     """Who was asked to decide hears how it ended too, so that nobody opens a request that is
     settled; the one who decided needs no e-mail about their own decision. The requester is not
     mailed: their session's timeline shows the decision as it happens. While the request waits,
@@ -166,14 +167,26 @@ def mail_recipients(approval: ApprovalRequest) -> list[str]:
             approver__isnull=False,
         )
         approvers = approvers.exclude(pk__in=approved.values("approver"))
-    return list(approvers.values_list("email", flat=True))
+    return approvers
+
+
+def mail_recipients(approval: ApprovalRequest) -> list[str]:
+    return list(mail_recipients_of(approval).values_list("email", flat=True))
 
 
 def mail_notices(approval: ApprovalRequest) -> list[dict[str, Any]]:
-    """One message per approver, so that no approver learns the others' addresses."""
+    """One message per approver, so that no approver learns the others' addresses. While the
+    request waits, each message holds its approver's own decision link (``links``)."""
     subject = mail_subject(approval)
-    body = f"{summary(approval)}\n\n{details(approval)}\n\nOpen it: {approval_url(approval)}\n"
-    return [{"subject": subject, "body": body, "to": to} for to in mail_recipients(approval)]
+    head = f"{summary(approval)}\n\n{details(approval)}\n\n"
+    notices = []
+    for approver_id, to in mail_recipients_of(approval).values_list("pk", "email"):
+        if approval.status == ApprovalStatus.PENDING:
+            opening = f"Approve or reject it: {links.link_for(approval, approver_id)}\n"
+        else:
+            opening = f"Open it: {approval_url(approval)}\n"
+        notices.append({"subject": subject, "body": head + opening, "to": to})
+    return notices
 
 
 def send_mail_notices(notices: list[dict[str, Any]]) -> int:

@@ -9,6 +9,7 @@ housekeeping (``services.approvals_expire``) marks them expired.
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from agentproj.vocabulary import TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 
 
@@ -43,3 +44,26 @@ def turn_approvals_by_call(turn_id: int) -> dict[str, ApprovalRequest]:
         "decided_by", "edited_by"
     )
     return {request.tool_call_id: request for request in requests}
+
+
+def approvals_decidable_by(user) -> QuerySet[ApprovalRequest]:
+    """The requests ``user`` may decide now, as the inbox lists them: pending, not overdue,
+    their turn still waiting, and shown to them (``approval_visibility``). Whether ``user`` is
+    an approver at all is the caller's question (``services.can_decide``)."""
+    return approvals_listed_for(user).filter(
+        status=ApprovalStatus.PENDING, turn__status=TurnStatus.WAITING_FOR_APPROVAL
+    )
+
+
+def approval_behind_session(user, session_id) -> ApprovalRequest | None:
+    """A request of the session that ``user`` may decide now or has decided, if any: what lets
+    an approver read a conversation that is not theirs (read-only)."""
+    decided = Q(decisions__approver=user) | Q(decided_by=user)
+    pending = Q(status=ApprovalStatus.PENDING) & not_overdue()
+    return (
+        approvals_visible_to(user)
+        .filter(turn__session_id=session_id)
+        .filter(pending | decided)
+        .order_by("-created_at", "-pk")
+        .first()
+    )

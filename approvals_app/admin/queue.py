@@ -195,7 +195,9 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
     @admin.display(description="session", ordering="turn__session__created_at")
     def session(self, obj):
         session = obj.turn.session
-        url = reverse("admin:sessions_app_agentsession_change", args=[session.pk])
+        # The conversation as its approvers may read it (read-only), not the session's admin
+        # page, which only superusers may open.
+        url = reverse("session-detail", args=[session.pk])
         return format_html('<a href="{}">{}</a>', url, session)
 
     @admin.display(description="requested by", ordering="turn__session__owner__username")

@@ -7,8 +7,8 @@ from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.db.models.functions import Left
 
 from agentproj.vocabulary import ACTIVE_STATUSES, SESSION_STATUS_OF_TURN, EventKind
-from sessions_app.core.events import serialize_event
-from sessions_app.models import Agent, AgentSession, Turn
+from sessions_app.core.events import EventPayload, serialize_event
+from sessions_app.models import Agent, AgentSession, TimelineEvent, Turn
 
 
 def user_owns_session(user, session_id) -> bool:
@@ -96,6 +96,15 @@ def events_after(
     if kinds is not None:
         rows = rows.filter(kind__in=kinds)
     return [serialize_event(e) for e in rows.order_by("seq")[:limit]]
+
+
+def events_of_turns(turn_ids, *, kinds: tuple[str, ...]) -> dict[int, list[EventPayload]]:
+    """The events of ``kinds`` of each of the turns, in seq order, in one query."""
+    rows = TimelineEvent.objects.filter(turn_id__in=turn_ids, kind__in=kinds).order_by("seq")
+    by_turn: dict[int, list[EventPayload]] = {turn_id: [] for turn_id in turn_ids}
+    for row in rows:
+        by_turn[row.turn_id].append(serialize_event(row))
+    return by_turn
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from agentproj.throttling import EventsThrottle, SessionChangeThrottle, page_throttle
+from approvals_app import selectors as approval_selectors
 from approvals_app.services import can_decide
 from sessions_app.core import selectors, sessions
 from sessions_app.models import AgentSession
@@ -151,17 +153,35 @@ def _sidebar(user) -> dict:
 @login_required
 @page_throttle(EventsThrottle, methods=("GET",))
 def session_detail(request, session_id):
-    session = get_object_or_404(selectors.sessions_of(request.user), pk=session_id)
+    """The user's own session; or, read-only, another's whose approval request the user may
+    decide or has decided: the context behind the call (no composer, no Stop, no socket; the
+    decision is the inbox's). Anyone else gets the 404 of a session that does not exist."""
+    session = selectors.sessions_of(request.user).filter(pk=session_id).first()
+    behind = None
+    if session is None:
+        behind = _approval_behind(request.user, session_id)
+        if behind is None:
+            raise Http404
+        session = behind.turn.session
     events = selectors.events_after(session.pk, 0, limit=None)
     return render(
         request,
         "sessions/detail.html",
         {
             "session": session,
+            "read_only_for": behind,
             "timeline": timeline.page(
-                events, session_id=session.pk, can_decide=can_decide(request.user)
+                events,
+                session_id=session.pk,
+                can_decide=can_decide(request.user) and behind is None,
             ),
             "message_max_chars": settings.AGENT_MAX_MESSAGE_CHARS,
             "sidebar": _sidebar(request.user),
         },
     )
+
+
+def _approval_behind(user, session_id):
+    if not can_decide(user):
+        return None
+    return approval_selectors.approval_behind_session(user, session_id)

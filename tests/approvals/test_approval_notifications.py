@@ -166,8 +166,10 @@ def test_it_emails_each_eligible_approver_when_a_turn_parks(
     assert message.subject == f"Approval needed: send_email (request {approval.pk})"
     assert "send_email" in message.body
     assert "x@example.com" in message.body
-    link = f"https://agents.example.org/admin/approvals_app/approvalrequest/{approval.pk}/change/"
-    assert link in message.body
+    # Each approver's own decision link (approvals_app.links), never a shared one.
+    link = f"https://agents.example.org/approvals/{approval.pk}/?t="
+    assert all(link in sent.body for sent in outbox)
+    assert len({sent.body for sent in outbox}) == len(outbox)
     turn.refresh_from_db()
     assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
 

@@ -2,7 +2,8 @@
 people use, in the light theme and in the dark one (``prefers-color-scheme``), on a 1280 px
 screen and a 420 px one: the login page, a page not found, the session list, a session while it
 streams, after a stop, with a tool use and a sub-agent opened, its shortcuts and delete dialogs,
-while it waits for approval, and the admin approval queue and change page. Stop is reached with
+while it waits for approval, the admin approval queue and change page, and the approver
+inbox, a decision link's page and a conversation an approver reads read-only. Stop is reached with
 Tab and works with Enter and with Space, and every control Tab reaches shows a focus ring that
 stands out from the page.
 
@@ -14,11 +15,13 @@ Content-Security-Policy does not govern, so the pages are checked under the poli
 import re
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
 from agentproj.vocabulary import TurnStatus
+from approvals_app import links
 from tests.conftest import ROOT
-from tests.e2e.approvals import requests_in_every_status
+from tests.e2e.approvals import ask_for_email, requests_in_every_status
 from tests.e2e.browser import chip, last_turn, new_session, send, wait_for_assistant_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, databases="__all__")]
@@ -196,6 +199,30 @@ def test_it_finds_nothing_serious_in_the_approval_queue(
     expect(page.locator("#approval-decision")).to_be_visible()
     audit.check(page, "approval-change")
     context.close()
+    audit.assert_none()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_it_finds_nothing_serious_in_the_approver_inbox(
+    login, server, user, make_approver, output_dir, scheme
+):
+    audit = Audit(output_dir, scheme)
+    erin = make_approver("erin")
+    approval = ask_for_email(user)
+    page = login("erin", "erin-pw-1", viewport=WIDTHS["1280"])
+    page.emulate_media(color_scheme=scheme)
+    page.goto(f"{server}/approvals/")
+    expect(page.locator("#inbox-connection")).to_have_attribute("data-state", "live")
+    page.locator(f"#inbox-{approval.pk} summary", has_text="Edit arguments").click()
+    audit.check(page, "inbox")
+
+    page.goto(links.link_for(approval, erin.pk).replace(settings.SITE_URL, server))
+    expect(page.locator(".link-form")).to_be_visible()
+    audit.check(page, "decision-link")
+
+    page.goto(f"{server}/sessions/{approval.turn.session_id}/")
+    expect(page.locator("#read-only")).to_be_visible()
+    audit.check(page, "read-only-conversation")
     audit.assert_none()
 
 

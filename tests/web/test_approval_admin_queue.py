@@ -101,7 +101,7 @@ def test_it_shows_session_requester_tool_and_pretty_arguments(user, approver_cli
     rows = re.findall(r"<tr[^>]*>.*?</tr>", html, re.S)
     [row] = [r for r in rows if f'name="_selected_action" value="{approval.pk}"' in r]
     session = approval.turn.session
-    assert reverse("admin:sessions_app_agentsession_change", args=[session.pk]) in row
+    assert f'href="{reverse("session-detail", args=[session.pk])}"' in row
     assert ">alice<" in row
     assert ">send_email<" in row
     # Pretty-printed: one key per line, indented, in a <pre>.

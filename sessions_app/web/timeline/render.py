@@ -216,9 +216,12 @@ def render_item(
     *,
     can_decide: bool,
     nested: dict[str, list[str]] | None = None,
+    inbox: dict[str, Any] | None = None,
 ) -> str:
     """One event's item, through its kind's partial, as the fold has it. ``nested``: the items
-    already drawn that go inside it, by the id of the list they go into (see ``place_of``)."""
+    already drawn that go inside it, by the id of the list they go into (see ``place_of``).
+    ``inbox``: an approval card drawn for the approver inbox, with what it shows around the
+    card and the form that decides without JavaScript (``approvals_app.inbox.render``)."""
     kind, data = event["kind"], event["data"]
     if kind == EventKind.TOOL_PROGRESS:
         return render_progress(event)
@@ -229,6 +232,7 @@ def render_item(
         "can_decide": can_decide,
         "limits": PAGE_LIMITS,
         "texts": PAGE_TEXTS,
+        "inbox": inbox,
     }
     if kind in (EventKind.USER_MESSAGE, EventKind.ASSISTANT_MESSAGE):
         context["at"] = datetime.fromisoformat(event["created_at"])
