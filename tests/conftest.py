@@ -56,6 +56,17 @@ def pytest_xdist_setupnodes(config, specs):
             spec.env[variable] = f"{os.environ.get(variable, default)}_gw{number}"
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n`` (xdist's ``load``), tests are handed out one at a time, the slow ones early
+    (``tests.scheduling``). Another ``--dist`` is left to xdist."""
+    if config.getvalue("dist") == "load":
+        from tests.scheduling import SlowFirstScheduling
+
+        return SlowFirstScheduling(config, log)
+    return None
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(tmp_path_factory):
     """A fresh database per test run: SQLite files in a temporary folder (shared with the worker

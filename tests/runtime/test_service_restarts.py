@@ -36,10 +36,6 @@ from tests.processes import (
 )
 from tests.services_private import running_postgres, running_redis
 
-# The module's tests share their servers: with ``--dist loadgroup`` (the suite's, see
-# pyproject.toml) they run in one test process, which starts the servers once.
-pytestmark = pytest.mark.xdist_group("private_services")
-
 ADMIN_PASSWORD = "restart-test-password"
 STORY = "tell me a story"
 STORIES = 5
