@@ -199,8 +199,8 @@ def services(tmp_path_factory):
     """The module's private PostgreSQL, its template database migrated once, and Redis."""
     log_dir = tmp_path_factory.mktemp("services")
     with running_postgres(log_dir) as postgres, running_redis(log_dir) as redis:
-        # As long as a deployment's start (which migrates) may take: see Deployment.
-        run_manage(["migrate", "--verbosity", "0"], base_env(postgres, redis, log_dir), timeout=90)
+        # Bounds a hang only: on a loaded machine a migration from nothing takes minutes.
+        run_manage(["migrate", "--verbosity", "0"], base_env(postgres, redis, log_dir), timeout=150)
         yield postgres, redis
 
 
