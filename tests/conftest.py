@@ -56,6 +56,17 @@ def pytest_xdist_setupnodes(config, specs):
             spec.env[variable] = f"{os.environ.get(variable, default)}_gw{number}"
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n`` (xdist's ``load``), tests are handed out one at a time, the slow ones early
+    (``tests.scheduling``). Another ``--dist`` is left to xdist."""
+    if config.getvalue("dist") == "load":
+        from tests.scheduling import SlowFirstScheduling
+
+        return SlowFirstScheduling(config, log)
+    return None
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(tmp_path_factory):
     """A fresh database per test run: SQLite files in a temporary folder (shared with the worker
@@ -268,6 +279,8 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
 
 # Bounds how long a broken shutdown can hang a test: the drain, then a few seconds.
 PROCESS_EXIT_TIMEOUT = 30.0
+# How long a worker stopped after its test lets the turns it still hosts run on (seconds).
+TEARDOWN_DRAIN_TIMEOUT = "1"
 
 
 @pytest.fixture
@@ -275,16 +288,23 @@ def worker_process(transactional_db, settings, tmp_path):
     """A real ``manage.py qcluster`` process against this run's databases.
 
     Call it (optionally with extra environment) to start one; after the test it gets SIGTERM
-    and must exit, with everything it started, or the test fails. The LLM endpoint is whatever
-    ``settings.LLM_BASE_URL`` says when it starts. Its log goes to a file in the test's
-    ``tmp_path``: a pipe nobody reads fills up and blocks the worker's logging (and with it the
-    cluster's shutdown).
+    and must exit, with everything it started, or the test fails. The turns it still hosts then
+    get ``TEARDOWN_DRAIN_TIMEOUT`` to end before they are handed back (unless the test gives its
+    own ``AGENT_DRAIN_TIMEOUT``): the test is over, and a deployment's 20 s would only be waited
+    out. The LLM endpoint is whatever ``settings.LLM_BASE_URL`` says when it starts. Its log
+    goes to a file in the test's ``tmp_path``: a pipe nobody reads fills up and blocks the
+    worker's logging (and with it the cluster's shutdown).
     """
     started: list[subprocess.Popen] = []
 
     def start(**extra_env: str) -> subprocess.Popen:
         env = subprocess_env(
-            **{"LLM_BASE_URL": settings.LLM_BASE_URL, "Q_WORKERS": "2", **extra_env}
+            **{
+                "LLM_BASE_URL": settings.LLM_BASE_URL,
+                "Q_WORKERS": "2",
+                "AGENT_DRAIN_TIMEOUT": TEARDOWN_DRAIN_TIMEOUT,
+                **extra_env,
+            }
         )
         with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
             process = subprocess.Popen(

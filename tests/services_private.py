@@ -1,5 +1,8 @@
-"""A private PostgreSQL cluster and a private Redis server for one test, on free loopback ports,
-that the test may stop, start and restart without touching anyone else's.
+"""A private PostgreSQL cluster and a private Redis server on free loopback ports, that tests may
+stop, start and restart without touching anyone else's. Starting them (``initdb`` above all) is
+most of such a test's set-up, so a module's tests may share them: each test then takes a fresh
+database (``PrivatePostgres.new_database``, a copy of a migrated template) and an empty Redis
+(``PrivateRedis.flush``), and ``ensure_running`` restarts what an earlier test left stopped.
 
 Each server runs in the foreground as a child of the test (not daemonized by ``pg_ctl``), so
 stopping it is a wait on its own process: one that does not exit in time is killed and the test
@@ -66,7 +69,13 @@ class PrivatePostgres:
         # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
         self.data_dir = Path(tempfile.mkdtemp(prefix="agentproj-pg-"))
         self.process: subprocess.Popen | None = None
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/{DATABASE_NAME}"
+        self.database = DATABASE_NAME
+        self.databases_made = 0
+
+    @property
+    def url(self) -> str:
+        """The URL of the database in use (``DATABASE_NAME``, or the latest ``new_database``)."""
+        return self._url(self.database)
 
     def create(self) -> None:
         if os.geteuid() == 0:
@@ -109,6 +118,22 @@ class PrivatePostgres:
                 **_as_postgres(),
             )
         _wait_until(self._accepts_connections, self.process, "postgres", self.log)
+
+    def ensure_running(self) -> None:
+        """Start the server again if it is not running (an earlier test stopped it, and failed
+        before starting it again)."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+
+    def new_database(self, template: str = DATABASE_NAME) -> str:
+        """Create a database copied from ``template`` (nobody may be connected to it) and use
+        it from now on; returns its URL."""
+        self.databases_made += 1
+        name = f"{DATABASE_NAME}_{self.databases_made}"
+        with psycopg.connect(self._url("postgres"), autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        self.database = name
+        return self.url
 
     def stop(self) -> None:
         """A fast shutdown (SIGINT), as ``pg_ctl stop -m fast``: sessions are disconnected."""
@@ -170,6 +195,16 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is not None:
             stop_or_fail(self.process, timeout=SERVICE_TIMEOUT, name="redis-server")
+
+    def ensure_running(self) -> None:
+        """Start the server again if it is not running (see ``PrivatePostgres.ensure_running``)."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+
+    def flush(self) -> None:
+        """Forget every key: what an earlier test left (queues, channel groups) is gone."""
+        with redis.Redis.from_url(self.url, socket_connect_timeout=2) as client:
+            client.flushall()
 
     def restart(self, down_for: float) -> None:
         self.stop()

@@ -9,7 +9,9 @@ the database is back (never stuck ``running``), no terminal turn keeps a lease, 
 has one interrupt event, new turns run, and Stop works, even while Redis is down.
 
 These tests bring their own servers and build the processes' environment from scratch, so they
-run the same whatever database the rest of the suite uses (they never touch its databases).
+run the same whatever database the rest of the suite uses (they never touch its databases). The
+module's tests share the servers (starting them is most of a test's set-up); each test has a
+database of its own, copied from one migrated once, an empty Redis, and its own ``serve``.
 """
 
 import json
@@ -54,17 +56,9 @@ class Deployment:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "serve.log"
-        run = uuid.uuid4().hex[:8]
         self.env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "PYTHONUNBUFFERED": "1",
-            "DATA_DIR": str(tmp_path),
-            "SECRET_KEY": f"restart-test-{run}",
-            "DATABASE_URL": postgres.url,
+            **base_env(postgres, redis, tmp_path),
             "DATABASE_POOL_SIZE": "4",
-            "REDIS_URL": redis.url,
-            "CHANNELS_PREFIX": f"restart-{run}",
-            "Q_CLUSTER_NAME": f"restart-{run}",
             "Q_WORKERS": "2",
             "LLM_BASE_URL": llm.base_url,
             "LLM_RETRY_BASE_DELAY": "0.05",
@@ -172,30 +166,61 @@ class Deployment:
             assert self.streamed_text(turn_id).endswith("The end.")
 
 
-def run_manage(arguments: list[str], env: dict[str, str]) -> str:
+def run_manage(arguments: list[str], env: dict[str, str], timeout: float = 60) -> str:
     done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *arguments],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=True,
     )
     return done.stdout
 
 
+def base_env(postgres, redis, data_dir) -> dict[str, str]:
+    """What every process of a deployment on the private servers is given, from scratch."""
+    run = uuid.uuid4().hex[:8]
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHONUNBUFFERED": "1",
+        "DATA_DIR": str(data_dir),
+        "SECRET_KEY": f"restart-test-{run}",
+        "DATABASE_URL": postgres.url,
+        "REDIS_URL": redis.url,
+        "CHANNELS_PREFIX": f"restart-{run}",
+        "Q_CLUSTER_NAME": f"restart-{run}",
+    }
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    """The module's private PostgreSQL, its template database migrated once, and Redis."""
+    log_dir = tmp_path_factory.mktemp("services")
+    with running_postgres(log_dir) as postgres, running_redis(log_dir) as redis:
+        # Bounds a hang only: on a loaded machine a migration from nothing takes minutes.
+        run_manage(["migrate", "--verbosity", "0"], base_env(postgres, redis, log_dir), timeout=150)
+        yield postgres, redis
+
+
 @pytest.fixture
-def deployment(llm, tmp_path, request):
+def deployment(services, llm, tmp_path, request):
+    """``serve`` on a fresh copy of the migrated database and an empty Redis; the servers run
+    (an earlier test that stopped one and failed before starting it again is forgiven here)."""
+    postgres, redis = services
+    postgres.ensure_running()
+    redis.ensure_running()
+    postgres.new_database()
+    redis.flush()
     llm.token_delay = SLOW_TOKEN_DELAY
     extra_env = getattr(request, "param", {})
-    with running_postgres(tmp_path) as postgres, running_redis(tmp_path) as redis:
-        running = Deployment(postgres, redis, llm, tmp_path, **extra_env)
-        try:
-            yield running
-        finally:
-            running.api.close()
-            running.stop()
+    running = Deployment(postgres, redis, llm, tmp_path, **extra_env)
+    try:
+        yield running
+    finally:
+        running.api.close()
+        running.stop()
 
 
 def start_stories(deployment: Deployment, count: int) -> list[tuple[str, int]]:
