@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
@@ -88,7 +88,11 @@ def database_url(alias: str = "default") -> str:
     auth = quote(db["USER"] or "")
     if db.get("PASSWORD"):
         auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    # The connection options the run was given (CI's asynchronous commit) hold for its
+    # processes too.
+    options = db.get("OPTIONS", {}).get("options")
+    return f"{url}?{urlencode({'options': options}, quote_via=quote)}" if options else url
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
