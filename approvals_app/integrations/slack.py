@@ -176,23 +176,31 @@ def message(approval: ApprovalRequest) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
     ]
     if approval.is_pending:
-        blocks.append({"type": "actions", "block_id": f"approval-{approval.pk}", "elements": [
-            button("Approve", action_id(approval.pk, APPROVE), approval.pk, style="primary"),
-            button("Reject", action_id(approval.pk, REJECT), approval.pk, style="danger"),
-        ]})  # fmt: skip
+        blocks.append(decision_buttons(approval.pk))
     if outcome:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": outcome}]})
     head = notifications.mail_subject(approval)
     return {"text": f"{head}: {outcome}" if outcome else head, "blocks": blocks}
 
 
-def button(label: str, action: str, approval_id: int, *, style: str) -> dict[str, Any]:
+def decision_buttons(approval_id: int) -> dict[str, Any]:
+    """Approve and Reject only: edited arguments and session grants need the request's page."""
     return {
-        "type": "button",
-        "text": {"type": "plain_text", "text": label},
-        "action_id": action,
-        "value": str(approval_id),
-        "style": style,
+        "type": "actions",
+        "block_id": f"approval-{approval_id}",
+        "elements": [
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": label},
+                "action_id": action_id(approval_id, decision),
+                "value": str(approval_id),
+                "style": style,
+            }
+            for label, decision, style in (
+                ("Approve", APPROVE, "primary"),
+                ("Reject", REJECT, "danger"),
+            )
+        ],
     }
 
 

@@ -18,6 +18,7 @@ from sessions_app.core import lifecycle
 from tests.slack_helpers import (
     CHANNEL,
     buttons,
+    drop_queued_tasks,
     outcome,
     people_with_addresses,
     run_slack_tasks,
@@ -154,6 +155,7 @@ def test_slack_refusing_connections_never_touches_the_turn(
     settings.SLACK_SIGNING_SECRET = "secret"
     settings.SLACK_APPROVAL_CHANNEL = CHANNEL
     settings.APPROVAL_WEBHOOK_RETRY_DELAY = 0.01
+    drop_queued_tasks()
     with socket.socket() as reserved:
         # Bound but not listening: every connection is refused.
         reserved.bind(("127.0.0.1", 0))
@@ -173,6 +175,7 @@ def test_slack_refusing_connections_never_touches_the_turn(
 def test_nothing_goes_to_slack_when_it_is_not_set_up(email_waiting_for_approval, settings):
     settings.SLACK_BOT_TOKEN = "xoxb-test"
     settings.SLACK_SIGNING_SECRET = ""
+    drop_queued_tasks()
 
     email_waiting_for_approval()
 
