@@ -128,6 +128,18 @@ def notify_withdrawn_on_commit(approval: ApprovalRequest) -> None:
         ),
         robust=True,
     )
+    if approval.slack_ts and slack_enabled():
+        # Its Slack message loses its buttons: nobody needs to press them any more.
+        where, text = (approval.slack_channel, approval.slack_ts), slack_escape(summary(approval))
+        transaction.on_commit(
+            lambda: async_task(
+                "approvals_app.tasks.slack_withdrawn",
+                *where,
+                text,
+                q_options={"task_name": f"approval-{approval.pk}-slack", "group": "notifications"},
+            ),
+            robust=True,
+        )
 
 
 def approval_notify(*, approval_id: int, status: str) -> str:

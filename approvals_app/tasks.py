@@ -19,6 +19,12 @@ def slack_sync(approval_id: int) -> str:
     return slack.message_sync(approval_id=approval_id)
 
 
+def slack_withdrawn(channel: str, ts: str, text: str) -> str:
+    """Queued by ``notifications.notify_withdrawn_on_commit``: the request is gone with its
+    session, so its message is told what to say."""
+    return slack.message_replace(channel=channel, ts=ts, text=text)
+
+
 def slack_press(press: slack_presses.Press) -> str:
     """Queued by the Slack interactions view for a verified button press."""
     return slack_presses.press_handle(press)

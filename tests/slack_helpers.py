@@ -19,7 +19,11 @@ TOKEN = "xoxb-test-token"
 SECRET = "slack-test-signing-secret"
 CHANNEL = "C0APPROVALS"
 INTERACTIONS = "/integrations/slack/interactions/"
-SLACK_TASKS = {"approvals_app.tasks.slack_sync", "approvals_app.tasks.slack_press"}
+SLACK_TASKS = {
+    "approvals_app.tasks.slack_sync",
+    "approvals_app.tasks.slack_press",
+    "approvals_app.tasks.slack_withdrawn",
+}
 # Slack users of the fake's workspace and the addresses their profiles show.
 SLACK_USERS = {
     "U0CAROL": "Carol@Example.org",

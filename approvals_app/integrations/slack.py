@@ -160,6 +160,15 @@ def message_sync(*, approval_id: int) -> str:
     return f"approval {approval_id}: message posted"
 
 
+def message_replace(*, channel: str, ts: str, text: str) -> str:
+    """Show ``text`` (Slack markup, escaped) instead of a message and its buttons."""
+    if not notifications.slack_enabled():
+        return "nothing to show"
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    call("chat.update", channel=channel, ts=ts, text=text, blocks=[section])
+    return f"message {ts} replaced"
+
+
 def message(approval: ApprovalRequest) -> dict[str, Any]:
     """What the channel shows of a request: the call, who asked, the rule and the quorum, with
     the buttons while it waits and the outcome once it is decided or closed."""

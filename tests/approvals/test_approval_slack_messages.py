@@ -14,7 +14,7 @@ from agentproj.vocabulary import TurnStatus
 from approvals_app import services as approval_services
 from approvals_app.integrations.slack import SlackFailed
 from approvals_app.models import ApprovalStatus, Outcome, PolicyRule
-from sessions_app.core import lifecycle
+from sessions_app.core import lifecycle, sessions
 from tests.slack_helpers import (
     CHANNEL,
     buttons,
@@ -104,6 +104,19 @@ def test_a_stop_shows_the_request_cancelled(email_waiting_for_approval, slack, u
     message = shown(slack)
     assert buttons(message) == []
     assert outcome(message) == "Cancelled: its turn was stopped before a decision"
+
+
+def test_deleting_the_session_takes_the_buttons_away(email_waiting_for_approval, slack, user):
+    turn, approval = email_waiting_for_approval()
+    run_slack_tasks()
+
+    sessions.session_delete(session=turn.session, actor=user)
+    run_slack_tasks()
+
+    message = shown(slack)
+    assert buttons(message) == []
+    assert f"send_email (request {approval.pk}, asked for by alice)" in section(message)
+    assert "no longer needed" in section(message)
 
 
 def test_a_request_of_a_group_shows_who_may_decide_nothing_more(
