@@ -431,6 +431,16 @@ APPROVAL_WEBHOOK_TIMEOUT = env.float("APPROVAL_WEBHOOK_TIMEOUT", default=10.0)
 # these defaults a receiver that is down holds it for about 7 s plus the attempts' timeouts.
 APPROVAL_WEBHOOK_ATTEMPTS = env.int("APPROVAL_WEBHOOK_ATTEMPTS", default=4)
 APPROVAL_WEBHOOK_RETRY_DELAY = env.float("APPROVAL_WEBHOOK_RETRY_DELAY", default=1.0)
+# Approvals in Slack (approvals_app/integrations/slack.py), on when the bot token and the signing
+# secret are both set. SLACK_API_URL points the Web API client elsewhere (scripts/slack_fake.py).
+# Posting and updating messages use the webhook's attempts and back-off above.
+SLACK_BOT_TOKEN = env("SLACK_BOT_TOKEN", default="")
+SLACK_SIGNING_SECRET = env("SLACK_SIGNING_SECRET", default="")
+SLACK_APPROVAL_CHANNEL = env("SLACK_APPROVAL_CHANNEL", default="")
+SLACK_API_URL = env("SLACK_API_URL", default="https://slack.com/api/")
+SLACK_TIMEOUT = env.float("SLACK_TIMEOUT", default=10.0)
+# How long a Slack user's e-mail address (users.info) is trusted before it is asked again.
+SLACK_USER_CACHE_SECONDS = env.int("SLACK_USER_CACHE_SECONDS", default=300)
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.05)
 # The usage budget of every user without one in the admin (their own or a group's), e.g.
 # "tokens=200000/day" or "usd=20/month"; unset, no limit. Checked here so that a wrong value stops

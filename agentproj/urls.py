@@ -9,6 +9,7 @@ from agentproj.api_errors import api_not_found
 from agentproj.static_files import serve_static
 from approvals_app import api as approvals_api
 from approvals_app.inbox import views as inbox_views
+from approvals_app.integrations.slack_interactions import slack_interactions
 from sessions_app.web import api as sessions_api
 from sessions_app.web import views
 from sessions_app.web.metrics import metrics_view
@@ -95,6 +96,7 @@ urlpatterns = [
     path("usage/", usage_page, name="usage"),
     path("usage/usage.csv", usage_csv, name="usage-csv"),
     path("api/", include(api)),
+    path("integrations/slack/interactions/", slack_interactions, name="slack-interactions"),
     path("metrics", metrics_view, name="metrics"),
     re_path(rf"^{settings.STATIC_URL.strip('/')}/(?P<path>.*)$", serve_static),
 ]

@@ -48,6 +48,10 @@ class ApprovalRequest(models.Model):
     expires_at = models.DateTimeField()
     # Set once, by the one worker that claims the approved call; the claim makes it run once.
     executed_at = models.DateTimeField(null=True, blank=True)
+    # The Slack message that asks for a decision (approvals_app/integrations/slack.py), so that
+    # every later decision updates it; blank until it is posted.
+    slack_channel = models.CharField(max_length=64, blank=True, editable=False)
+    slack_ts = models.CharField(max_length=32, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

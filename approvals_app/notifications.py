@@ -60,6 +60,27 @@ def notify_on_commit(*, approval_id: int, status: str) -> None:
         ),
         robust=True,
     )
+    slack_sync_on_commit(approval_id=approval_id)
+
+
+def slack_enabled() -> bool:
+    return bool(settings.SLACK_BOT_TOKEN and settings.SLACK_SIGNING_SECRET)
+
+
+def slack_sync_on_commit(*, approval_id: int) -> None:
+    """Queue the Slack channel's task (``approvals_app.integrations.slack.message_sync``): it
+    posts a new request's message or updates it to what the request is now. Its own task, so
+    that Slack being slow or down delays neither the e-mails nor the webhook."""
+    if not slack_enabled():
+        return
+    transaction.on_commit(
+        lambda: async_task(
+            "approvals_app.tasks.slack_sync",
+            approval_id,
+            q_options={"task_name": f"approval-{approval_id}-slack", "group": "notifications"},
+        ),
+        robust=True,
+    )
 
 
 def eligible_approvers(approval: ApprovalRequest) -> QuerySet:
@@ -108,6 +129,18 @@ def notify_withdrawn_on_commit(approval: ApprovalRequest) -> None:
         ),
         robust=True,
     )
+    if approval.slack_ts and slack_enabled():
+        # Its Slack message loses its buttons: nobody needs to press them any more.
+        where, text = (approval.slack_channel, approval.slack_ts), slack_escape(summary(approval))
+        transaction.on_commit(
+            lambda: async_task(
+                "approvals_app.tasks.slack_withdrawn",
+                *where,
+                text,
+                q_options={"task_name": f"approval-{approval.pk}-slack", "group": "notifications"},
+            ),
+            robust=True,
+        )
 
 
 def approval_notify(*, approval_id: int, status: str) -> str:

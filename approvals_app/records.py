@@ -240,6 +240,9 @@ def decision_record(
     elif regrouped:
         # Other people may decide it now: they hear of it as of a new request.
         notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
+    else:
+        # A quorum under way: only the Slack message shows how far it has come.
+        notifications.slack_sync_on_commit(approval_id=approval.pk)
     granted = None
     if grant is not None:
         granted = SessionGrant.objects.create(
@@ -407,3 +410,13 @@ def grant_revoke(session: AgentSession, *, grant_id: int, actor) -> SessionGrant
         },
     )
     return grant
+
+
+def slack_message_record(*, approval_id: int, channel: str, ts: str) -> bool:
+    """Keep where the request's Slack message is; False when another task posted one first."""
+    return (
+        ApprovalRequest.objects.filter(pk=approval_id, slack_ts="").update(
+            slack_channel=channel, slack_ts=ts
+        )
+        == 1
+    )

@@ -32,6 +32,7 @@ LAYER_OF_PREFIX = {
     "approvals_app.api": "web",
     "approvals_app.admin": "web",
     "approvals_app.inbox": "web",
+    "approvals_app.integrations.slack_interactions": "web",
     "sessions_app.runtime": "runtime",
     "sessions_app.mcp": "runtime",
     "sessions_app.tasks": "runtime",
