@@ -430,6 +430,10 @@ APPROVAL_WEBHOOK_TIMEOUT = env.float("APPROVAL_WEBHOOK_TIMEOUT", default=10.0)
 # these defaults a receiver that is down holds it for about 7 s plus the attempts' timeouts.
 APPROVAL_WEBHOOK_ATTEMPTS = env.int("APPROVAL_WEBHOOK_ATTEMPTS", default=4)
 APPROVAL_WEBHOOK_RETRY_DELAY = env.float("APPROVAL_WEBHOOK_RETRY_DELAY", default=1.0)
+# The Ed25519 private key that signs approval receipts (approvals_app/receipts.py): PEM (PKCS#8,
+# "\n" may stand for line breaks) or the 32-byte raw key in base64. Unset, one is generated into
+# DATA_DIR once and every process of the deployment reads it from there.
+APPROVAL_RECEIPT_KEY = env.str("APPROVAL_RECEIPT_KEY", default="", multiline=True)
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.05)
 # The usage budget of every user without one in the admin (their own or a group's), e.g.
 # "tokens=200000/day" or "usd=20/month"; unset, no limit. Checked here so that a wrong value stops
