@@ -66,7 +66,7 @@ def test_it_hands_a_lost_delivery_over_again(user, settings):
     assert turn.status == TurnStatus.QUEUED
     assert turn.enqueued_at > long_ago
     assert broker.queue_size() == queued_before + 1
-    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0, escalated 0"
 
 
 def test_it_leaves_a_recently_queued_turn_alone(user):
