@@ -354,7 +354,7 @@ class ReceiptSerializer(serializers.Serializer):
 
 class ApprovalReceiptApi(APIView):
     @extend_schema(
-        responses={200: ReceiptSerializer, 404: ErrorSerializer, **THROTTLED_ERRORS},
+        responses={200: ReceiptSerializer, 404: ErrorSerializer, **AUTH_ERRORS},
         summary="The signed receipt of an executed approved call",
         description="For the approvers who decided the request, its requester and superusers; "
         "404 for anyone else, and before the approved call has run. Check it with the key at "
@@ -385,6 +385,9 @@ class ReceiptKeyApi(APIView):
     @extend_schema(
         responses={(200, "application/x-pem-file"): OpenApiTypes.STR},
         summary="The public key that checks approval receipts (PEM)",
+        description="The Ed25519 public key, as PEM, whose signatures the receipts carry; "
+        "open to anyone, so that whoever holds a receipt can check it "
+        "(`manage.py verify_receipt FILE --key KEY.pem`).",
     )
     def get(self, request):
         return HttpResponse(receipts.public_key_pem(), content_type="application/x-pem-file")
