@@ -441,6 +441,10 @@ SLACK_API_URL = env("SLACK_API_URL", default="https://slack.com/api/")
 SLACK_TIMEOUT = env.float("SLACK_TIMEOUT", default=10.0)
 # How long a Slack user's e-mail address (users.info) is trusted before it is asked again.
 SLACK_USER_CACHE_SECONDS = env.int("SLACK_USER_CACHE_SECONDS", default=300)
+# The Ed25519 private key that signs approval receipts (approvals_app/receipts.py): PEM (PKCS#8,
+# "\n" may stand for line breaks) or the 32-byte raw key in base64. Unset, one is generated into
+# DATA_DIR once and every process of the deployment reads it from there.
+APPROVAL_RECEIPT_KEY = env.str("APPROVAL_RECEIPT_KEY", default="", multiline=True)
 DEMO_LLM_TOKEN_DELAY = env.float("DEMO_LLM_TOKEN_DELAY", default=0.05)
 # The usage budget of every user without one in the admin (their own or a group's), e.g.
 # "tokens=200000/day" or "usd=20/month"; unset, no limit. Checked here so that a wrong value stops

@@ -69,6 +69,16 @@ api = [
         approvals_api.ApprovalRejectApi.as_view(),
         name="api-reject",
     ),
+    path(
+        "approvals/<int:approval_id>/receipt/",
+        approvals_api.ApprovalReceiptApi.as_view(),
+        name="api-approval-receipt",
+    ),
+    path(
+        "approvals/receipt-key/",
+        approvals_api.ReceiptKeyApi.as_view(),
+        name="api-approval-receipt-key",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: the CSP allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

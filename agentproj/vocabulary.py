@@ -59,6 +59,8 @@ class EventKind(models.TextChoices):
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
     APPROVAL_GRANT_REVOKED = "approval_grant_revoked"
+    # A request still pending when its rule's escalate_after passed: another group may decide.
+    APPROVAL_ESCALATED = "approval_escalated"
     STATUS = "status"
     INTERRUPT = "interrupt"
     ERROR = "error"

@@ -1,10 +1,13 @@
 """The approvals API: the same decisions as the admin queue, for approvers only."""
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,7 +21,7 @@ from agentproj.api import (
 from agentproj.throttling import DecideThrottle
 from agentproj.validators import human_text
 from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH
-from approvals_app import selectors, services
+from approvals_app import receipts, selectors, services
 from approvals_app.models import ApprovalRequest, ApprovalStatus, SessionGrant
 
 
@@ -324,3 +327,67 @@ class SessionGrantRevokeApi(APIView):
         get_object_or_404(SessionGrant, pk=grant_id, session_id=session_id)
         grant = services.grant_revoke(session_id=session_id, grant_id=grant_id, actor=request.user)
         return Response(GrantOutSerializer(grant).data)
+
+
+class ReceiptApproverSerializer(serializers.Serializer):
+    user = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField()
+
+
+class ReceiptBodySerializer(serializers.Serializer):
+    request = serializers.IntegerField()
+    tool = serializers.CharField()
+    arguments_sha256 = serializers.CharField(help_text="Of the arguments as executed.")
+    approvers = ReceiptApproverSerializer(many=True)
+    rule = serializers.CharField()
+    executed_at = serializers.DateTimeField()
+    result_sha256 = serializers.CharField(help_text="Of the tool result text the model received.")
+
+
+class ReceiptSerializer(serializers.Serializer):
+    receipt = ReceiptBodySerializer()
+    signature = serializers.CharField(
+        help_text='Base64 Ed25519 over the canonical JSON of "receipt" (sorted keys, no spaces, '
+        "UTF-8)."
+    )
+
+
+class ApprovalReceiptApi(APIView):
+    @extend_schema(
+        responses={200: ReceiptSerializer, 404: ErrorSerializer, **AUTH_ERRORS},
+        summary="The signed receipt of an executed approved call",
+        description="For the approvers who decided the request, its requester and superusers; "
+        "404 for anyone else, and before the approved call has run. Check it with the key at "
+        "`/api/approvals/receipt-key/` or `manage.py verify_receipt FILE`.",
+    )
+    def get(self, request, approval_id):
+        approval = ApprovalRequest.objects.filter(pk=approval_id).select_related("turn__session")
+        approval = approval.first()
+        if approval is None or not _may_have_receipt(request.user, approval):
+            raise NotFound()
+        if not receipts.is_executed(approval):
+            raise NotFound("The approved call has not run: it has no receipt yet.")
+        return Response(receipts.receipt_of(approval))
+
+
+def _may_have_receipt(user, approval: ApprovalRequest) -> bool:
+    return (
+        user.is_superuser
+        or user.pk == approval.turn.session.owner_id
+        or approval.decisions.filter(approver=user).exists()
+    )
+
+
+class ReceiptKeyApi(APIView):
+    # A public key: whoever holds a receipt may check it, without an account here.
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={(200, "application/x-pem-file"): OpenApiTypes.STR},
+        summary="The public key that checks approval receipts (PEM)",
+        description="The Ed25519 public key, as PEM, whose signatures the receipts carry; "
+        "open to anyone, so that whoever holds a receipt can check it "
+        "(`manage.py verify_receipt FILE --key KEY.pem`).",
+    )
+    def get(self, request):
+        return HttpResponse(receipts.public_key_pem(), content_type="application/x-pem-file")

@@ -10,7 +10,7 @@ threads; the answers are plain values, so the runtime never holds an approvals r
 from dataclasses import dataclass
 from typing import Any
 
-from approvals_app import errors, policies, records, selectors
+from approvals_app import errors, policies, receipts, records, selectors
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from approvals_app.policies import GrantUse, Verdict
 
@@ -90,3 +90,10 @@ class ApprovalGate:
         except errors.ArgumentsChanged:
             return Claim(arguments=None, arguments_changed=True)
         return Claim(arguments=arguments)
+
+    def executed(self, *, approval_id: int, result_text: str) -> None:
+        """The claimed call ran and the model was given ``result_text``: its receipt's last
+        part."""
+        records.execution_record(
+            approval_id=approval_id, result_sha256=receipts.result_sha256(result_text)
+        )

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -46,12 +48,26 @@ class ApprovalRequest(models.Model):
         Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     expires_at = models.DateTimeField()
+    # The policy rule that asked for the approval (of the edited call, once an edit is judged):
+    # named to the model when nobody can decide the request, and in its receipt.
+    rule_name = models.CharField(max_length=200, blank=True)
+    # From the rule, kept with the request so that editing the rule later changes no waiting
+    # request: still pending at escalate_at, the request is escalated once (escalated_at) and
+    # members of escalate_to may decide it too.
+    escalate_to = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
     # Set once, by the one worker that claims the approved call; the claim makes it run once.
     executed_at = models.DateTimeField(null=True, blank=True)
     # The Slack message that asks for a decision (approvals_app/integrations/slack.py), so that
     # every later decision updates it; blank until it is posted.
     slack_channel = models.CharField(max_length=64, blank=True, editable=False)
     slack_ts = models.CharField(max_length=32, blank=True, editable=False)
+    # The SHA-256 of the tool result text the model received, recorded with the result: with it
+    # the call has run and its receipt can be given.
+    result_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -65,6 +81,11 @@ class ApprovalRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(approvals_needed__gte=1), name="approval_needs_an_approver"
             ),
+            models.CheckConstraint(
+                condition=Q(escalate_to__isnull=True, escalate_at__isnull=True)
+                | Q(escalate_to__isnull=False, escalate_at__isnull=False),
+                name="approval_escalation_complete",
+            ),
         ]
 
     def __str__(self):
@@ -73,6 +94,14 @@ class ApprovalRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == ApprovalStatus.PENDING
+
+    def deciding_group_ids(self, *, ever: bool = False) -> list[int]:
+        """The groups whose members may decide the request (empty: any approver): its group, and
+        once escalated (or, with ``ever``, at any time it may yet be) the escalation group."""
+        if not self.group_id:
+            return []
+        escalated = self.escalate_to_id and (ever or self.escalated_at is not None)
+        return [self.group_id, self.escalate_to_id] if escalated else [self.group_id]
 
     @property
     def arguments_to_run(self) -> dict:
@@ -169,6 +198,20 @@ class PolicyRule(models.Model):
     allow_self_approval = models.BooleanField(
         default=True, help_text="Whether the person who asked may approve (require_approval)."
     )
+    escalate_after = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Still pending this long after it was made, a request is escalated: the "
+        "escalation group is told and may decide it too (require_approval).",
+    )
+    escalate_to = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The group asked when the request is escalated (with its delay).",
+    )
 
     class Meta:
         ordering = ["tool_name", "position", "id"]
@@ -180,6 +223,15 @@ class PolicyRule(models.Model):
                 name="rule_condition_complete",
             ),
             models.CheckConstraint(condition=Q(quorum__gte=1), name="rule_quorum"),
+            models.CheckConstraint(
+                condition=Q(escalate_after__isnull=True, escalate_to__isnull=True)
+                | Q(
+                    escalate_after__isnull=False,
+                    escalate_to__isnull=False,
+                    outcome=Outcome.REQUIRE_APPROVAL,
+                ),
+                name="rule_escalation_complete",
+            ),
         ]
 
     def __str__(self):
@@ -189,9 +241,26 @@ class PolicyRule(models.Model):
         problem = condition_problem(self.field, self.operator, self.value)
         if problem:
             raise ValidationError(problem)
+        self._clean_escalation()
         if self.operator == Operator.EMAIL_DOMAIN_IN:
             # Kept as the matcher reads it, so the admin shows what calls are compared with.
             self.value = "\n".join(normalised_domains(self.value))
+
+    def _clean_escalation(self):
+        if self.escalate_after is None and self.escalate_to_id is None:
+            return
+        if self.outcome != Outcome.REQUIRE_APPROVAL:
+            raise ValidationError(
+                {"escalate_to": "Only a rule that requires approval can escalate its requests."}
+            )
+        if self.escalate_after is None:
+            raise ValidationError({"escalate_after": "Say after how long to escalate."})
+        if self.escalate_to_id is None:
+            raise ValidationError({"escalate_to": "Say which group to escalate to."})
+        if self.escalate_to_id == self.group_id:
+            raise ValidationError({"escalate_to": "Escalate to another group than the rule's."})
+        if self.escalate_after <= timedelta(0):
+            raise ValidationError({"escalate_after": "Give a delay longer than zero."})
 
 
 class SessionGrant(models.Model):

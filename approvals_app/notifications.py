@@ -15,22 +15,17 @@ from typing import Any, TypedDict
 
 import httpx
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django_q.tasks import async_task
 
-from approvals_app import links
+from approvals_app import links, selectors
 from approvals_app.models import ApprovalRequest, ApprovalStatus, Decision
 
 logger = logging.getLogger(__name__)
 
-DECIDE_PERMISSION = "approvals_app.decide_approvalrequest"
-# Where users' permissions live. Naming it is required (axes' backend is configured too), and
-# it is the backend whose answer ``services.can_decide`` gets from ``user.has_perm``.
-PERMISSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
 SIGNATURE_HEADER = "X-Agentproj-Signature"
 # Arguments are shown in full in the e-mail and the JSON body; a chat message only needs a hint.
 TEXT_ARGUMENTS_MAX_CHARS = 300
@@ -45,18 +40,25 @@ class NotificationFailed(Exception):
     where operators look for failed tasks."""
 
 
-def notify_on_commit(*, approval_id: int, status: str) -> None:
-    """Queue the notice that the approval is now ``status``, once the transaction commits.
+def notify_on_commit(
+    *, approval_id: int, status: str, approver_ids: list[int] | None = None
+) -> None:
+    """Queue the notice that the approval is now ``status``, once the transaction commits;
+    with ``approver_ids``, a pending request's notice to those approvers only (an escalation's
+    new group), on every channel.
 
     ``robust``: a broker that is down loses the notice, never the committed change (a parked
     turn, a decision) that it was about.
     """
+    only = {} if approver_ids is None else {"approver_ids": approver_ids}
+    name = f"approval-{approval_id}-{status}" + ("-escalated" if only else "")
     transaction.on_commit(
         lambda: async_task(
             "approvals_app.tasks.notify",
             approval_id,
             status,
-            q_options={"task_name": f"approval-{approval_id}-{status}", "group": "notifications"},
+            **only,
+            q_options={"task_name": name, "group": "notifications"},
         ),
         robust=True,
     )
@@ -84,15 +86,11 @@ def slack_sync_on_commit(*, approval_id: int) -> None:
 
 
 def eligible_approvers(approval: ApprovalRequest) -> QuerySet:
-    """Active users who may decide the request (``services.can_decide``), except its requester.
-
-    A policy rule that names a group narrows it to the group's members, as it narrows who may
-    decide (``services.NotEligible``).
-    """
-    users = get_user_model().objects.with_perm(DECIDE_PERMISSION, backend=PERMISSION_BACKEND)
-    if approval.group_id:
-        users = users.filter(groups=approval.group_id)
-    return users.exclude(pk=approval.turn.session.owner_id).order_by("pk")
+    """Active users who may decide the request (``selectors.approvers_of``), except its
+    requester."""
+    requester_id = approval.turn.session.owner_id
+    users = selectors.approvers_of(approval, requester_id=requester_id)
+    return users.exclude(pk=requester_id).order_by("pk")
 
 
 class Notice(TypedDict):
@@ -105,11 +103,11 @@ class Notice(TypedDict):
     webhook: dict[str, Any] | None
 
 
-def notice_of(approval: ApprovalRequest) -> Notice:
+def notice_of(approval: ApprovalRequest, *, approver_ids: list[int] | None = None) -> Notice:
     return {
         "approval": approval.pk,
         "status": approval.status,
-        "mails": mail_notices(approval),
+        "mails": mail_notices(approval, approver_ids=approver_ids),
         "webhook": webhook_payload(approval) if settings.APPROVAL_WEBHOOK_URL else None,
     }
 
@@ -143,7 +141,7 @@ def notify_withdrawn_on_commit(approval: ApprovalRequest) -> None:
         )
 
 
-def approval_notify(*, approval_id: int, status: str) -> str:
+def approval_notify(*, approval_id: int, status: str, approver_ids: list[int] | None = None) -> str:
     """Tell the approvers (e-mail) and the webhook that the approval is now ``status``.
 
     A request that is no longer ``status`` (or is gone with its session) is not announced: a
@@ -157,7 +155,7 @@ def approval_notify(*, approval_id: int, status: str) -> str:
     )
     if approval is None or approval.status != status:
         return "nothing to announce"
-    return notice_send(notice_of(approval))
+    return notice_send(notice_of(approval, approver_ids=approver_ids))
 
 
 def notice_send(notice: Notice) -> str:
@@ -183,13 +181,17 @@ def notice_send(notice: Notice) -> str:
 # E-mail
 
 
-def mail_recipients_of(approval: ApprovalRequest) -> QuerySet:
+def mail_recipients_of(
+    approval: ApprovalRequest, *, approver_ids: list[int] | None = None
+) -> QuerySet:
     """Who was asked to decide hears how it ended too, so that nobody opens a request that is
     settled; the one who decided needs no e-mail about their own decision. The requester is not
     mailed: their session's timeline shows the decision as it happens. While the request waits,
     those who already approved it as it stands (an editor whose edit sent it to other
     approvers) are not asked again."""
     approvers = eligible_approvers(approval).exclude(email="")
+    if approver_ids is not None:
+        approvers = approvers.filter(pk__in=approver_ids)
     if approval.decided_by_id:
         approvers = approvers.exclude(pk=approval.decided_by_id)
     if approval.status == ApprovalStatus.PENDING:
@@ -203,17 +205,24 @@ def mail_recipients_of(approval: ApprovalRequest) -> QuerySet:
     return approvers
 
 
-def mail_recipients(approval: ApprovalRequest) -> list[str]:
-    return list(mail_recipients_of(approval).values_list("email", flat=True))
+def mail_recipients(
+    approval: ApprovalRequest, *, approver_ids: list[int] | None = None
+) -> list[str]:
+    return list(
+        mail_recipients_of(approval, approver_ids=approver_ids).values_list("email", flat=True)
+    )
 
 
-def mail_notices(approval: ApprovalRequest) -> list[dict[str, Any]]:
+def mail_notices(
+    approval: ApprovalRequest, *, approver_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
     """One message per approver, so that no approver learns the others' addresses. While the
     request waits, each message holds its approver's own decision link (``links``)."""
     subject = mail_subject(approval)
     head = f"{summary(approval)}\n\n{details(approval)}\n\n"
     notices = []
-    for approver_id, to in mail_recipients_of(approval).values_list("pk", "email"):
+    recipients = mail_recipients_of(approval, approver_ids=approver_ids)
+    for approver_id, to in recipients.values_list("pk", "email"):
         if approval.status == ApprovalStatus.PENDING:
             opening = f"Approve or reject it: {links.link_for(approval, approver_id)}\n"
         else:
@@ -252,6 +261,8 @@ def approval_url(approval: ApprovalRequest) -> str:
 def summary(approval: ApprovalRequest) -> str:
     requester = approval.turn.session.owner.get_username()
     what = f"{approval.tool_name} (request {approval.pk}, asked for by {requester})"
+    if approval.status == ApprovalStatus.PENDING and approval.escalated_at is not None:
+        return f"{what} is waiting for approval and was escalated to you."
     if approval.status == ApprovalStatus.PENDING:
         return f"{what} is waiting for approval."
     if approval.status == ApprovalStatus.EXPIRED:
@@ -326,6 +337,7 @@ def webhook_payload(approval: ApprovalRequest) -> dict[str, Any]:
         "decided_by": approval.decided_by.get_username() if approval.decided_by else None,
         "reason": approval.reason,
         "expires_at": approval.expires_at.isoformat(),
+        "escalated_to": approval.escalate_to.name if approval.escalated_at else None,
         "url": approval_url(approval),
         "text": slack_text(approval),
     }

@@ -35,6 +35,8 @@ class Verdict:
     approvals_needed: int = 1
     allow_self_approval: bool = True
     group_id: int | None = None
+    escalate_to_id: int | None = None
+    escalate_after_seconds: float | None = None
 
     @property
     def denies(self) -> bool:
@@ -54,6 +56,8 @@ class Verdict:
             "approvals_needed": self.approvals_needed,
             "allow_self_approval": self.allow_self_approval,
             "group": self.group_id,
+            "escalate_to": self.escalate_to_id,
+            "escalate_after": self.escalate_after_seconds,
             "policy": self.as_event_data(),
         }
 
@@ -75,6 +79,10 @@ def policy_verdict(
                 approvals_needed=rule.quorum,
                 allow_self_approval=rule.allow_self_approval,
                 group_id=rule.group_id,
+                escalate_to_id=rule.escalate_to_id,
+                escalate_after_seconds=(
+                    rule.escalate_after.total_seconds() if rule.escalate_after else None
+                ),
             )
     default = Outcome.REQUIRE_APPROVAL if needs_approval else Outcome.ALLOW
     return Verdict(outcome=default, rule_id=None, rule_name=TOOL_DEFAULT)

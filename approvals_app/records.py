@@ -9,16 +9,17 @@ make the turn's move. The core never imports this module; it reaches it only thr
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
 from agentproj import metrics, tracing
 from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH, EventKind
-from approvals_app import notifications
+from approvals_app import notifications, policies, selectors
 from approvals_app.errors import (
     ArgumentsChanged,
     GrantNotAllowed,
@@ -58,12 +59,19 @@ def approval_event_data(approval: ApprovalRequest, **extra: Any) -> dict[str, An
 
 def requests_open(
     session: AgentSession, turn: Turn, *, calls: list[dict[str, Any]], expires_at: datetime
-) -> None:
-    """One pending request per call of a turn being parked, each told in the timeline and to
-    its approvers. ``calls`` as ``sessions_app.core.lifecycle.turn_park_for_approval`` takes
-    them."""
+) -> int:
+    """One request per call of a turn being parked, each told in the timeline; returns how many
+    wait for a decision. ``calls`` as ``sessions_app.core.lifecycle.turn_park_for_approval``
+    takes them.
+
+    A request nobody could ever approve (``nobody_to_approve``) is rejected here, at once,
+    naming its rule, and nobody is notified of it; the others are announced to their
+    approvers."""
+    waiting = 0
     for call in calls:
-        approval = ApprovalRequest.objects.create(
+        policy = call.get("policy") or {}
+        escalate_after = call.get("escalate_after")
+        approval = ApprovalRequest(
             turn=turn,
             tool_call_id=call["id"],
             tool_name=call["name"],
@@ -73,8 +81,20 @@ def requests_open(
             allow_self_approval=call.get("allow_self_approval", True),
             group_id=call.get("group"),
             expires_at=expires_at,
+            rule_name=policy.get("name", ""),
         )
-        notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
+        if call.get("escalate_to") and escalate_after is not None:
+            approval.escalate_to_id = call["escalate_to"]
+            approval.escalate_at = timezone.now() + timedelta(seconds=escalate_after)
+        refusal = nobody_to_approve(approval, requester_id=session.owner_id)
+        if refusal:
+            approval.status = ApprovalStatus.REJECTED
+            approval.decided_at = timezone.now()
+            approval.reason = refusal
+        approval.save()
+        if not refusal:
+            waiting += 1
+            notifications.notify_on_commit(approval_id=approval.pk, status=ApprovalStatus.PENDING)
         events.append(
             session=session,
             turn=turn,
@@ -86,10 +106,60 @@ def requests_open(
                 approvals_needed=approval.approvals_needed,
                 # What the waiting user is told: who may decide and who was asked by e-mail.
                 deciders=approval.group.name if approval.group_id else "",
-                notified=len(notifications.mail_recipients(approval)),
-                **({"policy": call["policy"]} if "policy" in call else {}),
+                notified=len(notifications.mail_recipients(approval)) if not refusal else 0,
+                **({"policy": policy} if policy else {}),
             ),
         )
+        if refusal:
+            _wait_ended_on_commit(
+                approval, turn, outcome=approval.status, ended_at=approval.decided_at
+            )
+            events.append(
+                session=session,
+                turn=turn,
+                kind=EventKind.APPROVAL_DECIDED,
+                data=approval_event_data(
+                    approval,
+                    decision=ApprovalStatus.REJECTED,
+                    status=approval.status,
+                    approvals_given=0,
+                    approvals_needed=approval.approvals_needed,
+                    decided_by=None,
+                    reason=refusal,
+                    nobody_to_approve=True,
+                ),
+            )
+    return waiting
+
+
+def nobody_to_approve(approval: ApprovalRequest, *, requester_id: int) -> str:
+    """Why nobody could ever approve the request (its reason, naming the rule), or "" when
+    someone could: an active holder of the permission, of its group or of the group it would
+    be escalated to, who is not the requester under four-eyes."""
+    if selectors.approvers_of(approval, requester_id=requester_id, ever=True).exists():
+        return ""
+    group_ids = approval.deciding_group_ids(ever=True)
+    names = sorted(Group.objects.filter(pk__in=group_ids).values_list("name", flat=True))
+    where = " or ".join(f'the group "{name}"' for name in names)
+    requester_only = (
+        selectors.approvers_of(approval, requester_id=None, ever=True)
+        .filter(pk=requester_id)
+        .exists()
+    )
+    if requester_only:
+        why = (
+            "the only one who may approve it is the person who asked, and the rule does not "
+            "let them approve their own call"
+        )
+    elif names:
+        why = f"{where} has no active member who may approve tool calls"
+    else:
+        why = "no active user may approve tool calls"
+    rule = approval.rule_name or policies.TOOL_DEFAULT
+    return (
+        f'Nobody can approve this call under the policy rule "{rule}": {why}. '
+        "It was not sent for approval."
+    )
 
 
 def requests_close(turn: Turn, *, status: str) -> int:
@@ -169,10 +239,18 @@ class Needs:
     approvals_needed: int
     group_id: int | None
     allow_self_approval: bool
+    # The group the request was escalated to, whose members may decide it too.
+    escalated_to_id: int | None = None
 
     @classmethod
     def of(cls, approval: ApprovalRequest) -> "Needs":
-        return cls(approval.approvals_needed, approval.group_id, approval.allow_self_approval)
+        escalated_to = approval.escalate_to_id if approval.escalated_at is not None else None
+        return cls(
+            approval.approvals_needed,
+            approval.group_id,
+            approval.allow_self_approval,
+            escalated_to,
+        )
 
     def after_edit(self, verdict: Verdict) -> "Needs":
         """At least what the edited call's rule needs: its group governs where it names one,
@@ -183,16 +261,21 @@ class Needs:
             raise PolicyDenied(verdict.rule_name)
         if verdict.outcome != Outcome.REQUIRE_APPROVAL:
             return self
+        group_id = verdict.group_id or self.group_id
         return Needs(
             approvals_needed=max(self.approvals_needed, verdict.approvals_needed),
-            group_id=verdict.group_id or self.group_id,
+            group_id=group_id,
             allow_self_approval=self.allow_self_approval and verdict.allow_self_approval,
+            # An escalation was to the request's group's stand-ins: another group governing
+            # the edited call takes none of them along.
+            escalated_to_id=self.escalated_to_id if group_id == self.group_id else None,
         )
 
     def check_may_decide(self, actor, *, requester_id: int, approve: bool) -> None:
         """``NotEligible`` outside the group; ``SelfApprovalForbidden`` for the requester's own
         approval under four-eyes (a requester may always reject their own request)."""
-        if self.group_id and not actor.groups.filter(pk=self.group_id).exists():
+        groups = [g for g in (self.group_id, self.escalated_to_id) if g]
+        if self.group_id and not actor.groups.filter(pk__in=groups).exists():
             raise NotEligible()
         if approve and not self.allow_self_approval and actor.pk == requester_id:
             raise SelfApprovalForbidden()
@@ -276,6 +359,19 @@ def _edit_record(approval: ApprovalRequest, edit: Edit, needs: Needs, *, actor) 
     """Bind the request to the edited arguments and to what it needs now; whether the people
     who may decide it changed (another group)."""
     regrouped = needs.group_id != approval.group_id
+    if regrouped:
+        verdict = edit.verdict
+        approval.escalate_to_id = verdict.escalate_to_id
+        approval.escalate_at = (
+            timezone.now() + timedelta(seconds=verdict.escalate_after_seconds)
+            if verdict.escalate_to_id and verdict.escalate_after_seconds is not None
+            else None
+        )
+        if approval.escalate_at is None:
+            approval.escalate_to_id = None
+        approval.escalated_at = None
+    if edit.verdict.requires_approval:
+        approval.rule_name = edit.verdict.rule_name
     approval.edited_arguments = edit.arguments
     approval.edited_by = actor
     approval.arguments_hash = arguments_hash(edit.arguments)
@@ -290,6 +386,10 @@ def _edit_record(approval: ApprovalRequest, edit: Edit, needs: Needs, *, actor) 
             "approvals_needed",
             "group",
             "allow_self_approval",
+            "escalate_to",
+            "escalate_at",
+            "escalated_at",
+            "rule_name",
         ]
     )
     return regrouped
@@ -365,6 +465,39 @@ def _decision_tell(
     broadcast.approval_queue_changed_on_commit()
 
 
+def request_escalate(session: AgentSession, turn: Turn, *, approval_id: int) -> bool:
+    """Escalate a pending request whose ``escalate_at`` has passed, with its session and turn
+    locked: its escalation group may decide it from now on, is told like of a new request, and
+    the timeline says so. Once per request: False when it is escalated, decided or not due."""
+    now = timezone.now()
+    escalated = ApprovalRequest.objects.filter(
+        pk=approval_id,
+        status=ApprovalStatus.PENDING,
+        escalated_at__isnull=True,
+        escalate_at__lte=now,
+        expires_at__gt=now,
+    ).update(escalated_at=now)
+    if not escalated:
+        return False
+    approval = ApprovalRequest.objects.select_related("escalate_to").get(pk=approval_id)
+    told = selectors.approvers_of(approval, requester_id=session.owner_id).filter(
+        groups=approval.escalate_to_id
+    )
+    notifications.notify_on_commit(
+        approval_id=approval.pk,
+        status=ApprovalStatus.PENDING,
+        approver_ids=list(told.values_list("pk", flat=True)),
+    )
+    events.append(
+        session=session,
+        turn=turn,
+        kind=EventKind.APPROVAL_ESCALATED,
+        data=approval_event_data(approval, escalated_to=approval.escalate_to.name),
+    )
+    broadcast.approval_queue_changed_on_commit()
+    return True
+
+
 def execution_claim(*, approval_id: int, requested: dict[str, Any]) -> dict[str, Any] | None:
     """Claim the right to run an approved call: the arguments to run it with, exactly once per
     approval (None for every later claim).
@@ -387,6 +520,19 @@ def execution_claim(*, approval_id: int, requested: dict[str, Any]) -> dict[str,
         executed_at__isnull=True,
     ).update(executed_at=timezone.now())
     return to_run if claimed == 1 else None
+
+
+def execution_record(*, approval_id: int, result_sha256: str) -> bool:
+    """Record the hash of the tool result text the model received for a claimed approved call:
+    with it, the call has run and has a receipt. Once: False when it was recorded already."""
+    return bool(
+        ApprovalRequest.objects.filter(
+            pk=approval_id,
+            status=ApprovalStatus.APPROVED,
+            executed_at__isnull=False,
+            result_sha256="",
+        ).update(result_sha256=result_sha256)
+    )
 
 
 def grant_revoke(session: AgentSession, *, grant_id: int, actor) -> SessionGrant:

@@ -6,21 +6,46 @@ requests past their deadline: nobody can decide them, and a read never writes; t
 housekeeping (``services.approvals_expire``) marks them expired.
 """
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from agentproj.vocabulary import TurnStatus
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 
+DECIDE_PERMISSION = "approvals_app.decide_approvalrequest"
+# Where users' permissions live. Naming it is required (axes' backend is configured too), and
+# it is the backend whose answer ``services.can_decide`` gets from ``user.has_perm``.
+PERMISSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
 
 def approval_visibility(user, *, through: str = "") -> Q:
     """The requests ``user`` may see, as a filter; ``through`` is the path to the request from
-    another model (``"approval__"`` for decisions and grants)."""
+    another model (``"approval__"`` for decisions and grants). An escalated request is shown to
+    its escalation group too."""
     if user.is_superuser:
         return Q()
-    return Q(**{f"{through}group__isnull": True}) | Q(
-        **{f"{through}group__in": user.groups.values("pk")}
+    groups = user.groups.values("pk")
+    return (
+        Q(**{f"{through}group__isnull": True})
+        | Q(**{f"{through}group__in": groups})
+        | Q(**{f"{through}escalated_at__isnull": False, f"{through}escalate_to__in": groups})
     )
+
+
+def approvers_of(
+    approval: ApprovalRequest, *, requester_id: int | None, ever: bool = False
+) -> QuerySet:
+    """The active users who may approve the request now (``ever``: now or once it escalates):
+    holders of the permission (``services.can_decide``), members of its deciding groups
+    where it has some, less the requester (when given) under four-eyes."""
+    users = get_user_model().objects.with_perm(DECIDE_PERMISSION, backend=PERMISSION_BACKEND)
+    groups = approval.deciding_group_ids(ever=ever)
+    if groups:
+        users = users.filter(groups__in=groups)
+    if requester_id is not None and not approval.allow_self_approval:
+        users = users.exclude(pk=requester_id)
+    return users.distinct()
 
 
 def not_overdue() -> Q:

@@ -136,6 +136,29 @@ def _expire_locked(session, turn: Turn) -> None:
     )
 
 
+def approvals_escalate() -> int:
+    """Escalate the pending requests past their ``escalate_at`` (the scheduled housekeeping),
+    each once: running twice escalates nothing twice."""
+    now = timezone.now()
+    due = ApprovalRequest.objects.filter(
+        status=ApprovalStatus.PENDING,
+        escalated_at__isnull=True,
+        escalate_at__lte=now,
+        expires_at__gt=now,
+    ).values_list("pk", "turn_id")
+    escalated = 0
+    for approval_id, turn_id in due:
+        with transaction.atomic():
+            locked = locks.lock_turn_if_present(turn_id)
+            if locked is None:
+                continue
+            session, turn = locked
+            if turn.status != TurnStatus.WAITING_FOR_APPROVAL:
+                continue
+            escalated += records.request_escalate(session, turn, approval_id=approval_id)
+    return escalated
+
+
 def approvals_expire() -> int:
     """Stop turns whose approval requests outlived ``expires_at`` (the scheduled housekeeping;
     reads leave overdue requests out instead, ``selectors.approvals_listed_for``)."""

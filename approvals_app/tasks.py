@@ -4,9 +4,12 @@ from approvals_app import notifications
 from approvals_app.integrations import slack, slack_presses
 
 
-def notify(approval_id: int, status: str) -> str:
-    """Queued by ``notifications.notify_on_commit`` when a request becomes ``status``."""
-    return notifications.approval_notify(approval_id=approval_id, status=status)
+def notify(approval_id: int, status: str, approver_ids: list[int] | None = None) -> str:
+    """Queued by ``notifications.notify_on_commit`` when a request becomes ``status`` (or is
+    escalated to ``approver_ids``)."""
+    return notifications.approval_notify(
+        approval_id=approval_id, status=status, approver_ids=approver_ids
+    )
 
 
 def notify_prepared(notice: notifications.Notice) -> str:

@@ -4,7 +4,7 @@ Delivery is at least once: running a turn takes its lease first, so a task deliv
 runs the turn once.
 """
 
-from approvals_app.services import approvals_expire
+from approvals_app.services import approvals_escalate, approvals_expire
 from sessions_app.core.delivery import turn_enqueue
 from sessions_app.core.housekeeping import turns_reap_expired, turns_redeliver
 from sessions_app.mcp import on_demand
@@ -25,12 +25,13 @@ def run_turn(turn_id: int) -> str:
 
 
 def housekeeping() -> str:
-    """Scheduled: reap turns whose worker died, hand lost deliveries over again, and expire
-    overdue approval requests."""
+    """Scheduled: reap turns whose worker died, hand lost deliveries over again, expire overdue
+    approval requests and escalate those their rule escalates."""
     reaped = turns_reap_expired()
     redelivered = turns_redeliver()
     expired = approvals_expire()
-    return f"reaped {reaped}, redelivered {redelivered}, expired {expired}"
+    escalated = approvals_escalate()
+    return f"reaped {reaped}, redelivered {redelivered}, expired {expired}, escalated {escalated}"
 
 
 def discover_mcp_tools(server_id: int) -> str:

@@ -138,6 +138,27 @@ def agent_profiles_as_migrated(request):
         Agent.objects.bulk_create(Agent(**values) for values in migrated)
 
 
+ON_DUTY = "on-duty-approver"
+
+
+@pytest.fixture(autouse=True)
+def an_approver_on_duty(request):
+    """Every test that uses the database has someone who may approve tool calls: a request
+    nobody could approve is rejected at once (fail closed), and most tests are about requests
+    that wait. The approver has no e-mail address and no group, so no notice goes to them and
+    a group's rule still needs the group's members. ``nobody_on_duty`` leaves them out."""
+    marked = request.node.get_closest_marker("django_db") is not None
+    requested = [name for name in ("transactional_db", "db") if name in request.fixturenames]
+    if not (marked or requested) or request.node.get_closest_marker("nobody_on_duty"):
+        return
+    request.getfixturevalue("agent_profiles_as_migrated")
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    person, _ = get_user_model().objects.get_or_create(username=ON_DUTY)
+    person.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+
+
 @pytest.fixture(autouse=True)
 def fresh_rate_counts():
     """API rate counts live in the (local-memory) cache, which outlives a test's database: user

@@ -96,6 +96,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "approvals_given",
         "allow_self_approval",
         "group",
+        "rule_name",
+        "escalate_to",
+        "escalate_at",
+        "escalated_at",
         "edited_arguments",
         "edited_by",
         "session",
@@ -111,6 +115,7 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         "decided_at",
         "reason",
         "executed_at",
+        "receipt",
     ]
     readonly_fields = fields
 
@@ -191,6 +196,15 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     # Columns
+
+    @admin.display(description="receipt")
+    def receipt(self, obj):
+        if not obj.result_sha256:
+            return "None until the approved call has run"
+        url = reverse("api-approval-receipt", args=[obj.pk])
+        return format_html(
+            '<a href="{}" download="approval-{}-receipt.json">Download</a>', url, obj.pk
+        )
 
     @admin.display(description="session", ordering="turn__session__created_at")
     def session(self, obj):

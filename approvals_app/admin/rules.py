@@ -117,6 +117,8 @@ class PolicyRuleForm(forms.ModelForm):
             "group",
             "quorum",
             "allow_self_approval",
+            "escalate_after",
+            "escalate_to",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -159,4 +161,8 @@ class PolicyRuleAdmin(SuperuserOnlyAdmin):
         (None, {"fields": ["name", "tool_name", "agent", "position"]}),
         ("Condition (leave empty to match every call)", {"fields": ["field", "operator", "value"]}),
         ("Outcome", {"fields": ["outcome", "group", "quorum", "allow_self_approval"]}),
+        (
+            "Escalation (require_approval; both or neither)",
+            {"fields": ["escalate_after", "escalate_to"]},
+        ),
     ]

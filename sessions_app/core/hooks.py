@@ -16,8 +16,9 @@ from django.core.exceptions import ImproperlyConfigured
 class ApprovalHooks(Protocol):
     def requests_open(
         self, session, turn, *, calls: list[dict[str, Any]], expires_at: datetime
-    ) -> None:
-        """One pending request per call of a turn being parked (``turn_park_for_approval``)."""
+    ) -> int:
+        """One request per call of a turn being parked (``turn_park_for_approval``); how many
+        wait for a decision (the others nobody could approve, rejected at once)."""
 
     def requests_cancel(self, turn) -> int:
         """End the stopped turn's pending requests as cancelled, and tell their approvers."""

@@ -262,8 +262,11 @@ def turn_park_for_approval(
 
     Each call is ``{"id", "name", "arguments"}``, and optionally the approval it needs:
     ``approvals_needed`` (default 1), ``allow_self_approval`` (default True), ``group`` (the
-    id of the group whose members decide; default any approver) and ``policy`` (the rule that
-    asked for the approval, named in the timeline).
+    id of the group whose members decide; default any approver), ``escalate_to`` and
+    ``escalate_after`` (a group asked too when the request is still pending that many seconds
+    later) and ``policy`` (the rule that asked for the approval, named in the timeline).
+    A call nobody could ever approve is rejected at once by the approvals app; when that leaves
+    none waiting, the turn is queued again straight away, to tell the model.
 
     Returns False when a cancel arrived first (the turn is stopping): nothing is parked and the
     caller stops instead.
@@ -274,14 +277,17 @@ def turn_park_for_approval(
         if turn.status != S.RUNNING:
             return False
         expires_at = timezone.now() + timedelta(seconds=settings.APPROVAL_TIMEOUT)
-        hooks.approvals().requests_open(session, turn, calls=calls, expires_at=expires_at)
+        waiting = hooks.approvals().requests_open(session, turn, calls=calls, expires_at=expires_at)
         move(turn, S.WAITING_FOR_APPROVAL)
         turn.checkpoint = checkpoint
         turn.lease_token = None
         turn.worker_id = ""
         turn.save(update_fields=["status", "checkpoint", "lease_token", "worker_id"])
         status_event(session, turn)
-        broadcast.approval_queue_changed_on_commit()
+        if waiting:
+            broadcast.approval_queue_changed_on_commit()
+        else:
+            turn_resume_after_decision(session=session, turn=turn)
         return True
 
 

@@ -36,6 +36,8 @@ class Passage:
     refusal: str = ""
     waiting: dict[str, Any] | None = None
     rejected: bool = False
+    # The approval request whose claim let the call run: its result completes the receipt.
+    approval_id: int | None = None
 
 
 class ToolGate:
@@ -146,8 +148,17 @@ class ToolGate:
             refusal = "This approved call was already run once; it is not run again."
             return Passage(call_id, name, refusal=refusal)
         return Passage(
-            call_id, name, tool=tool, arguments=claim.arguments, note=_edit_note(decision)
+            call_id,
+            name,
+            tool=tool,
+            arguments=claim.arguments,
+            note=_edit_note(decision),
+            approval_id=decision.approval_id,
         )
+
+    async def executed(self, approval_id: int, result_text: str) -> None:
+        """An approved call ran and the model was given ``result_text`` (its receipt)."""
+        await self._db(self._approvals.executed, approval_id=approval_id, result_text=result_text)
 
 
 def _prepared(
@@ -207,4 +218,7 @@ def _edit_note(decision: CallDecision) -> str:
 def _rejection(decision: CallDecision | None) -> str:
     who = decision.decided_by if decision else None
     reason = decision.reason if decision and decision.reason else "no reason given"
+    if who is None and decision is not None and decision.reason:
+        # Nobody could approve it (the reason names the rule), or the approver's account is gone.
+        return f"Rejected: {reason}"
     return f"Rejected by {who or 'the approver'}: {reason}"

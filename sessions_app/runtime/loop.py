@@ -351,7 +351,12 @@ class TurnRunner:
             )
             return
         await self._run_tool(
-            state, passage.tool, passage.call_id, passage.arguments, note=passage.note
+            state,
+            passage.tool,
+            passage.call_id,
+            passage.arguments,
+            note=passage.note,
+            approval_id=passage.approval_id,
         )
 
     async def _run_tool(
@@ -362,9 +367,10 @@ class TurnRunner:
         arguments: dict[str, Any],
         *,
         note: str = "",
+        approval_id: int | None = None,
     ) -> None:
         """Run a call and record its result, ``note`` (what the model should know about how
-        the call was made) ahead of it."""
+        the call was made) ahead of it; ``approval_id``: the approved request it runs for."""
 
         async def record_progress(progress: dict[str, Any]) -> None:
             await self.store.record(
@@ -395,7 +401,9 @@ class TurnRunner:
             )
         except tools.ToolError as exc:
             tracing.fail(span, type(exc).__name__, str(exc))
-            await self._tool_result(state, call_id, tool.name, str(exc), ok=False, note=note)
+            await self._tool_result(
+                state, call_id, tool.name, str(exc), ok=False, note=note, approval_id=approval_id
+            )
             return
         except AgentStopped:
             raise
@@ -403,14 +411,29 @@ class TurnRunner:
             logger.exception("turn %s: tool %s failed", self.turn_id, tool.name)
             tracing.fail(span, type(exc).__name__)
             await self._tool_result(
-                state, call_id, tool.name, f"The tool {tool.name} failed.", ok=False, note=note
+                state,
+                call_id,
+                tool.name,
+                f"The tool {tool.name} failed.",
+                ok=False,
+                note=note,
+                approval_id=approval_id,
             )
             return
         finally:
             span.end()
         # A non-interruptible tool finished although a stop arrived meanwhile: record its
         # result whatever happens next, then the next boundary stops the turn.
-        await self._tool_result(state, call_id, tool.name, result, ok=True, note=note, force=True)
+        await self._tool_result(
+            state,
+            call_id,
+            tool.name,
+            result,
+            ok=True,
+            note=note,
+            force=True,
+            approval_id=approval_id,
+        )
 
     async def _run_sub_agent(self, task: str, *, trace_parent: tracing.Context) -> str:
         child = await self.store.start_child(task)
@@ -438,20 +461,25 @@ class TurnRunner:
         note: str = "",
         not_run: str = "",
         force: bool = False,
+        approval_id: int | None = None,
     ) -> None:
         """Give the model the call's result (``note``, how the call was made, ahead of it) and
         record it. The note is kept apart in the event: it is written for the model, and the
         page leaves it out. ``not_run``: why a call never ran ("rejected" by a person,
-        "refused" by the rules); the page shows such a call as not run, not as failed."""
+        "refused" by the rules); the page shows such a call as not run, not as failed. An
+        approved call's (``approval_id``) receipt gets the hash of what the model received."""
         if not force:
             self.scope.raise_if_cancelled()
-        state.messages.append({"role": "tool", "tool_call_id": call_id, "content": note + result})
+        received = note + result
+        state.messages.append({"role": "tool", "tool_call_id": call_id, "content": received})
         data = {"tool_call_id": call_id, "tool": name, "ok": ok, "result": result}
         if note:
             data["note"] = note
         if not_run:
             data["not_run"] = not_run
         await self.store.record(EventKind.TOOL_RESULT, data)
+        if approval_id is not None:
+            await self.gate.executed(approval_id, received)
 
     async def _checkpoint(self, state: TurnState) -> None:
         await self.store.save_progress(checkpoint=state.checkpoint(), usage=state.usage)

@@ -53,8 +53,8 @@ def test_it_expires_overdue_requests_in_the_scheduled_housekeeping(
     turn, approval = waiting(user, run_turn_in_thread)
     make_overdue(approval)
 
-    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1"
-    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1, escalated 0"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0, escalated 0"
 
     assert_expired(turn, approval)
     client = APIClient()
@@ -122,5 +122,5 @@ def test_the_queue_hides_an_overdue_request_and_leaves_it_to_the_housekeeping(
     turn.refresh_from_db()
     assert approval.status == ApprovalStatus.PENDING
     assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
-    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1, escalated 0"
     assert_expired(turn, approval)

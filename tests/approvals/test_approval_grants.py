@@ -180,6 +180,9 @@ def test_it_revokes_grants_from_the_admin(granted, client, approver):
 def test_it_applies_a_grant_only_where_its_granter_could_approve(granted, ask, django_user_model):
     session, _ = granted(True)
     mail_approvers = Group.objects.create(name="mail approvers")
+    member = django_user_model.objects.create_user("mia", password="mia-pw-1")
+    member.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    member.groups.add(mail_approvers)
     PolicyRule.objects.create(
         name="Mail approvers decide",
         tool_name="send_email",

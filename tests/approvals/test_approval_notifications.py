@@ -138,6 +138,7 @@ def signed(headers: dict[str, str], body: bytes) -> bool:
     return hmac.compare_digest(headers["X-Agentproj-Signature"], expected)
 
 
+@pytest.mark.nobody_on_duty
 def test_it_emails_each_eligible_approver_when_a_turn_parks(
     email_waiting_for_approval, approvers, outbox
 ):

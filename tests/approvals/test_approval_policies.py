@@ -1,7 +1,7 @@
 """Policies as data: the first matching rule of a tool decides a call, else the tool's default."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from rest_framework.test import APIClient
 
 from agentproj.vocabulary import EventKind, TurnStatus
@@ -42,6 +42,15 @@ def rule(name, outcome, *, position=0, field="", operator="", value="", **needs)
     )
 
 
+def on_duty(group, username):
+    """A member of ``group`` who may approve, without an e-mail address: a rule whose group
+    nobody could decide from would reject its requests at once."""
+    person = User.objects.create_user(username, password=f"{username}-pw-1")
+    person.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    person.groups.add(group)
+    return person
+
+
 def policy_of(turn):
     return turn.events.get(kind=EventKind.TOOL_CALL).data["policy"]
 
@@ -51,6 +60,7 @@ def email_policy():
     """Mail to the company domain goes out, to a blocked domain never, elsewhere after two
     approvals by the mail approvers."""
     approvers = Group.objects.create(name="mail approvers")
+    on_duty(approvers, "mia")
     rules = {
         "blocked": rule(
             "Never to competitors",

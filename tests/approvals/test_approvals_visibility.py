@@ -162,7 +162,7 @@ def test_reading_an_overdue_request_leaves_it_to_the_housekeeping(user, approver
     assert approval.status == ApprovalStatus.PENDING
     assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
 
-    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 1, escalated 0"
     approval.refresh_from_db()
     assert approval.status == ApprovalStatus.EXPIRED
     assert api_listed(approver, "?status=expired") == [approval.pk]

@@ -60,13 +60,13 @@ def test_it_hands_a_lost_delivery_over_again(user, settings):
     long_ago = timezone.now() - timedelta(seconds=settings.AGENT_REDELIVER_AFTER + 5)
     Turn.objects.filter(pk=turn.pk).update(enqueued_at=long_ago)
 
-    assert tasks.housekeeping() == "reaped 0, redelivered 1, expired 0"
+    assert tasks.housekeeping() == "reaped 0, redelivered 1, expired 0, escalated 0"
 
     turn.refresh_from_db()
     assert turn.status == TurnStatus.QUEUED
     assert turn.enqueued_at > long_ago
     assert broker.queue_size() == queued_before + 1
-    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0"
+    assert tasks.housekeeping() == "reaped 0, redelivered 0, expired 0, escalated 0"
 
 
 def test_it_leaves_a_recently_queued_turn_alone(user):

@@ -43,6 +43,8 @@ ENDPOINTS = {
     ("/api/approvals/", "get"): {"200", "400", "403"},
     ("/api/approvals/{approval_id}/approve/", "post"): {"200", "400", "403", "404", "409", "429"},
     ("/api/approvals/{approval_id}/reject/", "post"): {"200", "400", "403", "404", "409", "429"},
+    ("/api/approvals/{approval_id}/receipt/", "get"): {"200", "403", "404"},
+    ("/api/approvals/receipt-key/", "get"): {"200"},
     ("/api/sessions/{session_id}/grants/{grant_id}/revoke/", "post"): {
         "200",
         "403",

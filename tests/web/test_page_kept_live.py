@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.contrib.auth.models import Group
 from django.db import connections
 from django.template.loader import render_to_string
 from django.test import Client, RequestFactory
@@ -140,6 +141,35 @@ def grant_revoked(drive: Drive) -> None:
     )
 
 
+def escalated(drive: Drive) -> None:
+    desk, managers = Group.objects.create(name="mail desk"), Group.objects.create(name="managers")
+    drive.make_approver("fran").groups.add(desk)
+    PolicyRule.objects.create(
+        name="Escalating",
+        tool_name="send_email",
+        outcome=Outcome.REQUIRE_APPROVAL,
+        group=desk,
+        escalate_after=timedelta(hours=1),
+        escalate_to=managers,
+    )
+    _, approval = drive.parked()
+    ApprovalRequest.objects.filter(pk=approval.pk).update(
+        escalate_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert approval_services.approvals_escalate() == 1
+
+
+def nobody_to_approve(drive: Drive) -> None:
+    PolicyRule.objects.create(
+        name="Empty desk",
+        tool_name="send_email",
+        outcome=Outcome.REQUIRE_APPROVAL,
+        group=Group.objects.create(name="empty desk"),
+    )
+    # Rejected as it is made: the turn is queued again at once, and tells the model.
+    drive.run(drive.turn(ASK_FOR_EMAIL, ends=S.WAITING_FOR_APPROVAL))
+
+
 def sub_agent(drive: Drive) -> None:
     drive.turn("delegate say hello")
 
@@ -197,6 +227,8 @@ SCENARIOS = {
     "approval_decided-quorum_pending": quorum_pending,
     "approval_decided-grant_made": grant_made,
     "approval_grant_revoked": grant_revoked,
+    "approval_escalated": escalated,
+    "approval_decided-nobody_to_approve": nobody_to_approve,
     "status-sub_agent": sub_agent,
     "status-approval_expired": approval_expired,
     "status-stopped_while_waiting": stopped_while_waiting,

@@ -180,7 +180,10 @@ def place_of(event: EventPayload, timeline: Timeline) -> str | None:
     rather than in its turn: a call's result and approval card go into the call's one line, a
     decision into its card. None for the turn's own list."""
     kind, data = event["kind"], event["data"]
-    if kind == EventKind.APPROVAL_DECIDED and timeline.card(data.get("approval")) is not None:
+    if (
+        kind in (EventKind.APPROVAL_DECIDED, EventKind.APPROVAL_ESCALATED)
+        and timeline.card(data.get("approval")) is not None
+    ):
         return f"approval-{data['approval']}-decisions"
     if kind not in CALL_KINDS:
         return None

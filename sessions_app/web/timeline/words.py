@@ -42,6 +42,9 @@ def _reason(decision: dict[str, Any]) -> str:
 def decision_text(decision: dict[str, Any]) -> str:
     """An approval_decided event's line: who decided, a quorum's progress, the grant it used or
     made, and the reason."""
+    if decision.get("nobody_to_approve"):
+        # Rejected by no one: the reason says which rule left nobody to ask.
+        return str(decision.get("reason") or "")
     text = _decided_by(decision)
     if decision.get("status") == "pending":
         text += f" {_quorum(decision)}"
