@@ -155,18 +155,16 @@ class ApprovalDecisionInline(admin.TabularInline):
 class ApprovalRequestAdmin(admin.ModelAdmin):
     # The status first: it is what an approver scans for, and the queue's table is wider than a
     # laptop screen with the admin's navigation and the filters open.
+    # No id column: the tool's name links to the request's page, and the row needs the room.
     list_display = [
-        "pk",
         "status",
         "tool_name",
         "summary",
         "requested_by",
-        "session",
         "age",
-        "expiry",
         "row_decision",
     ]
-    list_display_links = ["pk", "tool_name"]
+    list_display_links = ["tool_name"]
     list_filter = [StatusFilter, "tool_name"]
     list_select_related = ["turn__session__owner"]
     actions = ["approve_selected", "reject_selected"]
@@ -271,6 +269,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             if decidable
             else None,
             "reject_form": RejectForm(),
+            "call_arguments": "\n".join(pretty_lines(approval.arguments)),
+            "arguments_diff": None
+            if approval.edited_arguments is None
+            else arguments_diff(approval.arguments, approval.edited_arguments),
             # An approval the form refused comes back with what was sent and what was wrong.
             **(extra_context or {}),
             "decidable": decidable,
@@ -289,7 +291,15 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="requested by", ordering="turn__session__owner__username")
     def requested_by(self, obj):
-        return obj.turn.session.owner.get_username()
+        # The conversation under the requester's name, not a column of its own: the row has to
+        # fit a laptop screen beside the admin's navigation and filters.
+        session = obj.turn.session
+        return format_html(
+            '<span class="approval-requester">{}</span> <a href="{}" title="{}">conversation</a>',
+            obj.turn.session.owner.get_username(),
+            reverse("session-detail", args=[session.pk]),
+            session,
+        )
 
     @admin.display(description="arguments")
     def summary(self, obj):
@@ -300,26 +310,24 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             truncated(line, SUMMARY_LENGTH),
         )
 
-    @admin.display(description="age", ordering="created_at")
+    @admin.display(description="age · expiry", ordering="created_at")
     def age(self, obj):
+        """How long the request has waited over when it expires: relative, exact in the titles.
+        One column, not two: the row has to fit a laptop screen beside the admin's navigation
+        and filters."""
+        if obj.expires_at <= timezone.now():
+            expiry = "expired"
+        else:
+            expiry = f"expires in {timeuntil(obj.expires_at, depth=1)}"
         return format_html(
-            '<time datetime="{}" title="{}">{} ago</time>',
+            '<time class="approval-age" datetime="{}" title="{}">{} ago</time> '
+            '<time class="approval-expiry" datetime="{}" title="{}">{}</time>',
             obj.created_at.isoformat(),
             exact_time(obj.created_at),
             timesince(obj.created_at, depth=1),
-        )
-
-    @admin.display(description="expires", ordering="expires_at")
-    def expiry(self, obj):
-        if obj.expires_at <= timezone.now():
-            relative = "expired"
-        else:
-            relative = f"in {timeuntil(obj.expires_at, depth=1)}"
-        return format_html(
-            '<time datetime="{}" title="{}">{}</time>',
             obj.expires_at.isoformat(),
             exact_time(obj.expires_at),
-            relative,
+            expiry,
         )
 
     @admin.display(description="decide")

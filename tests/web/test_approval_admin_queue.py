@@ -129,9 +129,16 @@ def test_it_shows_session_requester_tool_summary_age_and_expiry(user, approver_c
     line = "to: x@example.com · subject: Hi · body: Hello"
     assert f'<span class="approval-summary" title="{line}">{line}</span>' in row
     # Age and expiry: relative, with the exact time in the title.
-    assert re.search(r'<td class="field-age"><time datetime="[^"]+" title="\d{4}-\d\d-\d\d ', row)
-    assert re.search(r">0\xa0minutes ago</time>", row)
-    assert re.search(r'<td class="field-expiry"><time [^>]*>in \d+\xa0(hours|day)', row)
+    assert re.search(
+        r'<td class="field-age"><time class="approval-age" datetime="[^"]+" '
+        r'title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">0\xa0minutes ago</time>',
+        row,
+    )
+    assert re.search(
+        r'<time class="approval-expiry" datetime="[^"]+" title="[^"]+">'
+        r"expires in \d+\xa0(hours|day)</time>",
+        row,
+    )
     assert ">pending<" in row.lower()
 
 
