@@ -58,6 +58,7 @@ REFUSALS = (
 # enough that the row stays one line at 1280 px; the whole line is in the cell's title.
 SUMMARY_LENGTH = 70
 SUMMARY_TITLE_LENGTH = 1000
+SHORT_VALUE = 40
 # The row buttons say they came from the queue: a refusal goes back to the queue, and a row's
 # Reject without a reason asks for one on a page of its own.
 FROM_QUEUE = "from_queue"
@@ -73,7 +74,11 @@ def one_line(value) -> str:
 
 
 def arguments_summary(arguments: dict) -> str:
-    return " · ".join(f"{name}: {one_line(value)}" for name, value in arguments.items())
+    """Short values first, then by name: PostgreSQL's jsonb keeps no key order, and a recipient
+    or a subject says more at a glance than the first words of a body."""
+    lines = {name: one_line(value) for name, value in arguments.items()}
+    order = sorted(lines, key=lambda name: (len(lines[name]) > SHORT_VALUE, name))
+    return " · ".join(f"{name}: {lines[name]}" for name in order)
 
 
 def truncated(text: str, length: int) -> str:
@@ -467,6 +472,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
         approval, change_url = self._button_target(request, object_id)
         from_queue = FROM_QUEUE in request.POST
         if from_queue and "reason" not in request.POST:
+            if not approval.is_pending:
+                # Decided elsewhere since the queue was drawn: no reason to ask for.
+                back = self._back_to(request, change_url)
+                return self._not_decided(request, approval, errors.NotPending(), back)
             # A row's Reject…: the reason first, on a page of its own.
             return self._reject_page(request, approval, RejectForm())
         form = RejectForm(request.POST)

@@ -125,8 +125,8 @@ def test_it_shows_session_requester_tool_summary_age_and_expiry(user, approver_c
     assert f'href="{reverse("session-detail", args=[session.pk])}"' in row
     assert ">alice<" in row
     assert ">send_email<" in row
-    # One line, in the arguments' own order, whole in the title.
-    line = "to: x@example.com · subject: Hi · body: Hello"
+    # One line, by name (all short here), whole in the title.
+    line = "body: Hello · subject: Hi · to: x@example.com"
     assert f'<span class="approval-summary" title="{line}">{line}</span>' in row
     # Age and expiry: relative, with the exact time in the title.
     assert re.search(
@@ -157,7 +157,8 @@ def test_it_summarises_long_arguments_on_one_escaped_line(user, approver_client)
     [summary] = re.findall(r'<span class="approval-summary" title="([^"]*)">([^<]*)</span>', html)
     title, shown = summary
     assert "<script>" not in html.split('id="result_list"')[1].split("</table>")[0]
-    assert shown.startswith("to: x@example.com · subject: &lt;script&gt;alert(1)&lt;/script&gt;")
+    # Short values first: the long body comes last.
+    assert shown.startswith("subject: &lt;script&gt;alert(1)&lt;/script&gt; · to: x@example.com")
     assert shown.endswith("…") and len(shown) < len(title)
     assert "line one line two" in title and "\n" not in title
     assert approval.pk in listed(approver_client.get(CHANGELIST))
@@ -469,6 +470,12 @@ def test_a_row_reject_asks_for_a_reason_then_rejects(user, approver_client):
     assert done.redirect_chain[-1][0] == CHANGELIST
     assert f"Rejected request #{approval.pk} (send_email)." in page_messages(done)
     assert_decided(approval, ApprovalStatus.REJECTED, by="carol", reason="wrong recipient")
+    # Reject… on a row drawn before that decision: no reason asked for, the queue says why.
+    late = approver_client.post(button_url(approval, "reject"), {"from_queue": "1"}, follow=True)
+    assert late.redirect_chain[-1][0] == CHANGELIST
+    [shown] = page_messages(late)
+    assert shown.startswith(f"Request #{approval.pk} was not decided. It was already decided")
+    assert approval.decisions.count() == 1
 
 
 def test_a_row_approve_by_someone_outside_the_group_is_refused(user, admin_client):
