@@ -3,6 +3,7 @@ API. The request itself is never edited by form; a decision is a POST to an acti
 change-page button, and the change page's approval may carry edited arguments and a grant."""
 
 import copy
+import difflib
 import json
 
 from django.contrib import admin, messages
@@ -15,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.http import require_POST
 
 from agentproj.vocabulary import TurnStatus
@@ -52,6 +54,89 @@ REFUSALS = (
 )
 
 
+# The queue's one-line summary of a call's arguments: long enough for "to" and "subject", short
+# enough that the row stays one line at 1280 px; the whole line is in the cell's title.
+SUMMARY_LENGTH = 70
+SUMMARY_TITLE_LENGTH = 1000
+SHORT_VALUE = 40
+# The row buttons say they came from the queue: a refusal goes back to the queue, and a row's
+# Reject without a reason asks for one on a page of its own.
+FROM_QUEUE = "from_queue"
+ALL_STATUSES = "all"
+
+
+def one_line(value) -> str:
+    """An argument's value as one line of text: strings as they read, the rest as compact JSON;
+    runs of whitespace (newlines included) fold to one space."""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return " ".join(value.split())
+
+
+def arguments_summary(arguments: dict) -> str:
+    """Short values first, then by name: PostgreSQL's jsonb keeps no key order, and a recipient
+    or a subject says more at a glance than the first words of a body."""
+    lines = {name: one_line(value) for name, value in arguments.items()}
+    order = sorted(lines, key=lambda name: (len(lines[name]) > SHORT_VALUE, name))
+    return " · ".join(f"{name}: {lines[name]}" for name in order)
+
+
+def truncated(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
+
+
+def pretty_lines(arguments: dict) -> list[str]:
+    return json.dumps(arguments, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+
+def arguments_diff(requested: dict, edited: dict) -> list[tuple[str, str, str]]:
+    """The requested and the edited arguments, line by line over their pretty JSON: (kind, sign,
+    line) with kind "same", "removed" or "added"; the sign says it where colour cannot."""
+    kinds = {"  ": ("same", " "), "- ": ("removed", "-"), "+ ": ("added", "+")}
+    lines = []
+    for line in difflib.ndiff(pretty_lines(requested), pretty_lines(edited)):
+        if line[:2] in kinds:  # ndiff's "? " hint lines point at characters: left out
+            kind, sign = kinds[line[:2]]
+            lines.append((kind, sign, line[2:]))
+    return lines
+
+
+def exact_time(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The queue opens on what waits for a decision: pending unless another status, or all, is
+    chosen. Same parameter as the admin's own status filter, so links to it keep working."""
+
+    title = "status"
+    parameter_name = "status__exact"
+
+    def lookups(self, request, model_admin):
+        return ApprovalStatus.choices
+
+    def value(self):
+        return super().value() or ApprovalStatus.PENDING
+
+    def queryset(self, request, queryset):
+        if self.value() == ALL_STATUSES:
+            return queryset
+        return queryset.filter(status=self.value())
+
+    def choices(self, changelist):
+        yield {
+            "selected": self.value() == ALL_STATUSES,
+            "query_string": changelist.get_query_string({self.parameter_name: ALL_STATUSES}),
+            "display": "All",
+        }
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": self.value() == str(value),
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+
 def refusal_text(refusal: Exception) -> str:
     return NOT_PENDING if isinstance(refusal, errors.NotPending) else refusal.detail
 
@@ -75,18 +160,17 @@ class ApprovalDecisionInline(admin.TabularInline):
 class ApprovalRequestAdmin(admin.ModelAdmin):
     # The status first: it is what an approver scans for, and the queue's table is wider than a
     # laptop screen with the admin's navigation and the filters open.
+    # No id column: the tool's name links to the request's page, and the row needs the room.
     list_display = [
-        "pk",
         "status",
-        "session",
-        "requested_by",
         "tool_name",
-        "arguments_pretty",
-        "created_at",
-        "expires_at",
+        "summary",
+        "requested_by",
+        "age",
+        "row_decision",
     ]
-    list_display_links = ["pk", "tool_name"]
-    list_filter = ["status", "tool_name"]
+    list_display_links = ["tool_name"]
+    list_filter = [StatusFilter, "tool_name"]
     list_select_related = ["turn__session__owner"]
     actions = ["approve_selected", "reject_selected"]
     inlines = [ApprovalDecisionInline]
@@ -132,6 +216,12 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_list_display(self, request):
+        # The row buttons only for those who may decide (staff who may only view see none).
+        if self.has_decide_permission(request):
+            return self.list_display
+        return [name for name in self.list_display if name != "row_decision"]
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -189,6 +279,10 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             if decidable
             else None,
             "reject_form": RejectForm(),
+            "call_arguments": "\n".join(pretty_lines(approval.arguments)),
+            "arguments_diff": None
+            if approval.edited_arguments is None
+            else arguments_diff(approval.arguments, approval.edited_arguments),
             # An approval the form refused comes back with what was sent and what was wrong.
             **(extra_context or {}),
             "decidable": decidable,
@@ -216,7 +310,66 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="requested by", ordering="turn__session__owner__username")
     def requested_by(self, obj):
-        return obj.turn.session.owner.get_username()
+        # The conversation under the requester's name, not a column of its own: the row has to
+        # fit a laptop screen beside the admin's navigation and filters.
+        session = obj.turn.session
+        return format_html(
+            '<span class="approval-requester">{}</span> <a href="{}" title="{}">conversation</a>',
+            obj.turn.session.owner.get_username(),
+            reverse("session-detail", args=[session.pk]),
+            session,
+        )
+
+    @admin.display(description="arguments")
+    def summary(self, obj):
+        line = arguments_summary(obj.arguments_to_run)
+        return format_html(
+            '<span class="approval-summary" title="{}">{}</span>',
+            truncated(line, SUMMARY_TITLE_LENGTH),
+            truncated(line, SUMMARY_LENGTH),
+        )
+
+    @admin.display(description="age · expiry", ordering="created_at")
+    def age(self, obj):
+        """How long the request has waited over when it expires: relative, exact in the titles.
+        One column, not two: the row has to fit a laptop screen beside the admin's navigation
+        and filters."""
+        if obj.expires_at <= timezone.now():
+            expiry = "expired"
+        else:
+            expiry = f"expires in {timeuntil(obj.expires_at, depth=1)}"
+        return format_html(
+            '<time class="approval-age" datetime="{}" title="{}">{} ago</time> '
+            '<time class="approval-expiry" datetime="{}" title="{}">{}</time>',
+            obj.created_at.isoformat(),
+            exact_time(obj.created_at),
+            timesince(obj.created_at, depth=1),
+            obj.expires_at.isoformat(),
+            exact_time(obj.expires_at),
+            expiry,
+        )
+
+    @admin.display(description="decide")
+    def row_decision(self, obj):
+        """Approve and Reject for a pending request, as buttons of the changelist's own form
+        (a form cannot nest in it) posting to the change page's decision URLs with its CSRF
+        token. Reject asks for the reason on a page of its own. The service judges who may
+        decide; the buttons are only offered."""
+        if not obj.is_pending:
+            return ""
+        return format_html(
+            '<span class="approval-row-decision">'
+            '<button type="submit" class="button default" formaction="{}" name="{}" value="1"'
+            ' aria-label="Approve request #{}">Approve</button> '
+            '<button type="submit" class="button" formaction="{}" name="{}" value="1"'
+            ' aria-label="Reject request #{}…">Reject…</button></span>',
+            reverse("admin:approvals_app_approvalrequest_approve", args=[obj.pk]),
+            FROM_QUEUE,
+            obj.pk,
+            reverse("admin:approvals_app_approvalrequest_reject", args=[obj.pk]),
+            FROM_QUEUE,
+            obj.pk,
+        )
 
     @admin.display(description="arguments")
     def arguments_pretty(self, obj):
@@ -251,6 +404,14 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+    def response_action(self, request, queryset):
+        # Rows ticked on the page are decided by id whatever the status filter says now: a row
+        # decided elsewhere since the page was drawn is then reported as not decided instead of
+        # silently dropped. "Select all N" keeps the filtered set.
+        if request.POST.get("select_across", "0") == "0":
+            queryset = self.get_queryset(request)
+        return super().response_action(request, queryset)
 
     def _decide_many(self, request, queryset, *, approve: bool, reason: str) -> None:
         decided, refused = 0, {}
@@ -307,7 +468,8 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
             except tuple(FORM_REFUSALS) as refusal:
                 form.add_error(FORM_REFUSALS[type(refusal)], refusal.detail)
             except REFUSALS as refusal:
-                return self._not_decided(request, approval, refusal, change_url)
+                back = self._back_to(request, change_url)
+                return self._not_decided(request, approval, refusal, back)
             else:
                 return self._decided(request, approval, "Approved")
         for name, problems in form.errors.items():
@@ -322,8 +484,18 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
 
     def reject_view(self, request, object_id):
         approval, change_url = self._button_target(request, object_id)
+        from_queue = FROM_QUEUE in request.POST
+        if from_queue and "reason" not in request.POST:
+            if not approval.is_pending:
+                # Decided elsewhere since the queue was drawn: no reason to ask for.
+                back = self._back_to(request, change_url)
+                return self._not_decided(request, approval, errors.NotPending(), back)
+            # A row's Reject…: the reason first, on a page of its own.
+            return self._reject_page(request, approval, RejectForm())
         form = RejectForm(request.POST)
         if not form.is_valid():
+            if from_queue:
+                return self._reject_page(request, approval, form)
             if not request.POST.get("reason", "").strip():
                 problem = "Give a reason to reject this request."
             else:
@@ -338,8 +510,30 @@ class ApprovalRequestAdmin(admin.ModelAdmin):
                 reason=form.cleaned_data["reason"],
             )
         except REFUSALS as refusal:
-            return self._not_decided(request, approval, refusal, change_url)
+            return self._not_decided(request, approval, refusal, self._back_to(request, change_url))
         return self._decided(request, approval, "Rejected")
+
+    def _reject_page(self, request, approval, form):
+        return TemplateResponse(
+            request,
+            "admin/approvals_app/approvalrequest/reject_one.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Reject request #{approval.pk}",
+                "opts": self.model._meta,
+                "approval": approval,
+                "summary": arguments_summary(approval.arguments_to_run),
+                "form": form,
+                "from_queue": FROM_QUEUE,
+            },
+        )
+
+    def _back_to(self, request, change_url: str) -> str:
+        """Where a refused decision goes back to: the queue for a row's button, else the
+        request's own page."""
+        if FROM_QUEUE in request.POST:
+            return reverse("admin:approvals_app_approvalrequest_changelist")
+        return change_url
 
     def _button_target(self, request, object_id) -> tuple[ApprovalRequest, str]:
         self._require_decide(request)

@@ -168,3 +168,43 @@ def test_it_offers_no_grant_on_a_request_that_needs_two_approvers(user, approver
     approval.refresh_from_db()
     assert (approval.status, approval.approvals_given) == (ApprovalStatus.PENDING, 1)
     assert not SessionGrant.objects.exists()
+
+
+def test_the_change_page_puts_the_call_and_the_decision_before_the_read_only_fields(
+    user, approver_client
+):
+    _, approval = waiting_turn(user)
+
+    page = approver_client.get(change_url(approval)).content.decode()
+
+    call = page.index('id="approval-call"')
+    decide = page.index('id="approve-form"')
+    reject = page.index('id="reject-form"')
+    read_only = page.index('id="approvalrequest_form"')
+    assert call < decide < reject < read_only
+    shown = html.escape(json.dumps(REQUESTED, indent=2, sort_keys=True), quote=True)
+    assert f'<pre class="approval-arguments">{shown}</pre>' in page[call:decide]
+    # Nothing was edited: no diff.
+    assert "approval-diff" not in page
+
+
+def test_the_change_page_shows_an_edit_as_an_escaped_diff(user, approver_client):
+    _, approval = waiting_turn(user)
+    edited = {**REQUESTED, "body": "<script>alert(1)</script>"}
+    approved = approver_client.post(approve_url(approval), {"arguments": json.dumps(edited)})
+    assert approved.status_code == 302
+
+    page = approver_client.get(change_url(approval)).content.decode()
+
+    [diff] = re.findall(r'<pre class="approval-diff">(.*?)</pre>', page, re.S)
+    lines = re.findall(r'<span class="diff-(\w+)">(.*?)</span>', diff)
+    assert ("removed", "-   &quot;body&quot;: &quot;All good.&quot;,") in lines
+    assert (
+        "added",
+        "+   &quot;body&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;,",
+    ) in lines
+    assert ("same", "    &quot;to&quot;: &quot;ops@example.com&quot;") in lines
+    assert [kind for kind, _ in lines].count("same") == 4  # braces, subject, to
+    assert "<script>alert(1)" not in page
+    # The diff is shown after the decision too, when the form is gone.
+    assert 'id="approve-form"' not in page

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.urls import reverse
 
@@ -12,6 +12,7 @@ from approvals_app import services as approval_services
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from sessions_app.core import lifecycle
 from tests import turn_states
+from tests.turn_states import waiting_turn
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 
@@ -87,13 +88,33 @@ def test_it_lists_pending_requests_first_then_oldest_first(user, approver, appro
         approval_id=decided.pk, actor=approver, approve=False, reason="no"
     )
 
-    response = approver_client.get(CHANGELIST)
+    response = approver_client.get(CHANGELIST, {"status__exact": "all"})
 
     assert response.status_code == 200
     assert listed(response) == [oldest.pk, newest.pk, decided.pk]
 
 
-def test_it_shows_session_requester_tool_and_pretty_arguments(user, approver_client):
+def test_it_lists_only_pending_requests_by_default_and_all_on_request(
+    user, approver, approver_client
+):
+    pending = parked(user)
+    rejected = parked(user)
+    approval_services.approval_decide(
+        approval_id=rejected.pk, actor=approver, approve=False, reason="no"
+    )
+
+    default = approver_client.get(CHANGELIST)
+    everything = approver_client.get(CHANGELIST, {"status__exact": "all"})
+
+    assert listed(default) == [pending.pk]
+    assert listed(everything) == [pending.pk, rejected.pk]
+    # "All" is one of the filter's choices, and the default one is marked as chosen.
+    html = default.content.decode()
+    assert 'href="?status__exact=all"' in html
+    assert re.search(r'<li class="selected">\s*<a href="\?status__exact=pending"', html)
+
+
+def test_it_shows_session_requester_tool_summary_age_and_expiry(user, approver_client):
     approval = parked(user, arguments={"to": "x@example.com", "subject": "Hi", "body": "Hello"})
 
     html = approver_client.get(CHANGELIST).content.decode()
@@ -104,10 +125,43 @@ def test_it_shows_session_requester_tool_and_pretty_arguments(user, approver_cli
     assert f'href="{reverse("session-detail", args=[session.pk])}"' in row
     assert ">alice<" in row
     assert ">send_email<" in row
-    # Pretty-printed: one key per line, indented, in a <pre>.
-    assert "<pre" in row
-    assert "\n  &quot;to&quot;: &quot;x@example.com&quot;" in row
+    # One line, by name (all short here), whole in the title.
+    line = "body: Hello · subject: Hi · to: x@example.com"
+    assert f'<span class="approval-summary" title="{line}">{line}</span>' in row
+    # Age and expiry: relative, with the exact time in the title.
+    assert re.search(
+        r'<td class="field-age"><time class="approval-age" datetime="[^"]+" '
+        r'title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">0\xa0minutes ago</time>',
+        row,
+    )
+    assert re.search(
+        r'<time class="approval-expiry" datetime="[^"]+" title="[^"]+">'
+        r"expires in \d+\xa0(hours|day)</time>",
+        row,
+    )
     assert ">pending<" in row.lower()
+
+
+def test_it_summarises_long_arguments_on_one_escaped_line(user, approver_client):
+    approval = parked(
+        user,
+        arguments={
+            "to": "x@example.com",
+            "subject": "<script>alert(1)</script>",
+            "body": "line one\nline two " + "long " * 40,
+        },
+    )
+
+    html = approver_client.get(CHANGELIST).content.decode()
+
+    [summary] = re.findall(r'<span class="approval-summary" title="([^"]*)">([^<]*)</span>', html)
+    title, shown = summary
+    assert "<script>" not in html.split('id="result_list"')[1].split("</table>")[0]
+    # Short values first: the long body comes last.
+    assert shown.startswith("subject: &lt;script&gt;alert(1)&lt;/script&gt; · to: x@example.com")
+    assert shown.endswith("…") and len(shown) < len(title)
+    assert "line one line two" in title and "\n" not in title
+    assert approval.pk in listed(approver_client.get(CHANGELIST))
 
 
 def test_it_filters_by_status_and_by_tool(user, approver, approver_client):
@@ -119,7 +173,7 @@ def test_it_filters_by_status_and_by_tool(user, approver, approver_client):
     )
 
     by_status = approver_client.get(CHANGELIST, {"status__exact": "pending"})
-    by_tool = approver_client.get(CHANGELIST, {"tool_name": "send_email"})
+    by_tool = approver_client.get(CHANGELIST, {"status__exact": "all", "tool_name": "send_email"})
     both = approver_client.get(CHANGELIST, {"status__exact": "rejected", "tool_name": "send_email"})
 
     assert listed(by_status) == [email.pk, note.pk]
@@ -339,3 +393,129 @@ def test_it_gives_superusers_the_decisions(user, admin_client):
     approval.refresh_from_db()
     assert approval.status == ApprovalStatus.APPROVED
     assert approval.decided_by.get_username() == "admin"
+
+
+# The queue's row buttons: POSTs of the changelist's own form to the decision URLs.
+
+
+def row_button(html: str, approval: ApprovalRequest, decision: str) -> str:
+    rows = re.findall(r"<tr[^>]*>.*?</tr>", html, re.S)
+    [row] = [r for r in rows if f'name="_selected_action" value="{approval.pk}"' in r]
+    [button] = re.findall(
+        rf'<button type="submit"[^>]*formaction="{re.escape(button_url(approval, decision))}"'
+        r"[^>]*>",
+        row,
+    )
+    return button
+
+
+def test_it_offers_approve_and_reject_on_each_pending_row(user, approver_client, viewer_client):
+    approval = parked(user)
+
+    html = approver_client.get(CHANGELIST).content.decode()
+
+    assert 'name="from_queue"' in row_button(html, approval, "approve")
+    assert 'name="from_queue"' in row_button(html, approval, "reject")
+    # The buttons submit the changelist's form, which carries the CSRF token.
+    changelist_form = html.split('id="changelist-form"')[1].split("</form>")[0]
+    assert 'name="csrfmiddlewaretoken"' in changelist_form
+    assert "formaction=" in changelist_form
+    # Staff who may only view get no buttons.
+    assert "formaction=" not in viewer_client.get(CHANGELIST).content.decode()
+
+
+def test_a_row_approve_decides_once_and_a_second_is_refused(user, approver_client):
+    approval = parked(user)
+    row_post = {"from_queue": "1", "action": "", "index": "0"}
+
+    response = approver_client.post(button_url(approval, "approve"), row_post, follow=True)
+
+    assert response.redirect_chain[-1][0] == CHANGELIST
+    assert f"Approved request #{approval.pk} (send_email)." in page_messages(response)
+    assert_decided(approval, ApprovalStatus.APPROVED, by="carol")
+    # The same button again (a second tab, a double click): refused, back to the queue.
+    again = approver_client.post(button_url(approval, "approve"), row_post, follow=True)
+    assert again.redirect_chain[-1][0] == CHANGELIST
+    [shown] = page_messages(again)
+    assert shown.startswith(f"Request #{approval.pk} was not decided. It was already decided")
+    assert approval.decisions.count() == 1
+    assert_decided(approval, ApprovalStatus.APPROVED, by="carol")
+
+
+def test_a_row_reject_asks_for_a_reason_then_rejects(user, approver_client):
+    approval = parked(user, arguments={"to": "x@example.com", "subject": "<b>Hi</b>"})
+
+    asked = approver_client.post(button_url(approval, "reject"), {"from_queue": "1"})
+
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert 'id="reject-one-form"' in page
+    assert re.search(r'<textarea name="reason"[^>]*required', page)
+    assert "subject: &lt;b&gt;Hi&lt;/b&gt;" in page
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.PENDING
+    # An empty reason is asked for again; nothing is decided.
+    blank = approver_client.post(button_url(approval, "reject"), {"from_queue": "1", "reason": " "})
+    assert blank.status_code == 200
+    assert blank.context["form"].errors["reason"]
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.PENDING
+
+    done = approver_client.post(
+        button_url(approval, "reject"),
+        {"from_queue": "1", "reason": "wrong recipient"},
+        follow=True,
+    )
+
+    assert done.redirect_chain[-1][0] == CHANGELIST
+    assert f"Rejected request #{approval.pk} (send_email)." in page_messages(done)
+    assert_decided(approval, ApprovalStatus.REJECTED, by="carol", reason="wrong recipient")
+    # Reject… on a row drawn before that decision: no reason asked for, the queue says why.
+    late = approver_client.post(button_url(approval, "reject"), {"from_queue": "1"}, follow=True)
+    assert late.redirect_chain[-1][0] == CHANGELIST
+    [shown] = page_messages(late)
+    assert shown.startswith(f"Request #{approval.pk} was not decided. It was already decided")
+    assert approval.decisions.count() == 1
+
+
+def test_a_row_approve_by_someone_outside_the_group_is_refused(user, admin_client):
+    # A superuser sees every request but decides only those of groups they are in.
+    group = Group.objects.create(name="mail approvers")
+    turn, approval = waiting_turn(user, group=group.pk)
+
+    html = admin_client.get(CHANGELIST).content.decode()
+    row_button(html, approval, "approve")
+    response = admin_client.post(button_url(approval, "approve"), {"from_queue": "1"}, follow=True)
+
+    assert response.redirect_chain[-1][0] == CHANGELIST
+    [shown] = page_messages(response)
+    assert shown == (
+        f"Request #{approval.pk} was not decided. "
+        "Only members of the group the policy names may decide this request."
+    )
+    assert "Traceback" not in response.content.decode()
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.PENDING
+    assert not approval.decisions.exists()
+    turn.refresh_from_db()
+    assert turn.status == TurnStatus.WAITING_FOR_APPROVAL
+
+
+def test_a_row_approve_of_ones_own_request_under_four_eyes_is_refused(user):
+    user.is_staff = True
+    user.save()
+    user.user_permissions.add(Permission.objects.get(codename="decide_approvalrequest"))
+    _, approval = waiting_turn(user, allow_self_approval=False)
+    client = Client()
+    client.force_login(user)
+
+    response = client.post(button_url(approval, "approve"), {"from_queue": "1"}, follow=True)
+
+    [shown] = page_messages(response)
+    assert shown == (
+        f"Request #{approval.pk} was not decided. "
+        "The person who asked for this call may not approve it; another approver must."
+    )
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.PENDING
+    assert not approval.decisions.exists()
