@@ -125,6 +125,7 @@ def test_a_request_of_a_group_shows_who_may_decide_nothing_more(
     """The channel is one place for every approver: the message names the rule, and a press
     by someone outside the group decides nothing (tests/web/test_slack_interactions.py)."""
     board = Group.objects.create(name="board")
+    people["dave"].groups.add(board)
     PolicyRule.objects.create(
         name="Mail needs the board",
         tool_name="send_email",

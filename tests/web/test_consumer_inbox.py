@@ -63,6 +63,7 @@ async def keeps_current(user, cookie, frank):
 
 def test_each_approver_gets_their_own_list(user, make_approver):
     ops = Group.objects.create(name="ops")
+    make_approver("ivy").groups.add(ops)
     outsider = make_approver("hank")
     async_to_sync(own_list)(user, session_cookie(outsider), ops)
 
