@@ -363,19 +363,11 @@ class ApprovalReceiptApi(APIView):
     def get(self, request, approval_id):
         approval = ApprovalRequest.objects.filter(pk=approval_id).select_related("turn__session")
         approval = approval.first()
-        if approval is None or not _may_have_receipt(request.user, approval):
+        if approval is None or not receipts.may_read(request.user, approval):
             raise NotFound()
         if not receipts.is_executed(approval):
             raise NotFound("The approved call has not run: it has no receipt yet.")
         return Response(receipts.receipt_of(approval))
-
-
-def _may_have_receipt(user, approval: ApprovalRequest) -> bool:
-    return (
-        user.is_superuser
-        or user.pk == approval.turn.session.owner_id
-        or approval.decisions.filter(approver=user).exists()
-    )
 
 
 class ReceiptKeyApi(APIView):

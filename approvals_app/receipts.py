@@ -60,6 +60,15 @@ def is_executed(approval: ApprovalRequest) -> bool:
     )
 
 
+def may_read(user, approval: ApprovalRequest) -> bool:
+    """A request's receipt is for those who decided it, the one who asked and superusers."""
+    return (
+        user.is_superuser
+        or user.pk == approval.turn.session.owner_id
+        or approval.decisions.filter(approver=user).exists()
+    )
+
+
 def receipt_of(approval: ApprovalRequest) -> dict[str, Any]:
     """The signed receipt of an executed approved call (``is_executed``)."""
     approvers = [

@@ -22,7 +22,7 @@ from agentproj.errors import ServiceError
 from agentproj.throttling import DecideThrottle, page_throttle
 from agentproj.validators import human_text
 from agentproj.vocabulary import DECISION_REASON_MAX_LENGTH
-from approvals_app import links, selectors, services
+from approvals_app import links, receipts, selectors, services
 from approvals_app.inbox.render import inbox_items
 from approvals_app.models import ApprovalRequest, ApprovalStatus
 from approvals_app.notifications import pretty_arguments
@@ -197,6 +197,11 @@ def _link_page(request, approval, state: str, *, status: int, error: str = ""):
             ended=_ending(approval),
             decisions=approval.decisions.select_related("approver"),
             inbox_url=reverse("approval-inbox"),
+            receipt_url=(
+                reverse("api-approval-receipt", args=[approval.pk])
+                if receipts.is_executed(approval) and receipts.may_read(request.user, approval)
+                else ""
+            ),
         )
     return render(request, "approvals/link.html", context, status=status)
 

@@ -8,15 +8,17 @@ import json
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from agentproj.vocabulary import EventKind, TurnStatus
-from approvals_app import receipts
+from approvals_app import links, receipts
 from approvals_app import records as approval_records
 from tests.turn_states import assert_error
 
@@ -206,3 +208,33 @@ def test_processes_starting_together_make_one_key(tmp_path):
 
     assert len({key.public_key().public_bytes_raw() for key in keys}) == 1
     assert [p.name for p in path.parent.iterdir()] == [receipts.KEY_FILE]
+
+
+def test_the_decision_link_page_offers_the_receipt_once_the_call_ran(executed, approver):
+    approval, _ = executed()
+    link = urlsplit(links.link_for(approval, approver.pk))
+    page = Client()
+    page.force_login(approver)
+
+    shown = page.get(f"{link.path}?{link.query}")
+
+    receipt_url = f"/api/approvals/{approval.pk}/receipt/"
+    assert shown.status_code == 200
+    assert f'href="{receipt_url}"' in shown.content.decode()
+    downloaded = page.get(receipt_url)
+    assert downloaded.status_code == 200
+    assert receipts.receipt_verify(downloaded.json())
+
+
+def test_the_decision_link_page_offers_no_receipt_before_the_call_ran(
+    email_waiting_for_approval, approver
+):
+    _, approval = email_waiting_for_approval()
+    link = urlsplit(links.link_for(approval, approver.pk))
+    page = Client()
+    page.force_login(approver)
+
+    shown = page.get(f"{link.path}?{link.query}")
+
+    assert shown.status_code == 200
+    assert "/receipt/" not in shown.content.decode()
