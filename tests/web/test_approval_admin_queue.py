@@ -478,9 +478,10 @@ def test_a_row_reject_asks_for_a_reason_then_rejects(user, approver_client):
     assert approval.decisions.count() == 1
 
 
-def test_a_row_approve_by_someone_outside_the_group_is_refused(user, admin_client):
+def test_a_row_approve_by_someone_outside_the_group_is_refused(user, admin_client, approver):
     # A superuser sees every request but decides only those of groups they are in.
     group = Group.objects.create(name="mail approvers")
+    approver.groups.add(group)
     turn, approval = waiting_turn(user, group=group.pk)
 
     html = admin_client.get(CHANGELIST).content.decode()

@@ -31,16 +31,14 @@ class PageCopy:
 class StreamsOnPage:
     def __init__(self) -> None:
         self._copies: dict[int, PageCopy] = {}
-        # Answers the page holds whole: their deltas still in flight are not sent.
-        self._final: set[int] = set()
 
     def sent_whole(self, event: EventPayload) -> None:
         """``event`` went to the page whole (its item with all its HTML)."""
         if event["kind"] != EventKind.ASSISTANT_MESSAGE:
             return
         if not event["data"].get("streaming"):
-            self._copies.pop(event["seq"], None)
-            self._final.add(event["seq"])
+            # Deltas still in flight go on from where the live text ends (a client may follow
+            # only that); the page, holding the final text, ignores them.
             return
         text = str(event["data"].get("text") or "")
         self._copies[event["seq"]] = PageCopy(
@@ -83,7 +81,7 @@ class StreamsOnPage:
         does not reach where its text ends (the next checkpoint brings it)."""
         copy = self._copies.get(delta["seq"])
         if copy is None:
-            return None if delta["seq"] in self._final else delta
+            return delta
         end = delta["offset"] + len(delta["text"])
         if delta["offset"] > copy.length or end <= copy.length:
             return None
