@@ -23,6 +23,7 @@ from django.db import connections
 from sessions_app.core import lifecycle, sessions
 from tests.llm_server import LLMServer, ScriptedLLM
 from tests.processes import SharedServe, stop_or_fail
+from tests.slack_helpers import people_with_addresses, running_fake
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SERVE = SharedServe(ROOT / "test-output" / "e2e", start_timeout=90.0, stop_timeout=40.0)
@@ -387,3 +388,15 @@ def email_waiting_for_approval(llm, user, run_turn_in_thread, outbox):
         return turn, turn.approval_requests.get()
 
     return start
+
+
+@pytest.fixture
+def slack(settings):
+    """The loopback stand-in for Slack's Web API, with the app's Slack settings pointed at it."""
+    yield from running_fake(settings)
+
+
+@pytest.fixture
+def people(django_user_model, approver, user, other_user):
+    """carol and dave may decide; alice (the requester) may too; bob may not."""
+    return people_with_addresses(django_user_model, approver, user, other_user)

@@ -20,24 +20,12 @@ from tests.slack_helpers import (
     buttons,
     drop_queued_tasks,
     outcome,
-    people_with_addresses,
     run_slack_tasks,
-    running_fake,
     section,
     shown,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def slack(settings):
-    yield from running_fake(settings)
-
-
-@pytest.fixture
-def people(django_user_model, approver, user, other_user):
-    return people_with_addresses(django_user_model, approver, user, other_user)
 
 
 def test_it_posts_the_request_with_two_buttons(email_waiting_for_approval, slack, people):

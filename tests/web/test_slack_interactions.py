@@ -19,25 +19,13 @@ from tests.slack_helpers import (
     SECRET,
     buttons,
     outcome,
-    people_with_addresses,
     post_signed,
     run_slack_tasks,
-    running_fake,
     shown,
     signed_press,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
-
-
-@pytest.fixture
-def slack(settings):
-    yield from running_fake(settings)
-
-
-@pytest.fixture
-def people(django_user_model, approver, user, other_user):
-    return people_with_addresses(django_user_model, approver, user, other_user)
 
 
 @pytest.fixture
